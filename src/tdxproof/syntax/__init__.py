@@ -1,0 +1,1 @@
+"""Text to surface AST. The only package that imports lark."""

@@ -295,6 +295,23 @@ class ConstDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigDecl:
+    """`config NAME: TYPE = DEFAULT;` a build-time option (Kconfig, module parameter,
+    fault injection) that the policy may change with `set NAME = VALUE;`."""
+    name: str
+    type: "TypeExpr"
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class SetDecl:
+    name: str
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class EnumDecl:
     name: str
     members: tuple[str, ...]
@@ -407,7 +424,7 @@ class ExpectDecl:
     span: Span = _span()
 
 
-Decl = (Import | Cpus | Packages | ConstDecl | EnumDecl | VarDecl | PredicateDecl | FnDecl
+Decl = (Import | Cpus | Packages | ConstDecl | ConfigDecl | SetDecl | EnumDecl | VarDecl | PredicateDecl | FnDecl
         | LockClassDecl | LockDecl | KthreadDecl | ActorDecl | PropertyDecl | ExpectDecl)
 
 

@@ -47,6 +47,12 @@ class Build(Transformer):
     def const_decl(self, meta, c):
         return A.ConstDecl(str(c[0]), c[1], self._tspan(c[0]))
 
+    def config_decl(self, meta, c):
+        return A.ConfigDecl(str(c[0]), c[1], c[2], self._tspan(c[0]))
+
+    def set_decl(self, meta, c):
+        return A.SetDecl(str(c[0]), c[1], self._tspan(c[0]))
+
     def enum_decl(self, meta, c):
         return A.EnumDecl(str(c[0]), tuple(str(t) for t in c[1:]),
                           tuple(self._tspan(t) for t in c[1:]), self._tspan(c[0]))

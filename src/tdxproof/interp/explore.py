@@ -1,0 +1,180 @@
+"""Breadth-first exploration of every interleaving.
+
+For each property: the shortest violating schedule (BFS order), or, when the
+whole state space was explored, "holds (exhaustive, N=…)"; cover goals are
+covered (with the shortest schedule) or unreachable. Where each property is
+observed is fixed in NOTE(observation) of model/ir.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tdxproof.interp.evaluate import compile_expr
+from tdxproof.interp.program import ModelError, Program
+from tdxproof.interp.state import State, StateEnv, initial_states
+from tdxproof.interp.step import Blocked, Outcome, deadlocked, run_context
+from tdxproof.model import ir
+from tdxproof.results import Schedule, Step
+
+
+@dataclass
+class Found:
+    schedule: Schedule
+    detail: str = ""
+
+
+@dataclass
+class Exploration:
+    states: int
+    complete: bool            # the whole state space was explored
+    violations: dict[str, Found] = field(default_factory=dict)   # invariant/event/deadlock
+    covered: dict[str, Found] = field(default_factory=dict)
+    seconds: float = 0.0
+    max_depth: int = 0
+    model_error: tuple[ModelError, Schedule] | None = None
+
+
+class _Search:
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.index: dict[State, int] = {}
+        self.parent: list[tuple[int, int, str | None]] = []
+        self.depth: list[int] = []
+
+    def schedule_to(self, idx: int, extra: Step | None = None) -> Schedule:
+        steps: list[Step] = []
+        while self.parent[idx][0] >= 0:
+            p, ci, choice = self.parent[idx]
+            steps.append(Step(self.prog.contexts[ci].name, choice))
+            idx = p
+        init = self.parent[idx][1]
+        steps.reverse()
+        if extra is not None:
+            steps.append(extra)
+        return Schedule(init, tuple(steps))
+
+
+def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None = None,
+            stop_early: bool = False, progress: Callable[[int, int], None] | None = None) -> Exploration:
+    """Explore all reachable states of `prog` (bounded by `max_states`)."""
+    t0 = time.monotonic()
+    model = prog.model
+    props = [p for p in model.properties if want is None or p.name in want]
+    quiescent = model.predicate("quiescent")
+    q_fn = compile_expr(prog, quiescent.expr) if quiescent is not None else None
+    invariants = [(p, compile_expr(prog, p.expr)) for p in props
+                  if p.kind is ir.PropKind.INVARIANT and p.expr is not None]
+    covers = [(p, compile_expr(prog, p.expr)) for p in props if p.kind is ir.PropKind.COVER and p.expr is not None]
+    deadlock_props = [p for p in props if p.kind is ir.PropKind.DEADLOCK]
+    event_names = {p.name for p in props if p.kind is ir.PropKind.EVENT}
+    prop_names = [p.name for p in model.properties]
+
+    search = _Search(prog)
+    result = Exploration(states=0, complete=False)
+    queue: deque[int] = deque()
+    states: list[State] = []
+    for k, s in enumerate(initial_states(prog)):
+        if s not in search.index:
+            search.index[s] = len(states)
+            states.append(s)
+            search.parent.append((-1, k, None))
+            search.depth.append(0)
+            queue.append(len(states) - 1)
+
+    pending = {p.name for p in props if p.kind is not ir.PropKind.STATIC}
+
+    def observe(idx: int, s: State) -> None:
+        env = StateEnv(prog, s)
+        quiet = None
+        for p, fn in invariants:
+            if p.name in result.violations:
+                continue
+            if p.observe is ir.Observe.QUIESCENT:
+                if quiet is None:
+                    quiet = bool(q_fn(env)) if q_fn else True
+                if not quiet:
+                    continue
+            if not fn(env):
+                result.violations[p.name] = Found(search.schedule_to(idx))
+                pending.discard(p.name)
+        for p, fn in covers:
+            if p.name in result.covered:
+                continue
+            if p.observe is ir.Observe.QUIESCENT:
+                if quiet is None:
+                    quiet = bool(q_fn(env)) if q_fn else True
+                if not quiet:
+                    continue
+            if fn(env):
+                result.covered[p.name] = Found(search.schedule_to(idx))
+                pending.discard(p.name)
+
+    for idx in list(queue):
+        observe(idx, states[idx])
+
+    try:
+        while queue:
+            if stop_early and not pending:
+                break
+            idx = queue.popleft()
+            s = states[idx]
+            blocked: dict[int, frozenset[int] | None] = {}
+            for ci in range(len(prog.contexts)):
+                try:
+                    res = run_context(prog, s, ci)
+                except ModelError as exc:
+                    step = Step(prog.contexts[ci].name, None)
+                    result.model_error = (exc, search.schedule_to(idx, step))
+                    raise
+                if isinstance(res, Blocked):
+                    blocked[ci] = res.waits
+                    continue
+                if isinstance(res, str):
+                    continue
+                for out in res:
+                    for ev in out.events:
+                        name = prop_names[ev]
+                        if name in event_names and name not in result.violations:
+                            result.violations[name] = Found(search.schedule_to(
+                                idx, Step(prog.contexts[ci].name, out.choice)))
+                            pending.discard(name)
+                    ns = out.state
+                    if ns in search.index:
+                        continue
+                    if len(states) >= max_states:
+                        raise _Limit
+                    nidx = len(states)
+                    search.index[ns] = nidx
+                    states.append(ns)
+                    search.parent.append((idx, ci, out.choice))
+                    d = search.depth[idx] + 1
+                    search.depth.append(d)
+                    result.max_depth = max(result.max_depth, d)
+                    queue.append(nidx)
+                    observe(nidx, ns)
+            if blocked and deadlock_props:
+                dead = deadlocked(s, blocked)
+                if dead:
+                    for p in deadlock_props:
+                        if p.name not in result.violations:
+                            names = ", ".join(prog.contexts[j].name for j in sorted(dead))
+                            result.violations[p.name] = Found(search.schedule_to(idx), f"stuck: {names}")
+                            pending.discard(p.name)
+            if progress is not None and len(states) % 50_000 < 8:
+                progress(len(states), search.depth[idx])
+        result.complete = not queue
+    except _Limit:
+        result.complete = False
+    except ModelError:
+        result.complete = False
+    result.states = len(states)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+class _Limit(Exception):
+    pass

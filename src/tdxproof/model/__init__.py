@@ -1,0 +1,1 @@
+"""Surface AST to typed model (IR)."""

@@ -1,0 +1,121 @@
+"""Verdicts, schedules and results: plain frozen data, no solver objects.
+
+A `Schedule` names which context moved at each step and which nondeterministic
+choice it made; it holds no states. States come only from `interp.replay`, so
+every witness shown has been replayed by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tdxproof.source import Span
+
+
+class Verdict(Enum):
+    PROVED = "proved"                  # an unbounded proof whose certificate was re-checked
+    HOLDS_UP_TO_DEPTH = "bounded"      # no violation in any schedule of <= depth steps
+    HOLDS_EXHAUSTIVE = "exhaustive"    # no violation in any reachable state (explicit search, fixed N)
+    HOLDS_STATIC = "static"            # a static check of the call graph found nothing
+    VIOLATED = "violated"              # a replayed schedule reaches a violation
+    COVERED = "covered"                # a replayed schedule reaches the cover goal
+    UNREACHABLE = "unreachable"        # no reachable state satisfies the cover goal (exhaustive)
+    UNKNOWN = "unknown"                # no verdict (timeout, state limit)
+
+
+HOLDING = {Verdict.PROVED, Verdict.HOLDS_UP_TO_DEPTH, Verdict.HOLDS_EXHAUSTIVE, Verdict.HOLDS_STATIC}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    context: str               # `vt_init`, `hotplug`, `cpuhp/2`
+    choice: str | None = None  # `fails`, `c=2`, `branch 1`, `x=3`
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    init: int                  # index of the initial state in the model's canonical order
+    steps: tuple[Step, ...]
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticWitness:
+    """A call chain from an entry point to an offending statement."""
+    chain: tuple[str, ...]
+    what: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyResult:
+    name: str
+    kind: str
+    verdict: Verdict
+    engine: str
+    cpus: int
+    schedule: Schedule | None = None
+    static: StaticWitness | None = None
+    states: int = 0            # explicit engine: states explored
+    depth: int = 0
+    reason: str = ""           # unknown: why
+    expected: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict in (Verdict.VIOLATED, Verdict.COVERED):
+            assert self.schedule is not None or self.static is not None, "a violation needs a witness"
+        assert self.verdict is not Verdict.PROVED, "no unbounded engine yet"
+
+    @property
+    def holds(self) -> bool:
+        return self.verdict in HOLDING
+
+    @property
+    def meets_expectation(self) -> bool | None:
+        if self.expected is None:
+            return None
+        if self.verdict is Verdict.UNKNOWN:
+            return None
+        want = {"holds": self.holds, "violated": self.verdict is Verdict.VIOLATED,
+                "covered": self.verdict is Verdict.COVERED,
+                "unreachable": self.verdict is Verdict.UNREACHABLE}
+        return want[self.expected]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    policy: str
+    cpus: int
+    engine: str
+    results: tuple[PropertyResult, ...]
+    states: int = 0
+    complete: bool = True
+    stats: dict = field(default_factory=dict, compare=False)
+
+
+class ExitCode(Enum):
+    HOLDS = 0
+    VIOLATED = 1
+    USAGE = 2
+    UNKNOWN = 3
+    INTERNAL = 4
+    INTERRUPTED = 130
+
+
+def exit_code(results: tuple[PropertyResult, ...], *, check_expectations: bool = False) -> ExitCode:
+    """Precedence 1 > 3 > 0 (4 and 130 are decided by the caller): a real violation
+    outranks an unknown. In `check` mode, a verdict that differs from `expect` is 1."""
+    if check_expectations:
+        if any(r.meets_expectation is False for r in results):
+            return ExitCode.VIOLATED
+        if any(r.verdict is Verdict.UNKNOWN for r in results):
+            return ExitCode.UNKNOWN
+        return ExitCode.HOLDS
+    if any(r.verdict is Verdict.VIOLATED for r in results):
+        return ExitCode.VIOLATED
+    if any(r.verdict is Verdict.UNKNOWN for r in results):
+        return ExitCode.UNKNOWN
+    return ExitCode.HOLDS

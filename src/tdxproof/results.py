@@ -51,6 +51,28 @@ class StaticWitness:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceRow:
+    """One transition of a replayed witness, in the policy's vocabulary."""
+    step: int                  # 1-based
+    context: str
+    cpu: int
+    function: str              # innermost function that is not a lock operation
+    span: Span | None          # the transition's first statement
+    text: str                  # its source text
+    changes: tuple[str, ...]   # `online[1] = true`, `takes cpu_hotplug_lock (read)`
+    waits: str | None = None   # set when the context is blocked after this step
+    violation: str | None = None
+    statements: tuple[tuple[str, str], ...] = ()   # every statement: (function, source text)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    rows: tuple[TraceRow, ...]
+    contexts: tuple[tuple[str, int], ...]   # (name, home CPU) in order of appearance
+    final: tuple[str, ...]                  # the state that breaks the property, lockdep report
+
+
+@dataclass(frozen=True, slots=True)
 class PropertyResult:
     name: str
     kind: str
@@ -63,6 +85,9 @@ class PropertyResult:
     depth: int = 0
     reason: str = ""           # unknown: why
     expected: str | None = None
+    doc: str | None = None
+    observe: str = "every"
+    trace: Trace | None = None
 
     def __post_init__(self) -> None:
         if self.verdict in (Verdict.VIOLATED, Verdict.COVERED):

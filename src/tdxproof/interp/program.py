@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tdxproof.model import ir
-from tdxproof.model.wellformed import sub_exprs, walk_exprs
+from tdxproof.model.wellformed import sub_exprs, walk_exprs, walk_stmts
 from tdxproof.source import Span
 
 # opcodes
@@ -55,6 +55,8 @@ class Instr:
     alt: int = -1          # loop advance: the body's first pc
     uses: frozenset[int] = frozenset()
     defs: frozenset[int] = frozenset()
+    local: bool = False    # touches only the context's own state: never a block boundary
+    result_local: bool = True  # CALL: the result (if any) goes to a local
 
 
 @dataclass
@@ -159,6 +161,9 @@ class Program:
         self._block(body)
         code.instrs.append(Instr(END, fn.span if fn else None))
         self._resolve_jumps(code)
+        for ins in code.instrs:
+            ins.local = ins.op not in (AWAIT, REQUIRE, ATOMIC, IPI_ENTER, CALLIN, CALLWAIT) and \
+                getattr(ins, "_pure", False)
         self._liveness(code)
         return code
 
@@ -169,6 +174,9 @@ class Program:
         return slot
 
     def _emit(self, ins: Instr) -> Instr:
+        stmt = getattr(self, "_stmt_now", None)
+        if stmt is not None and ins.op not in (JUMP, IPI_EXIT, END):
+            ins._pure = _pure_stmt(stmt)  # type: ignore[attr-defined]
         self._cur.instrs.append(ins)
         return ins
 
@@ -177,13 +185,18 @@ class Program:
 
     def _block(self, stmts: tuple[ir.Stmt, ...]) -> None:
         for s in stmts:
+            saved = getattr(self, "_stmt_now", None)
+            self._stmt_now = s
             self._stmt(s)
+            self._stmt_now = saved
 
     def _stmt(self, s: ir.Stmt) -> None:
         from tdxproof.interp.evaluate import compile_expr, compile_writer
 
         E = lambda e: compile_expr(self, e)  # noqa: E731
         uses = _uses(s)
+        if isinstance(s, ir.Atomic):
+            uses = frozenset().union(*(_uses(x) for x in walk_stmts(s.body)))
         match s:
             case ir.Assign(target=t, value=ir.AnyValue(type=ty)):
                 self._emit(Instr(ANY, s.span, s.sid, a=compile_writer(self, t), b=_domain(self, ty),
@@ -195,7 +208,8 @@ class Program:
                 static = self.fn_code[callee.index] if isinstance(callee, ir.FnRef) else None
                 self._emit(Instr(CALL, s.span, s.sid, a=static, b=E(callee), c=[E(x) for x in args],
                                  d=compile_writer(self, res) if res is not None else None, uses=uses,
-                                 defs=_defs(res) if res is not None else frozenset()))
+                                 defs=_defs(res) if res is not None else frozenset(),
+                                 result_local=res is None or isinstance(res, ir.LocalRef)))
             case ir.Call(callee=callee, args=args, result=res, kthread=k, kthread_cpu=kc):
                 slot = self._hidden(f"<{k.name} target>")
                 self._emit(Instr(CALLIN, s.span, s.sid, a=E(callee), b=[E(x) for x in args],
@@ -400,3 +414,36 @@ def _defs_deep(s: ir.Stmt) -> frozenset[int]:
     if isinstance(s, ir.If):
         return frozenset().union(*(_defs_deep(x) for x in s.then + s.other))
     return frozenset()
+
+
+def _reads_shared(e: ir.Expr) -> bool:
+    for x in sub_exprs(e):
+        if isinstance(x, (ir.VarRef, ir.FieldRef, ir.PredRef)):
+            return True
+        if isinstance(x, ir.Builtin) and x.op is ir.BuiltinOp.HOLDERS:
+            return True
+    return False
+
+
+def _pure_stmt(s: ir.Stmt) -> bool:
+    """The statement itself reads and writes only the context's own state (its
+    locals, control state, held locks, current CPU). Nested blocks do not count."""
+    match s:
+        case ir.Assign(target=t, value=v):
+            return isinstance(t, ir.LocalRef) and (isinstance(v, ir.AnyValue) or not _reads_shared(v))
+        case ir.Call(kthread=None, callee=c, args=args, result=res):
+            return not _reads_shared(c) and not any(_reads_shared(a) for a in args) and \
+                (res is None or isinstance(res, ir.LocalRef))
+        case ir.If(cond=c):
+            return not _reads_shared(c)
+        case ir.Choice():
+            return True
+        case ir.Return(value=v):
+            return v is None or not _reads_shared(v)
+        case ir.Check(cond=c):
+            return not _reads_shared(c)
+        case ir.ForCpu(where=w) | ir.Pick(where=w):
+            return w is None or not _reads_shared(w)
+        case ir.ForRange(lo=lo, hi=hi):
+            return not _reads_shared(lo) and not _reads_shared(hi)
+    return False

@@ -194,6 +194,50 @@ def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Mac
 
 
 def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
+    """One transition of context `ci`: one statement, then every following
+    statement that touches only the context's own state (NOTE(steps) in
+    program.py). The choice label joins the choices made on the way."""
+    first = run_statement(prog, state, ci)
+    if not isinstance(first, list):
+        return first
+    done: list[Outcome] = []
+    work = list(first)
+    while work:
+        out = work.pop()
+        if not _next_is_local(prog, out.state, ci):
+            done.append(out)
+            continue
+        more = run_statement(prog, out.state, ci)
+        if not isinstance(more, list):
+            done.append(out)
+            continue
+        for nxt in more:
+            choice = out.choice if nxt.choice is None else (nxt.choice if out.choice is None
+                                                            else f"{out.choice}, {nxt.choice}")
+            work.append(Outcome(choice, nxt.state, out.events + nxt.events, out.span))
+    done.reverse()
+    return done
+
+
+def _next_is_local(prog: Program, state: State, ci: int) -> bool:
+    frames, _, _, status, _ = state[1][ci]
+    if status != RUN or not frames:
+        return False
+    top = frames[-1]
+    ins = prog.codes[top[0]].instrs[top[1]]
+    if not ins.local:
+        return False
+    if ins.op == RETURN:
+        # returning from the work of a kthread, or into a global, is visible
+        if len(frames) < 2:
+            return False
+        caller = frames[-2]
+        return prog.codes[caller[0]].instrs[caller[1] - 1].result_local
+    return True
+
+
+def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
+    """Exactly one statement of context `ci` (the semantics' unit step)."""
     ctx = state[1][ci]
     frames, _, _, status, _ = ctx
     if status != RUN or not frames:

@@ -32,6 +32,8 @@ TOKEN_WORDS: dict[str, str] = {
 HINTS: tuple[tuple[str, str, str], ...] = (
     ("=", "EQOP", "use `==` to compare; `=` assigns"),
     ("=", "LBRACE", "use `==` to compare; `=` assigns"),
+    ("cpu", "LPAR", "a quantifier inside `&&`, `||` or a comparison needs parentheses: "
+                    "`a && (exists cpu c: ...)`"),
     ("{", "STRING", "`atomic` needs a string citing the kernel mechanism that makes it atomic, "
                     "e.g. atomic \"raw_spin_lock(&lock->wait_lock)\" { ... }"),
 )

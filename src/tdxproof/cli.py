@@ -1,0 +1,183 @@
+"""The command line. The only module that prints results or chooses exit codes.
+
+Exit codes: 0 every selected property holds, 1 a property is violated, 2 bad
+input or usage, 3 unknown (state limit without a verdict), 4 internal error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import replace
+
+import click
+
+from tdxproof.diagnostics import InternalError, PolicyError, render_text
+from tdxproof.results import ExitCode, RunResult, Verdict, exit_code
+
+EXIT_HELP = """\b
+Exit codes:
+  0    every selected property holds (proved, exhaustive or bounded)
+  1    a property is violated
+  2    bad input or usage
+  3    unknown: no verdict within the limits
+  4    internal error (a witness that does not replay is one)
+  130  interrupted
+"""
+
+
+class UsageFailure(click.ClickException):
+    exit_code = 2
+
+
+@click.group(epilog=EXIT_HELP)
+@click.version_option(package_name="tdxproof")
+def cli() -> None:
+    """tdxproof: check CPU-hotplug and locking protocols of the Linux kernel."""
+
+
+def _lower(path: str, cpus: int | None):
+    from tdxproof.model.lower import lower_policy
+
+    model, loaded, warnings = lower_policy(path, cpus=cpus)
+    if warnings:
+        click.echo(render_text(warnings, loaded.sources), err=True)
+    return model, loaded
+
+
+@cli.command(epilog=EXIT_HELP)
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs (overrides the policy's `cpus`).")
+@click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
+@click.option("--engine", type=click.Choice(["auto", "explicit"]), default="auto", show_default=True,
+              help="`explicit`: exhaustive search on the reference interpreter. The SMT engines "
+                   "(bmc, kind, pdr) are not built yet; `auto` uses explicit.")
+@click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
+              help="Stop the explicit search after this many states (verdicts become unknown).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--verbose", is_flag=True, help="Show every statement of every step, not only kernel-level events.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
+def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, max_states: int,
+           fmt: str, verbose: bool, debug: bool) -> None:
+    """Check every property of POLICY; print a verdict for each and the shortest
+    schedule that breaks each violated one."""
+    sys.exit(_run(lambda: _verify(policy, cpus, properties, max_states, fmt, verbose), debug))
+
+
+def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], max_states: int, fmt: str,
+            verbose: bool) -> int:
+    from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
+    from tdxproof.engines.trace import build_trace
+    from tdxproof.interp.program import Program
+    from tdxproof.render.json import render_json
+    from tdxproof.render.text import render_summary, render_witness
+
+    model, loaded = _lower(policy, cpus)
+    known = {p.name for p in model.properties}
+    for name in properties:
+        if name not in known:
+            from tdxproof.diagnostics import did_you_mean
+            hint = did_you_mean(name, known)
+            raise UsageFailure(f"unknown property `{name}`" + (f"; {hint}" if hint else ""))
+    progress = _progress() if sys.stderr.isatty() else None
+    try:
+        run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
+                              progress=progress)
+    except ModelErrorAt as exc:
+        from tdxproof.diagnostics import Diagnostic, Note, Severity
+        span = exc.error.span or model.actors[0].span
+        diag = Diagnostic(Severity.ERROR, "E420", exc.error.message, span,
+                          (Note(f"reached after {len(exc.schedule)} steps of "
+                                f"{', '.join(sorted({s.context for s in exc.schedule.steps}))}"),))
+        raise PolicyError([diag]) from None
+    finally:
+        if progress is not None:
+            click.echo("\r\033[K", nl=False, err=True)
+    prog = Program(model, run.cpus)
+    docs = {p.name: p for p in model.properties}
+    results = []
+    for r in run.results:
+        p = docs[r.name]
+        trace = build_trace(prog, p, r.schedule) if r.schedule is not None else None
+        results.append(replace(r, doc=p.doc, observe=p.observe.value, trace=trace))
+    run = replace(run, results=tuple(results))
+    if fmt == "json":
+        click.echo(render_json(run))
+    else:
+        click.echo(render_summary(run, engine_note=" (reference interpreter, exhaustive search)"))
+        for r in run.results:
+            if r.verdict in (Verdict.VIOLATED,):
+                click.echo("")
+                click.echo(render_witness(r, verbose=verbose))
+    return exit_code(run.results).value
+
+
+def _progress():
+    start = time.monotonic()
+
+    def show(states: int, depth: int) -> None:
+        if time.monotonic() - start > 1.0:
+            click.echo(f"\r\033[Kexplicit search: {states:,} states, depth {depth}, "
+                       f"{time.monotonic() - start:.0f} s", nl=False, err=True)
+    return show
+
+
+@cli.command(epilog=EXIT_HELP)
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--cpus", type=click.IntRange(1, 64))
+@click.option("--debug", is_flag=True)
+def show(policy: str, cpus: int | None, debug: bool) -> None:
+    """Print the model summary of POLICY: state, locks, cpuhp states, contexts,
+    properties (and where each is observed), every `atomic` with its mechanism."""
+    from tdxproof.render.show import render_model
+
+    def run() -> int:
+        model, _ = _lower(policy, cpus)
+        click.echo(render_model(model))
+        return 0
+    sys.exit(_run(run, debug))
+
+
+def _run(fn, debug: bool) -> int:
+    try:
+        return fn()
+    except PolicyError as exc:
+        click.echo(render_text(exc.diagnostics, getattr(exc, "sources", {})), err=True)
+        n = sum(1 for d in exc.diagnostics if d.severity.value == "error")
+        click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
+        return ExitCode.USAGE.value
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.USAGE.value
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        return ExitCode.INTERRUPTED.value
+    except InternalError as exc:
+        click.echo(f"internal error: {exc} (please report)", err=True)
+        if debug:
+            traceback.print_exc()
+        return ExitCode.INTERNAL.value
+    except Exception as exc:  # noqa: BLE001 - our bug, never "violated"
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (please report; --debug shows more)", err=True)
+        if debug:
+            traceback.print_exc()
+        return ExitCode.INTERNAL.value
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED.value)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE.value)
+    except KeyboardInterrupt:
+        sys.exit(ExitCode.INTERRUPTED.value)
+
+
+if __name__ == "__main__":
+    main()

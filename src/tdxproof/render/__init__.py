@@ -1,0 +1,1 @@
+"""Results to text, JSON and Markdown. No z3, lark or click here."""

@@ -1,0 +1,112 @@
+"""Human-readable verdicts and kernel-style interleaving tables."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tdxproof.results import PropertyResult, RunResult, Trace, Verdict
+
+COL = 38
+
+
+def verdict_words(r: PropertyResult) -> str:
+    """The fixed user vocabulary (house style §0.8)."""
+    match r.verdict:
+        case Verdict.PROVED:
+            return "proved"
+        case Verdict.HOLDS_UP_TO_DEPTH:
+            return f"holds up to depth {r.depth}"
+        case Verdict.HOLDS_EXHAUSTIVE:
+            return f"holds (exhaustive, N={r.cpus})"
+        case Verdict.HOLDS_STATIC:
+            return "holds (static, call graph)"
+        case Verdict.VIOLATED:
+            return f"violated ({len(r.schedule)} steps)" if r.schedule is not None else "violated (call chain)"
+        case Verdict.COVERED:
+            return f"covered ({len(r.schedule)} steps)" if r.schedule is not None else "covered"
+        case Verdict.UNREACHABLE:
+            return f"unreachable (exhaustive, N={r.cpus})"
+        case Verdict.UNKNOWN:
+            return f"unknown ({r.reason})"
+    raise AssertionError(r.verdict)
+
+
+def expect_words(r: PropertyResult) -> str:
+    ok = r.meets_expectation
+    if r.expected is None:
+        return ""
+    if ok is None:
+        return f"expect {r.expected}: undecided"
+    return f"expect {r.expected}: {'ok' if ok else 'MISMATCH'}"
+
+
+def render_summary(run: RunResult, *, engine_note: str = "") -> str:
+    done = "complete" if run.complete else "incomplete (state limit)"
+    lines = [f"{run.policy}: {run.cpus} CPUs, engine {run.engine}{engine_note}",
+             f"explored {run.states:,} states ({done})", ""]
+    width = max((len(r.name) for r in run.results), default=10) + 2
+    vw = max((len(verdict_words(r)) for r in run.results), default=10) + 2
+    for r in run.results:
+        lines.append(f"  {r.name:<{width}}{verdict_words(r):<{vw}}{expect_words(r)}".rstrip())
+    return "\n".join(lines)
+
+
+def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
+    title = {Verdict.VIOLATED: "violated", Verdict.COVERED: "covered"}.get(r.verdict, r.verdict.value)
+    head = f"── {r.name}: {title} "
+    out = [head + "─" * max(0, 78 - len(head))]
+    if r.doc:
+        out.append(f"{r.name}: {r.doc}")
+    if r.static is not None:
+        out.append("call chain: " + " -> ".join(r.static.chain))
+        out.append(f"  {r.static.span}: {r.static.what}")
+        return "\n".join(out)
+    if r.trace is None:
+        return "\n".join(out)
+    out.append(render_trace(r.trace, verbose=verbose))
+    if r.verdict is Verdict.VIOLATED:
+        where = {"quiescent": " (at a quiescent state)", "every": ""}.get(r.observe, "")
+        if r.kind == "deadlock":
+            out.append("deadlock: these contexts wait on each other forever:")
+        elif r.kind == "event":
+            out.append(f"the check of `{r.name}` fails at step {len(r.trace.rows)}")
+        else:
+            out.append(f"`{r.name}` is false after step {len(r.trace.rows)}{where}:")
+    elif r.verdict is Verdict.COVERED:
+        out.append(f"`{r.name}` is reached after step {len(r.trace.rows)}:")
+    for line in r.trace.final:
+        out.append(f"    {line}")
+    return "\n".join(out)
+
+
+def render_trace(trace: Trace, *, verbose: bool = False) -> str:
+    cols = [name for name, _ in trace.contexts]
+    index = {name: i for i, name in enumerate(cols)}
+    header = "step  " + " | ".join(f"{f'{name} (CPU {cpu})':<{COL}}" for name, cpu in trace.contexts)
+    lines = [header.rstrip(), "----  " + "-+-".join("-" * COL for _ in cols)]
+    for row in trace.rows:
+        cell: list[str] = []
+        if verbose:
+            for fn, text in row.statements:
+                cell.extend(_wrap(f"{fn}: {text}"))
+        elif row.changes or row.waits or row.violation:
+            cell.extend(_wrap(row.text if row.text.startswith(row.function) else f"{row.function}: {row.text}"))
+        else:
+            continue
+        for c in row.changes:
+            cell.extend(_wrap("  " + c))
+        if row.violation:
+            cell.extend(_wrap("  !! " + row.violation))
+        if row.waits:
+            cell.extend(_wrap("  .. " + row.waits))
+        col = index[row.context]
+        for n, text in enumerate(cell):
+            cells = [""] * len(cols)
+            cells[col] = text
+            prefix = f"{row.step:>4}  " if n == 0 else "      "
+            lines.append((prefix + " | ".join(f"{c:<{COL}}" for c in cells)).rstrip())
+    return "\n".join(lines)
+
+
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, COL, subsequent_indent="    ", break_long_words=True) or [""]

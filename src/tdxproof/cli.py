@@ -91,7 +91,9 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], max_stat
         diag = Diagnostic(Severity.ERROR, "E420", exc.error.message, span,
                           (Note(f"reached after {len(exc.schedule)} steps of "
                                 f"{', '.join(sorted({s.context for s in exc.schedule.steps}))}"),))
-        raise PolicyError([diag]) from None
+        err = PolicyError([diag])
+        err.sources = loaded.sources  # type: ignore[attr-defined]
+        raise err from None
     finally:
         if progress is not None:
             click.echo("\r\033[K", nl=False, err=True)

@@ -158,6 +158,8 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
                              _source_text(prog, site), tuple(changes), waits, violation,
                              _statements(prog, before, ci, step.choice)))
     final = _final(prog, prop, rep.states[-1])
+    if prop.kind is ir.PropKind.EVENT and schedule.steps:
+        final = _failed_check(prog, prop, rep.states[-2], rep.contexts[-1], schedule.steps[-1].choice)
     return Trace(tuple(rows), tuple(seen), tuple(final))
 
 
@@ -181,6 +183,37 @@ def _statements(prog: Program, state: State, ci: int, choice: str | None) -> tup
         s = pick.state
         first = False
     return tuple(out)
+
+
+def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choice: str | None) -> list[str]:
+    """Re-run the last transition statement by statement up to the failing check
+    and show the values its condition reads."""
+    from tdxproof.interp.step import _next_is_local
+    from tdxproof.model.wellformed import walk_stmts
+
+    idx = prog.prop_index[prop.name]
+    labels = [c.strip() for c in choice.split(",")] if choice else []
+    s, first = state, True
+    while first or _next_is_local(prog, s, ci):
+        res = run_statement(prog, s, ci)
+        if not isinstance(res, list) or not res:
+            break
+        pick = res[0]
+        if len(res) > 1:
+            want = labels.pop(0) if labels else None
+            pick = next((o for o in res if o.choice == want), res[0])
+        if idx in pick.events:
+            bodies = [f.body for f in prog.model.functions] + [a.body for a in prog.model.actors]
+            check = next((st for body in bodies for st in walk_stmts(body)
+                          if isinstance(st, ir.Check) and st.prop == prop.name and st.span == pick.span), None)
+            lines = [f"at {pick.span}: {_source_text(prog, pick.span)}"]
+            if check is not None:
+                shown: set[str] = set()
+                for e in sub_exprs(check.cond):
+                    _show_var(prog, e, s, lines, shown)
+            return lines
+        s, first = pick.state, False
+    return []
 
 
 def _final(prog: Program, prop: ir.Property, state: State) -> list[str]:

@@ -194,27 +194,37 @@ def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Mac
 
 
 def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
-    """One transition of context `ci`: one statement, then every following
-    statement that touches only the context's own state (NOTE(steps) in
+    """One transition of context `ci`: the statements that touch only the
+    context's own state, up to and including one statement that touches shared
+    state (or can block), and the local ones after it (NOTE(steps) in
     program.py). The choice label joins the choices made on the way."""
+    first_local = _next_is_local(prog, state, ci)
     first = run_statement(prog, state, ci)
     if not isinstance(first, list):
         return first
     done: list[Outcome] = []
-    work = list(first)
+    work = [(out, not first_local) for out in first]
     while work:
-        out = work.pop()
-        if not _next_is_local(prog, out.state, ci):
+        out, visible_done = work.pop()
+        if visible_done and not _next_is_local(prog, out.state, ci):
             done.append(out)
             continue
+        now_local = _next_is_local(prog, out.state, ci)
         more = run_statement(prog, out.state, ci)
         if not isinstance(more, list):
-            done.append(out)
+            if visible_done:
+                done.append(out)
+            elif isinstance(more, str):
+                done.append(out)          # e.g. a `require` that does not hold yet: stop here
+            else:
+                done.append(out)
             continue
         for nxt in more:
             choice = out.choice if nxt.choice is None else (nxt.choice if out.choice is None
                                                             else f"{out.choice}, {nxt.choice}")
-            work.append(Outcome(choice, nxt.state, out.events + nxt.events, out.span))
+            span = out.span if visible_done or now_local else nxt.span
+            work.append((Outcome(choice, nxt.state, out.events + nxt.events, span),
+                         visible_done or not now_local))
     done.reverse()
     return done
 

@@ -1,0 +1,108 @@
+"""The command line through click's runner: exit codes and output shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tdxproof.cli import cli
+
+HOLDS = """
+import "kernel-6.16.tdx";
+cpus 2;
+var x: int[0..3] = 0;
+actor a { x = 1; }
+invariant small: x < 2;
+"""
+VIOLATED = HOLDS.replace("x < 2", "x < 1")
+
+
+def run(tmp_path, text, *args):
+    f = tmp_path / "p.tdx"
+    f.write_text(text)
+    r = CliRunner().invoke(cli, ["verify", str(f), *args], catch_exceptions=False)
+    return r
+
+
+def test_exit_0_when_every_property_holds(tmp_path):
+    r = run(tmp_path, HOLDS)
+    assert r.exit_code == 0, r.output
+    assert "holds (exhaustive, N=2)" in r.stdout
+
+
+def test_exit_1_when_a_property_is_violated_and_the_witness_is_printed(tmp_path):
+    r = run(tmp_path, VIOLATED)
+    assert r.exit_code == 1
+    assert "small" in r.stdout and "violated (1 steps)" in r.stdout
+    assert "x = 1" in r.stdout
+
+
+def test_exit_2_on_bad_input_and_on_bad_usage(tmp_path):
+    assert run(tmp_path, "var x: bool = 1;").exit_code == 2
+    assert run(tmp_path, HOLDS, "--cpus", "0").exit_code == 2
+    assert run(tmp_path, HOLDS, "--property", "smal").exit_code == 2
+
+
+def test_exit_3_when_the_state_limit_stops_the_search(tmp_path):
+    r = run(tmp_path, HOLDS, "--max-states", "1")
+    assert r.exit_code == 3
+    assert "unknown (state limit" in r.stdout
+
+
+def test_exit_4_on_an_internal_error(tmp_path, monkeypatch):
+    import tdxproof.engines.explicit as explicit
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated bug")
+    monkeypatch.setattr(explicit, "verify_explicit", boom)
+    r = run(tmp_path, HOLDS)
+    assert r.exit_code == 4 and "internal error" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_exit_130_when_interrupted(tmp_path, monkeypatch):
+    import tdxproof.engines.explicit as explicit
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(explicit, "verify_explicit", interrupted)
+    assert run(tmp_path, HOLDS).exit_code == 130
+
+
+def test_cli_overrides_the_number_of_cpus(tmp_path):
+    r = run(tmp_path, HOLDS, "--cpus", "3")
+    assert "3 CPUs" in r.stdout and "N=3" in r.stdout
+
+
+def test_json_output_is_versioned_and_carries_the_witness(tmp_path):
+    r = run(tmp_path, VIOLATED, "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "tdxproof.verify/1"
+    small = next(x for x in doc["results"] if x["name"] == "small")
+    assert small["verdict"] == "violated"
+    assert small["witness"]["steps"] == [{"context": "a", "choice": None}]
+    assert small["witness"]["rows"][0]["changes"] == ["x = 1", "finishes"]
+
+
+def test_output_is_deterministic(tmp_path):
+    a = run(tmp_path, VIOLATED).stdout
+    b = run(tmp_path, VIOLATED).stdout
+    assert a == b
+
+
+def test_show_prints_the_model_summary(tmp_path):
+    f = tmp_path / "p.tdx"
+    f.write_text(HOLDS)
+    r = CliRunner().invoke(cli, ["show", str(f)], catch_exceptions=False)
+    assert r.exit_code == 0
+    for needle in ("online[cpu]: bool", "percpu_rw_semaphore", "cpuhp states (in order)", "kthread cpuhp/c",
+                   "small (invariant, at every step)", "no-deadlock (deadlock, in every state",
+                   "atomic_xchg(&sem->block, 1)"):
+        assert needle in r.stdout, needle
+
+
+@pytest.mark.parametrize("args", [["--help"], ["verify", "--help"]])
+def test_help_documents_the_exit_codes(args):
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0 and "130" in r.output and "internal error" in r.output

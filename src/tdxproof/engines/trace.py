@@ -145,6 +145,9 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
         out = rep.outcomes[k]
         if prop.kind is ir.PropKind.EVENT and prog.prop_index[prop.name] in out.events and k == len(schedule) - 1:
             violation = f"check {prop.name} fails"
+        if prop.kind is ir.PropKind.ORDER and prog.prop_index[prop.name] in out.events and k == len(schedule) - 1:
+            first, second = prop.forbidden
+            violation = f"takes {first} while holding {second}"
         waits = None
         res = run_context(prog, after, ci)
         if isinstance(res, Blocked):

@@ -70,7 +70,7 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                   if p.kind is ir.PropKind.INVARIANT and p.expr is not None]
     covers = [(p, compile_expr(prog, p.expr)) for p in props if p.kind is ir.PropKind.COVER and p.expr is not None]
     deadlock_props = [p for p in props if p.kind is ir.PropKind.DEADLOCK]
-    event_names = {p.name for p in props if p.kind is ir.PropKind.EVENT}
+    event_names = {p.name for p in props if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER)}
     prop_names = [p.name for p in model.properties]
 
     search = _Search(prog)

@@ -107,6 +107,12 @@ class Program:
         self.lock_names = [lk.name for lk in model.locks]
         self.lock_index = {lk.name: lk.index for lk in model.locks}
         self.prop_index = {p.name: i for i, p in enumerate(model.properties)}
+        # order rules: taking lock `first` while holding `second` breaks property `prop`
+        self.order_rules: dict[int, list[tuple[int, int]]] = {}
+        for p in model.properties:
+            if p.kind is ir.PropKind.ORDER:
+                first, second = (self.lock_index[n] for n in p.forbidden)
+                self.order_rules.setdefault(first, []).append((second, self.prop_index[p.name]))
         # ---- context numbering: actor copies first, then one kthread per CPU
         self.kthread_base: dict[str, int] = {}
         base = sum(a.copies for a in model.actors)

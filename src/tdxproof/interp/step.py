@@ -417,7 +417,11 @@ def _run_atomic(m: Machine, body: list[tuple]) -> None:
         elif kind == "if":
             _run_atomic(m, item[2] if item[1](m) else item[3])
         elif kind == "hold":
-            m.held_l.append((item[1](m), item[2]))
+            lock = item[1](m)
+            for second, prop in m.prog.order_rules.get(lock, ()):
+                if m.held(second, None):  # lockdep's view: cpuhp/c holds cpu_hotplug_lock
+                    m.events.append(prop)
+            m.held_l.append((lock, item[2]))
         elif kind == "unhold":
             entry = (item[1](m), item[2])
             if entry not in m.held_l:

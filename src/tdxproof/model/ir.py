@@ -15,6 +15,7 @@ NOTE(observation): where each kind of property is observed, for every engine.
   event                   each execution of a `check NAME: cond` statement, in the state
                           before that step; violated when cond is false there
   deadlock                every reachable state (see NOTE(deadlock) in interp/step.py)
+  order A before B        each step that takes A (any mode) in a context holding B
   static                  the call graph, without executing anything
 """
 
@@ -525,6 +526,7 @@ class PropKind(Enum):
     EVENT = "event"
     DEADLOCK = "deadlock"
     STATIC = "static"
+    ORDER = "order"      # `order P: A before B;` no context takes A while holding B (lockdep)
 
 
 class Observe(Enum):

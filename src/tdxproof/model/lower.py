@@ -32,6 +32,7 @@ VERDICTS = {
     ir.PropKind.EVENT: ("holds", "violated"),
     ir.PropKind.DEADLOCK: ("holds", "violated"),
     ir.PropKind.STATIC: ("holds", "violated"),
+    ir.PropKind.ORDER: ("holds", "violated"),
     ir.PropKind.COVER: ("covered", "unreachable"),
 }
 
@@ -416,7 +417,8 @@ class Lowerer:
         if self.prop_decls.get(it.name) is not it:
             return
         kind = ir.PropKind(it.kind)
-        observe = {ir.PropKind.EVENT: ir.Observe.EVENT, ir.PropKind.STATIC: ir.Observe.STATIC}.get(
+        observe = {ir.PropKind.EVENT: ir.Observe.EVENT, ir.PropKind.STATIC: ir.Observe.STATIC,
+                   ir.PropKind.ORDER: ir.Observe.EVENT}.get(
             kind, ir.Observe(it.observe or "every"))
         if observe is ir.Observe.QUIESCENT and "quiescent" not in self.preds:
             self.d.error("E207", "`at quiescent` needs a `predicate quiescent: ...;` (the kernel preludes "
@@ -429,7 +431,9 @@ class Lowerer:
             except _Skip:
                 pass
         for name in it.forbidden:
-            if name not in self.vars and name not in self.locks and name not in self.sigs:
+            if kind is ir.PropKind.ORDER and name not in self.locks:
+                self.d.error("E201", f"unknown lock `{name}`", it.span, help=did_you_mean(name, self.locks))
+            elif name not in self.vars and name not in self.locks and name not in self.sigs:
                 self.d.error("E201", f"unknown name `{name}`", it.span,
                              help=did_you_mean(name, [*self.vars, *self.locks, *self.sigs]))
         self.props[it.name] = ir.Property(it.name, kind, it.doc, observe, expr, it.module, it.forbidden, it.span)

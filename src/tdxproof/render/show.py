@@ -51,6 +51,8 @@ def render_model(m: ir.Model) -> str:
                  ir.Observe.EVENT: "where `check` runs", ir.Observe.STATIC: "on the call graph"}[p.observe]
         if p.kind is ir.PropKind.DEADLOCK:
             where = "in every state (wait-for graph)"
+        if p.kind is ir.PropKind.ORDER:
+            where = f"where {p.forbidden[0]} is taken: never while holding {p.forbidden[1]}"
         expect = next((e.verdict for e in m.expects if e.prop == p.name), None)
         sites = ""
         if p.kind is ir.PropKind.EVENT:

@@ -68,7 +68,7 @@ def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
         where = {"quiescent": " (at a quiescent state)", "every": ""}.get(r.observe, "")
         if r.kind == "deadlock":
             out.append("deadlock: these contexts wait on each other forever:")
-        elif r.kind == "event":
+        elif r.kind in ("event", "order"):
             out.append(f"the check of `{r.name}` fails at step {len(r.trace.rows)}")
         else:
             out.append(f"`{r.name}` is false after step {len(r.trace.rows)}{where}:")

@@ -407,13 +407,13 @@ class ActorDecl:
 
 @dataclass(frozen=True, slots=True)
 class PropertyDecl:
-    kind: str  # invariant | cover | event | deadlock | static
+    kind: str  # invariant | cover | event | deadlock | static | order
     name: str
     doc: str | None
     observe: str | None  # every | quiescent
     expr: Expr | None
     module: str | None = None  # static: the module whose code is checked
-    forbidden: tuple[str, ...] = ()  # static: names it must not use
+    forbidden: tuple[str, ...] = ()  # static: names it must not use; order: (first, second)
     span: Span = _span()
 
 

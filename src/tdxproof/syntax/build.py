@@ -193,6 +193,11 @@ class Build(Transformer):
         return A.PropertyDecl("static", str(name), doc, None, None, module, forbidden,
                               self._tspan(name))
 
+    def order_decl(self, meta, c):
+        name, doc, first, second = c
+        return A.PropertyDecl("order", str(name), _unquote(doc) if doc is not None else None, None, None,
+                              None, (str(first), str(second)), self._tspan(name))
+
     def at_every(self, meta, c):
         return _Observe("every")
 

@@ -55,31 +55,50 @@ def current_cpu(prog: Program, ctx: tuple, ci: int) -> int:
 
 
 class Machine:
-    __slots__ = ("prog", "g", "ctxs", "ci", "frames", "held_l", "irqs", "status", "aux", "locals", "q",
-                 "events", "cpu", "in_ipi")
+    """The mutable state of one context during one transition. Only the top frame
+    is unpacked; the frames below it stay tuples until they are returned to."""
 
-    def __init__(self, prog: Program, state: State, ci: int):
+    __slots__ = ("prog", "g", "ctxs", "ci", "below", "code", "pc", "locals", "ipi", "saved",
+                 "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span")
+
+    def __init__(self, prog: Program, state: State | None, ci: int):
         self.prog = prog
+        self.ci = ci
+        self.q: dict[int, int] = {}
+        if state is None:
+            return
         self.g = list(state[0])
         self.ctxs = list(state[1])
-        self.ci = ci
         frames, held, irqs, status, aux = state[1][ci]
-        self.frames = [list(f) for f in frames]
-        for f in self.frames:
-            f[2] = list(f[2])
         self.held_l = list(held)
-        self.irqs = irqs
-        self.status = status
-        self.aux = aux
-        self.locals = self.frames[-1][2] if self.frames else []
-        self.q: dict[int, int] = {}
+        self.irqs, self.status, self.aux = irqs, status, aux
         self.events: list[int] = []
+        self.labels: list[str] = []
+        self.span = None
+        if frames:
+            self.below = list(frames[:-1])
+            self.code, self.pc, loc, self.ipi, self.saved = frames[-1]
+            self.locals = list(loc)
+        else:
+            self.below, self.code, self.pc, self.locals, self.ipi, self.saved = [], -1, 0, [], -1, 0
         self._update_cpu()
 
+    def fork(self) -> "Machine":
+        m = Machine(self.prog, None, self.ci)
+        m.g, m.ctxs, m.below = list(self.g), list(self.ctxs), list(self.below)
+        m.code, m.pc, m.locals, m.ipi, m.saved = self.code, self.pc, list(self.locals), self.ipi, self.saved
+        m.held_l, m.irqs, m.status, m.aux = list(self.held_l), self.irqs, self.status, self.aux
+        m.events, m.labels, m.span = list(self.events), list(self.labels), self.span
+        m.cpu, m.in_ipi = self.cpu, self.in_ipi
+        return m
+
+    @property
+    def has_frame(self) -> bool:
+        return self.code >= 0
+
     def _update_cpu(self) -> None:
-        top = self.frames[-1] if self.frames else None
-        if top is not None and top[3] >= 0:
-            self.cpu, self.in_ipi = top[3], 1
+        if self.code >= 0 and self.ipi >= 0:
+            self.cpu, self.in_ipi = self.ipi, 1
         else:
             self.cpu, self.in_ipi = self.prog.contexts[self.ci].home_cpu, 0
 
@@ -102,36 +121,39 @@ class Machine:
         return n
 
     # ---- packing
+    def frames(self) -> tuple:
+        if self.code < 0:
+            return tuple(self.below)
+        return tuple(self.below) + ((self.code, self.pc, tuple(self.locals), self.ipi, self.saved),)
+
     def pack(self) -> State:
-        frames = tuple((f[0], f[1], tuple(f[2]), f[3], f[4]) for f in self.frames)
-        self.ctxs[self.ci] = (frames, tuple(sorted(self.held_l)), self.irqs, self.status, self.aux)
+        self.ctxs[self.ci] = (self.frames(), tuple(sorted(self.held_l)), self.irqs, self.status, self.aux)
         return (tuple(self.g), tuple(self.ctxs))
 
     # ---- frames
     def push(self, code_id: int, args: list[int]) -> None:
-        if len(self.frames) >= MAX_FRAMES:
+        if len(self.below) + 1 >= MAX_FRAMES:
             raise ModelError("call stack too deep (recursion through function pointers?)", None)
         code = self.prog.codes[code_id]
-        loc = args + [0] * (code.nlocals - len(args))
-        ipi = self.frames[-1][3] if self.frames else -1
-        self.frames.append([code_id, 0, loc, ipi, 0])
-        self.locals = loc
-        self._update_cpu()
+        if self.code >= 0:
+            live = self.prog.codes[self.code].live[self.pc]
+            self.below.append((self.code, self.pc, tuple(v if a else 0 for v, a in zip(self.locals, live)),
+                               self.ipi, self.saved))
+        self.code, self.pc, self.saved = code_id, 0, 0
+        self.locals = args + [0] * (code.nlocals - len(args))
 
     def do_return(self, value: int | None) -> None:
-        self.frames.pop()
-        if self.frames:
-            caller = self.frames[-1]
-            self.locals = caller[2]
+        if self.below:
+            self.code, self.pc, loc, self.ipi, self.saved = self.below.pop()
+            self.locals = list(loc)
             self._update_cpu()
-            code = self.prog.codes[caller[0]]
-            call = code.instrs[caller[1] - 1]
+            call = self.prog.codes[self.code].instrs[self.pc - 1]
             if call.d is not None:
                 if value is None:
                     raise ModelError("a function that returns nothing was used as a value", call.span)
                 call.d(self, value)
             return
-        self.locals = []
+        self.code, self.locals, self.ipi, self.saved = -1, [], -1, 0
         self._update_cpu()
         spec = self.prog.contexts[self.ci]
         if spec.kind == "kthread":
@@ -142,9 +164,8 @@ class Machine:
         done = self.aux + 1
         if actor.repeat == 0 or (actor.repeat is not None and done < actor.repeat):
             self.aux = done if actor.repeat else 0
-            code = self.prog.codes[spec.code]
-            self.frames = [[spec.code, 0, [0] * code.nlocals, -1, 0]]
-            self.locals = self.frames[0][2]
+            self.code, self.pc = spec.code, 0
+            self.locals = [0] * self.prog.codes[spec.code].nlocals
         else:
             self.status = DONE
             self.aux = done
@@ -152,27 +173,39 @@ class Machine:
     def settle(self) -> None:
         """Run control-flow glue (jumps, end of `ipi`, end of a void function) and
         forget dead locals: both are invisible to every other context."""
-        while self.frames:
-            f = self.frames[-1]
-            code = self.prog.codes[f[0]]
-            ins = code.instrs[f[1]]
+        while self.code >= 0:
+            ins = self.prog.codes[self.code].instrs[self.pc]
             if ins.op not in FREE:
                 break
             if ins.op == JUMP:
-                f[1] = ins.target
+                self.pc = ins.target
             elif ins.op == IPI_EXIT:
-                self.irqs = f[4]
-                f[3], f[4] = -1, 0
-                f[1] += 1
+                self.irqs = self.saved
+                self.ipi, self.saved = -1, 0
+                self.pc += 1
                 self._update_cpu()
             else:  # END of a body
                 self.do_return(None)
-        for f in self.frames:
-            live = self.prog.codes[f[0]].live[f[1]]
-            loc = f[2]
+        if self.code >= 0:
+            live = self.prog.codes[self.code].live[self.pc]
+            loc = self.locals
             for i, alive in enumerate(live):
                 if not alive:
                     loc[i] = 0
+
+    def next_is_local(self) -> bool:
+        if self.status != RUN or self.code < 0:
+            return False
+        ins = self.prog.codes[self.code].instrs[self.pc]
+        if not ins.local:
+            return False
+        if ins.op == RETURN:
+            # returning from the work of a kthread, or into a global, is visible
+            if not self.below:
+                return False
+            caller = self.below[-1]
+            return self.prog.codes[caller[0]].instrs[caller[1] - 1].result_local
+        return True
 
 
 def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:
@@ -198,82 +231,88 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
     context's own state, up to and including one statement that touches shared
     state (or can block), and the local ones after it (NOTE(steps) in
     program.py). The choice label joins the choices made on the way."""
-    first_local = _next_is_local(prog, state, ci)
-    first = run_statement(prog, state, ci)
+    ctx = state[1][ci]
+    if ctx[3] != RUN or not ctx[0]:
+        return IDLE_RESULT
+    excluded = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
+    if excluded is not None:
+        return excluded
+    m = Machine(prog, state, ci)
+    first_local = m.next_is_local()
+    first = exec_statement(m, state)
     if not isinstance(first, list):
         return first
     done: list[Outcome] = []
-    work = [(out, not first_local) for out in first]
+    work = [(x, not first_local) for x in first]
     while work:
-        out, visible_done = work.pop()
-        if visible_done and not _next_is_local(prog, out.state, ci):
-            done.append(out)
+        mm, visible_done = work.pop()
+        if visible_done and not mm.next_is_local():
+            done.append(_outcome(mm))
             continue
-        now_local = _next_is_local(prog, out.state, ci)
-        more = run_statement(prog, out.state, ci)
+        now_local = mm.next_is_local()
+        more = exec_statement(mm, None)
         if not isinstance(more, list):
-            if visible_done:
-                done.append(out)
-            elif isinstance(more, str):
-                done.append(out)          # e.g. a `require` that does not hold yet: stop here
-            else:
-                done.append(out)
+            done.append(_outcome(mm))   # a visible statement that blocks, or an idle `require`: stop
             continue
         for nxt in more:
-            choice = out.choice if nxt.choice is None else (nxt.choice if out.choice is None
-                                                            else f"{out.choice}, {nxt.choice}")
-            span = out.span if visible_done or now_local else nxt.span
-            work.append((Outcome(choice, nxt.state, out.events + nxt.events, span),
-                         visible_done or not now_local))
+            work.append((nxt, visible_done or not now_local))
     done.reverse()
     return done
 
 
+def _outcome(m: Machine) -> Outcome:
+    return Outcome(", ".join(m.labels) if m.labels else None, m.pack(), tuple(m.events), m.span)
+
+
 def _next_is_local(prog: Program, state: State, ci: int) -> bool:
-    frames, _, _, status, _ = state[1][ci]
-    if status != RUN or not frames:
-        return False
-    top = frames[-1]
-    ins = prog.codes[top[0]].instrs[top[1]]
-    if not ins.local:
-        return False
-    if ins.op == RETURN:
-        # returning from the work of a kthread, or into a global, is visible
-        if len(frames) < 2:
-            return False
-        caller = frames[-2]
-        return prog.codes[caller[0]].instrs[caller[1] - 1].result_local
-    return True
+    m = Machine(prog, state, ci)
+    return m.next_is_local()
+
+
+def _irq_excluded(prog: Program, state: State, ci: int, cpu: int) -> Blocked | None:
+    for j, other in enumerate(state[1]):
+        if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == cpu:
+            return Blocked(frozenset({j}), None)
+    return None
 
 
 def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
     """Exactly one statement of context `ci` (the semantics' unit step)."""
     ctx = state[1][ci]
-    frames, _, _, status, _ = ctx
-    if status != RUN or not frames:
+    if ctx[3] != RUN or not ctx[0]:
         return IDLE_RESULT
-    cpu = current_cpu(prog, ctx, ci)
-    for j, other in enumerate(state[1]):
-        if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == cpu:
-            return Blocked(frozenset({j}), None)
-    code_id, pc = frames[-1][0], frames[-1][1]
-    ins = prog.codes[code_id].instrs[pc]
+    excluded = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
+    if excluded is not None:
+        return excluded
+    res = exec_statement(Machine(prog, state, ci), state)
+    if not isinstance(res, list):
+        return res
+    return [_outcome(m) for m in res]
+
+
+def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked | str:
+    """Execute the statement at the top of `m` (mutating it; forks at choices).
+    `state` is the packed state before it, when the caller has it (for wait sets)."""
+    prog = m.prog
+    ci = m.ci
+    pc = m.pc
+    ins = prog.codes[m.code].instrs[pc]
     op = ins.op
-    m = Machine(prog, state, ci)
     span = ins.span
+    if m.span is None and not ins.local:
+        m.span = span
 
-    def done(choice: str | None = None, mach: Machine = m) -> Outcome:
+    def done(mach: Machine = m) -> list[Machine]:
         mach.settle()
-        return Outcome(choice, mach.pack(), tuple(mach.events), span)
+        return [mach]
 
-    f = m.frames[-1]
     if op == ASSIGN:
         ins.a(m, ins.b(m))
-        f[1] += 1
-        return [done()]
+        m.pc += 1
+        return done()
     if op == BRANCH:
-        f[1] = pc + 1 if ins.a(m) else ins.target
-        return [done()]
+        m.pc = pc + 1 if ins.a(m) else ins.target
+        return done()
     if op == CALL:
         if ins.a is not None:
             target = ins.a
@@ -283,103 +322,105 @@ def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Block
                 raise ModelError("call through a null function pointer (a kernel oops)", span)
             target = prog.fn_code[fv - 1]
         args = [fa(m) for fa in ins.c]
-        f[1] = pc + 1
-        call_result = ins.d
-        if call_result is not None:
-            for slot in ins.defs:
-                f[2][slot] = 0
+        m.pc = pc + 1
+        for slot in ins.defs:
+            m.locals[slot] = 0
         m.push(target, args)
-        return [done()]
+        return done()
     if op == AWAIT:
         if not ins.a(m):
-            return Blocked(_waiters_of(prog, state, ci, ins.b, m), span)
-        f[1] += 1
-        return [done()]
+            return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
+        m.pc += 1
+        return done()
     if op == ATOMIC:
         if ins.a is not None and not ins.a(m):
-            return Blocked(_waiters_of(prog, state, ci, ins.b, m), span)
-        f[1] += 1
+            return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
+        m.pc += 1
         _run_atomic(m, ins.c)
-        return [done()]
+        return done()
     if op == RETURN:
         m.do_return(ins.a(m) if ins.a is not None else None)
-        return [done()]
+        return done()
     if op == CHECK:
         if not ins.b(m):
             m.events.append(ins.a)
-        f[1] += 1
-        return [done()]
+        m.pc += 1
+        return done()
     if op == REQUIRE:
         if not ins.a(m):
             return IDLE_RESULT
-        f[1] += 1
-        return [done()]
+        m.pc += 1
+        return done()
     if op == CHOICE:
         outs = []
         for label, target in zip(ins.a, ins.b):
-            mm = Machine(prog, state, ci)
-            mm.frames[-1][1] = target
-            outs.append(done(label, mm))
+            mm = m.fork()
+            mm.pc = target
+            mm.labels.append(label)
+            outs.extend(done(mm))
         return outs
     if op == PICK:
         outs = []
+        name = prog.codes[m.code].local_names[ins.a]
         for c in range(prog.n):
-            mm = Machine(prog, state, ci)
-            mm.locals[ins.a] = c
-            if ins.b is None or ins.b(mm):
-                mm.frames[-1][1] = pc + 1
-                outs.append(done(f"{prog.codes[code_id].local_names[ins.a]}={c}", mm))
+            m.locals[ins.a] = c
+            if ins.b is None or ins.b(m):
+                mm = m.fork()
+                mm.pc = pc + 1
+                mm.labels.append(f"{name}={c}")
+                outs.extend(done(mm))
         return outs if outs else IDLE_RESULT
     if op == ANY:
         outs = []
         for v, label in ins.b:
-            mm = Machine(prog, state, ci)
+            mm = m.fork()
             ins.a(mm, v)
-            mm.frames[-1][1] = pc + 1
-            outs.append(done(label, mm))
+            mm.pc = pc + 1
+            mm.labels.append(label)
+            outs.extend(done(mm))
         return outs
     if op in (FOR_FIRST, FOR_NEXT):
-        start = 0 if op == FOR_FIRST else f[2][ins.a] + 1
+        start = 0 if op == FOR_FIRST else m.locals[ins.a] + 1
         for c in range(start, prog.n):
             m.locals[ins.a] = c
             if ins.b is None or ins.b(m):
-                f[1] = pc + 1 if op == FOR_FIRST else ins.alt
-                return [done()]
-        f[1] = ins.target
-        return [done()]
+                m.pc = pc + 1 if op == FOR_FIRST else ins.alt
+                return done()
+        m.pc = ins.target
+        return done()
     if op == RANGE_FIRST:
         first, last = ins.b[0](m), ins.b[1](m)
         if (first < last) if ins.c else (first > last):
-            f[1] = ins.target
+            m.pc = ins.target
         else:
-            f[2][ins.a], f[2][ins.d] = first, last
-            f[1] = pc + 1
-        return [done()]
+            m.locals[ins.a], m.locals[ins.d] = first, last
+            m.pc = pc + 1
+        return done()
     if op == RANGE_NEXT:
-        cur, last = f[2][ins.a], f[2][ins.d]
+        cur, last = m.locals[ins.a], m.locals[ins.d]
         if cur == last:
-            f[1] = ins.target
+            m.pc = ins.target
         else:
-            f[2][ins.a] = cur - 1 if ins.c else cur + 1
-            f[1] = ins.alt
-        return [done()]
+            m.locals[ins.a] = cur - 1 if ins.c else cur + 1
+            m.pc = ins.alt
+        return done()
     if op == IPI_ENTER:
         target = ins.a(m)
-        if f[3] >= 0:
+        if m.ipi >= 0:
             raise ModelError("an IPI handler cannot send a nested `ipi`", span)
-        for j, other in enumerate(state[1]):
+        cur = state or m.pack()
+        for j, other in enumerate(cur[1]):
             if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == target:
                 return Blocked(frozenset({j}), span)
-        f[3], f[4] = target, m.irqs
+        m.ipi, m.saved = target, m.irqs
         m.irqs = 1
         m._update_cpu()
-        f[1] += 1
-        return [done()]
+        m.pc += 1
+        return done()
     if op == CALLIN:
         base, fcpu = ins.c
-        kc = fcpu(m)
-        target_ci = base + kc
-        tctx = state[1][target_ci]
+        target_ci = base + fcpu(m)
+        tctx = m.ctxs[target_ci]
         if tctx[3] != IDLE:
             return Blocked(frozenset({target_ci}), span)
         fv = ins.a(m)
@@ -390,22 +431,22 @@ def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Block
         code2 = prog.codes[code_id2]
         loc = args + [0] * (code2.nlocals - len(args))
         m.ctxs[target_ci] = (((code_id2, 0, tuple(loc), -1, 0),), (), 0, RUN, 0)
-        f[2][ins.d] = target_ci
-        f[1] += 1
-        return [done()]
+        m.locals[ins.d] = target_ci
+        m.pc += 1
+        return done()
     if op == CALLWAIT:
-        target_ci = f[2][ins.a]
-        tctx = state[1][target_ci]
+        target_ci = m.locals[ins.a]
+        tctx = m.ctxs[target_ci]
         if tctx[3] != RET:
             return Blocked(frozenset({target_ci}), span)
         value = tctx[4]
         m.ctxs[target_ci] = ((), (), 0, IDLE, 0)
-        f[1] += 1
+        m.pc += 1
         if ins.d is not None:
             ins.d(m, value)
-        return [done()]
+        return done()
     if op in FREE:  # only reachable for a context that starts on glue
-        return [done()]
+        return done()
     raise AssertionError(op)
 
 

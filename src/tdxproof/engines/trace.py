@@ -166,56 +166,50 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
     return Trace(tuple(rows), tuple(seen), tuple(final))
 
 
-def _statements(prog: Program, state: State, ci: int, choice: str | None) -> tuple[tuple[str, str], ...]:
-    """Re-run one transition statement by statement, for --verbose."""
-    out = []
-    labels = [c.strip() for c in choice.split(",")] if choice else []
-    s = state
-    first = True
+def _walk_transition(prog: Program, state: State, ci: int, choice: str | None):
+    """Re-run one transition statement by statement, following its choices:
+    yields (frames before, the statement's outcome)."""
     from tdxproof.interp.step import _next_is_local
+
+    labels = [c.strip() for c in choice.split(",")] if choice else []
+    s, first = state, True
     while first or _next_is_local(prog, s, ci):
         frames = s[1][ci][0]
         res = run_statement(prog, s, ci)
         if not isinstance(res, list) or not res:
-            break
+            return
         pick = res[0]
         if len(res) > 1:
             want = labels.pop(0) if labels else None
             pick = next((o for o in res if o.choice == want), res[0])
-        out.append((_function(prog, frames), _source_text(prog, pick.span)))
-        s = pick.state
-        first = False
-    return tuple(out)
+        yield frames, pick
+        s, first = pick.state, False
+
+
+def _statements(prog: Program, state: State, ci: int, choice: str | None) -> tuple[tuple[str, str], ...]:
+    """Every statement of one transition, for --verbose."""
+    return tuple((_function(prog, frames), _source_text(prog, out.span))
+                 for frames, out in _walk_transition(prog, state, ci, choice))
 
 
 def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choice: str | None) -> list[str]:
-    """Re-run the last transition statement by statement up to the failing check
-    and show the values its condition reads."""
-    from tdxproof.interp.step import _next_is_local
+    """The failing check of the last transition, with the values its condition reads."""
     from tdxproof.model.wellformed import walk_stmts
 
     idx = prog.prop_index[prop.name]
-    labels = [c.strip() for c in choice.split(",")] if choice else []
-    s, first = state, True
-    while first or _next_is_local(prog, s, ci):
-        res = run_statement(prog, s, ci)
-        if not isinstance(res, list) or not res:
-            break
-        pick = res[0]
-        if len(res) > 1:
-            want = labels.pop(0) if labels else None
-            pick = next((o for o in res if o.choice == want), res[0])
-        if idx in pick.events:
+    before = state
+    for _, out in _walk_transition(prog, state, ci, choice):
+        if idx in out.events:
             bodies = [f.body for f in prog.model.functions] + [a.body for a in prog.model.actors]
             check = next((st for body in bodies for st in walk_stmts(body)
-                          if isinstance(st, ir.Check) and st.prop == prop.name and st.span == pick.span), None)
-            lines = [f"at {pick.span}: {_source_text(prog, pick.span)}"]
+                          if isinstance(st, ir.Check) and st.prop == prop.name and st.span == out.span), None)
+            lines = [f"at {out.span}: {_source_text(prog, out.span)}"]
             if check is not None:
                 shown: set[str] = set()
                 for e in sub_exprs(check.cond):
-                    _show_var(prog, e, s, lines, shown)
+                    _show_var(prog, e, before, lines, shown)
             return lines
-        s, first = pick.state, False
+        before = out.state
     return []
 
 

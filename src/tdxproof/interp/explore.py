@@ -89,27 +89,21 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
 
     def observe(idx: int, s: State) -> None:
         env = StateEnv(prog, s)
-        quiet = None
+        quiet: list[bool] = []   # evaluated at most once per state
+
+        def observed(p: ir.Property) -> bool:
+            if p.observe is not ir.Observe.QUIESCENT:
+                return True
+            if not quiet:
+                quiet.append(bool(q_fn(env)) if q_fn else True)
+            return quiet[0]
+
         for p, fn in invariants:
-            if p.name in result.violations:
-                continue
-            if p.observe is ir.Observe.QUIESCENT:
-                if quiet is None:
-                    quiet = bool(q_fn(env)) if q_fn else True
-                if not quiet:
-                    continue
-            if not fn(env):
+            if p.name not in result.violations and observed(p) and not fn(env):
                 result.violations[p.name] = Found(search.schedule_to(idx))
                 pending.discard(p.name)
         for p, fn in covers:
-            if p.name in result.covered:
-                continue
-            if p.observe is ir.Observe.QUIESCENT:
-                if quiet is None:
-                    quiet = bool(q_fn(env)) if q_fn else True
-                if not quiet:
-                    continue
-            if fn(env):
+            if p.name not in result.covered and observed(p) and fn(env):
                 result.covered[p.name] = Found(search.schedule_to(idx))
                 pending.discard(p.name)
 

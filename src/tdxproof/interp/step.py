@@ -231,12 +231,9 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
     context's own state, up to and including one statement that touches shared
     state (or can block), and the local ones after it (NOTE(steps) in
     program.py). The choice label joins the choices made on the way."""
-    ctx = state[1][ci]
-    if ctx[3] != RUN or not ctx[0]:
-        return IDLE_RESULT
-    excluded = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
-    if excluded is not None:
-        return excluded
+    cannot = _cannot_start(prog, state, ci)
+    if cannot is not None:
+        return cannot
     m = Machine(prog, state, ci)
     first_local = m.next_is_local()
     first = exec_statement(m, state)
@@ -269,6 +266,14 @@ def _next_is_local(prog: Program, state: State, ci: int) -> bool:
     return m.next_is_local()
 
 
+def _cannot_start(prog: Program, state: State, ci: int) -> Blocked | str | None:
+    """Idle (nothing to run) or kept off its CPU by interrupts off there."""
+    ctx = state[1][ci]
+    if ctx[3] != RUN or not ctx[0]:
+        return IDLE_RESULT
+    return _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
+
+
 def _irq_excluded(prog: Program, state: State, ci: int, cpu: int) -> Blocked | None:
     for j, other in enumerate(state[1]):
         if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == cpu:
@@ -278,12 +283,9 @@ def _irq_excluded(prog: Program, state: State, ci: int, cpu: int) -> Blocked | N
 
 def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
     """Exactly one statement of context `ci` (the semantics' unit step)."""
-    ctx = state[1][ci]
-    if ctx[3] != RUN or not ctx[0]:
-        return IDLE_RESULT
-    excluded = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
-    if excluded is not None:
-        return excluded
+    cannot = _cannot_start(prog, state, ci)
+    if cannot is not None:
+        return cannot
     res = exec_statement(Machine(prog, state, ci), state)
     if not isinstance(res, list):
         return res

@@ -67,3 +67,12 @@ def test_click_is_imported_only_by_the_cli_and_lark_only_by_syntax():
             assert _stage(path) == "cli", path
         if "lark" in mods:
             assert _stage(path) == "syntax", path
+
+
+def test_every_subpackage_is_shipped():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT.parent.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"tdxproof." + str(p.parent.relative_to(ROOT)).replace("/", ".")
+             for p in ROOT.rglob("__init__.py") if p.parent != ROOT} | {"tdxproof"}
+    assert found <= listed, found - listed

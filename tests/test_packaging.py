@@ -38,6 +38,10 @@ def test_wheel_installs_and_finds_grammar_and_prelude(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "cpuhp states (in order)" in out.stdout
+    out = subprocess.run([str(env_dir / "bin" / "tdxproof"), "verify", str(policy)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "no-deadlock" in out.stdout and "holds (exhaustive, N=2)" in out.stdout
     where = subprocess.run([str(py), "-c", "import tdxproof, sys; print(tdxproof.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True).stdout
     assert str(env_dir) in where, "the installed package, not the checkout, must be imported"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import tdxproof
-
-ROOT = Path(tdxproof.__file__).parent
+REPO = Path(__file__).parent.parent
+ROOT = REPO / "src" / "tdxproof"   # the source tree, whether or not the install is editable
 THIRD_PARTY = {"lark", "z3", "click", "rich"}
 
 ALLOWED = {
@@ -72,7 +71,7 @@ def test_click_is_imported_only_by_the_cli_and_lark_only_by_syntax():
 def test_every_subpackage_is_shipped():
     import tomllib
 
-    listed = set(tomllib.loads((ROOT.parent.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {"tdxproof." + str(p.parent.relative_to(ROOT)).replace("/", ".")
              for p in ROOT.rglob("__init__.py") if p.parent != ROOT} | {"tdxproof"}
     assert found <= listed, found - listed

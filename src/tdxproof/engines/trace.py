@@ -206,8 +206,12 @@ def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choic
             lines = [f"at {out.span}: {_source_text(prog, out.span)}"]
             if check is not None:
                 shown: set[str] = set()
+                top = before[1][ci][0][-1] if before[1][ci][0] else None
                 for e in sub_exprs(check.cond):
                     _show_var(prog, e, before, lines, shown)
+                    if isinstance(e, ir.LocalRef) and top is not None and e.local.name not in shown:
+                        shown.add(e.local.name)
+                        lines.append(f"{e.local.name} = {fmt_value(prog, e.local.type, top[2][e.local.slot])}")
             return lines
         before = out.state
     return []

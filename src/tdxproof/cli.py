@@ -105,15 +105,21 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], max_stat
         trace = build_trace(prog, p, r.schedule) if r.schedule is not None else None
         results.append(replace(r, doc=p.doc, observe=p.observe.value, trace=trace))
     run = replace(run, results=tuple(results))
-    if fmt == "json":
-        click.echo(render_json(run))
-    else:
-        click.echo(render_summary(run, engine_note=" (reference interpreter, exhaustive search)"))
-        for r in run.results:
-            if r.verdict in (Verdict.VIOLATED,):
-                click.echo("")
-                click.echo(render_witness(r, verbose=verbose))
-    return exit_code(run.results).value
+    code = exit_code(run.results).value
+    try:
+        if fmt == "json":
+            click.echo(render_json(run))
+        else:
+            click.echo(render_summary(run, engine_note=" (reference interpreter, exhaustive search)"))
+            for r in run.results:
+                if r.verdict in (Verdict.VIOLATED,):
+                    click.echo("")
+                    click.echo(render_witness(r, verbose=verbose))
+    except BrokenPipeError:
+        # the reader went away (`| head`): the verdict still decides the exit code
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
 
 
 def _progress():

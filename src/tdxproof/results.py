@@ -63,6 +63,7 @@ class TraceRow:
     waits: str | None = None   # set when the context is blocked after this step
     violation: str | None = None
     statements: tuple[tuple[str, str], ...] = ()   # every statement: (function, source text)
+    key: bool = True           # shown in the condensed view (a kernel-level event for this property)
 
 
 @dataclass(frozen=True, slots=True)

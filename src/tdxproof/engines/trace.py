@@ -110,15 +110,37 @@ def describe_wait(prog: Program, state: State, ci: int, blocked: Blocked) -> str
     return f"waits for {who}"
 
 
+def observed_vars(model: ir.Model) -> set[str]:
+    """Variables the properties read: their changes are the kernel-level events of a witness."""
+    from tdxproof.model.wellformed import walk_stmts
+
+    exprs = [p.expr for p in model.properties if p.expr is not None] + [p.expr for p in model.predicates]
+    for body in [f.body for f in model.functions] + [a.body for a in model.actors]:
+        exprs += [s.cond for s in walk_stmts(body) if isinstance(s, ir.Check)]
+    names: set[str] = set()
+    for e in exprs:
+        for x in sub_exprs(e):
+            if isinstance(x, ir.VarRef):
+                names.add(x.var.name)
+            elif isinstance(x, ir.PredRef):
+                names |= {y.var.name for y in sub_exprs(x.pred.expr) if isinstance(y, ir.VarRef)}
+    return names - {"cpuhp_busy"}
+
+
 def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
     rep = replay(prog, schedule)
+    watched = observed_vars(prog.model)
+    locky = prop.kind in (ir.PropKind.DEADLOCK, ir.PropKind.ORDER) or prop.name in (
+        "no-recursive-read", "locks-asserted", "no-sleep-in-atomic")
     rows: list[TraceRow] = []
     seen: list[tuple[str, int]] = []
     for k, (step, ci) in enumerate(zip(schedule.steps, rep.contexts)):
         before, after = rep.states[k], rep.states[k + 1]
         ctx0, ctx1 = before[1][ci], after[1][ci]
         changes = _var_changes(prog, before, after)
+        key = any(c.split("[")[0].split(" ")[0] in watched for c in changes)
         held0, held1 = list(ctx0[1]), list(ctx1[1])
+        lock_change = bool(set(held0) ^ set(held1))
         for h in held1:
             if h in held0:
                 held0.remove(h)
@@ -132,6 +154,7 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
             if j == ci:
                 continue
             if c0[3] == IDLE and c1[3] == RUN:
+                key = True
                 fn = prog.codes[c1[0][0][0]].name
                 args = ", ".join(str(a) for a in c1[0][0][2][:len(prog.codes[c1[0][0][0]].fn.params)])
                 changes.append(f"hands {fn}({args}) to {prog.contexts[j].name} and waits")
@@ -154,15 +177,25 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
             waits = describe_wait(prog, after, ci, res)
         name = prog.contexts[ci].name
         cpu = current_cpu(prog, ctx0, ci)
-        if (name, prog.contexts[ci].home_cpu) not in seen:
-            seen.append((name, prog.contexts[ci].home_cpu))
+        failed = step.choice is not None and "fails" in step.choice.split(", ")
+        if step.choice is not None:
+            for _, o in _walk_transition(prog, before, ci, step.choice):
+                if o.choice is not None:
+                    text = _source_text(prog, o.span).removeprefix("if ")
+                    changes.append(f"{text}: {o.choice}" if "may fail" in text else f"chooses {o.choice}")
+        key = key or failed or violation is not None or (locky and (lock_change or waits is not None))
         site = _call_site(prog, ctx0[0], out.span)
         rows.append(TraceRow(k + 1, name, cpu, _function(prog, ctx0[0]), out.span,
                              _source_text(prog, site), tuple(changes), waits, violation,
-                             _statements(prog, before, ci, step.choice)))
+                             _statements(prog, before, ci, step.choice), key))
+    for row in rows:
+        if row.key and all(name != row.context for name, _ in seen):
+            seen.append((row.context, prog.contexts[rep.contexts[row.step - 1]].home_cpu))
     final = _final(prog, prop, rep.states[-1])
     if prop.kind is ir.PropKind.EVENT and schedule.steps:
         final = _failed_check(prog, prop, rep.states[-2], rep.contexts[-1], schedule.steps[-1].choice)
+    everyone = [(c.name, c.home_cpu) for c in prog.contexts if c.name in {r.context for r in rows}]
+    seen += [c for c in everyone if c not in seen]
     return Trace(tuple(rows), tuple(seen), tuple(final))
 
 

@@ -286,7 +286,9 @@ def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Block
     cannot = _cannot_start(prog, state, ci)
     if cannot is not None:
         return cannot
-    res = exec_statement(Machine(prog, state, ci), state)
+    m = Machine(prog, state, ci)
+    m.span = prog.codes[m.code].instrs[m.pc].span  # this statement, local or not
+    res = exec_statement(m, state)
     if not isinstance(res, list):
         return res
     return [_outcome(m) for m in res]

@@ -80,16 +80,18 @@ def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
 
 
 def render_trace(trace: Trace, *, verbose: bool = False) -> str:
-    cols = [name for name, _ in trace.contexts]
+    shown = {r.context for r in trace.rows if verbose or r.key}
+    contexts = [(n, c) for n, c in trace.contexts if n in shown]
+    cols = [name for name, _ in contexts]
     index = {name: i for i, name in enumerate(cols)}
-    header = "step  " + " | ".join(f"{f'{name} (CPU {cpu})':<{COL}}" for name, cpu in trace.contexts)
+    header = "step  " + " | ".join(f"{f'{name} (CPU {cpu})':<{COL}}" for name, cpu in contexts)
     lines = [header.rstrip(), "----  " + "-+-".join("-" * COL for _ in cols)]
     for row in trace.rows:
         cell: list[str] = []
         if verbose:
             for fn, text in row.statements:
                 cell.extend(_wrap(f"{fn}: {text}"))
-        elif row.changes or row.waits or row.violation:
+        elif row.key:
             cell.extend(_wrap(row.text if row.text.startswith(row.function) else f"{row.function}: {row.text}"))
         else:
             continue
@@ -105,6 +107,9 @@ def render_trace(trace: Trace, *, verbose: bool = False) -> str:
             cells[col] = text
             prefix = f"{row.step:>4}  " if n == 0 else "      "
             lines.append((prefix + " | ".join(f"{c:<{COL}}" for c in cells)).rstrip())
+    if not verbose:
+        hidden = sum(1 for r in trace.rows if not r.key)
+        lines.append(f"      ({hidden} of {len(trace.rows)} steps not shown: internal bookkeeping; --verbose shows all)")
     return "\n".join(lines)
 
 

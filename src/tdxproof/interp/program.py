@@ -182,7 +182,7 @@ class Program:
     def _emit(self, ins: Instr) -> Instr:
         stmt = getattr(self, "_stmt_now", None)
         if stmt is not None and ins.op not in (JUMP, IPI_EXIT, END):
-            ins._pure = _pure_stmt(stmt)  # type: ignore[attr-defined]
+            ins._pure = stmt.sid in self.model.invisible  # type: ignore[attr-defined]
         self._cur.instrs.append(ins)
         return ins
 
@@ -215,7 +215,7 @@ class Program:
                 self._emit(Instr(CALL, s.span, s.sid, a=static, b=E(callee), c=[E(x) for x in args],
                                  d=compile_writer(self, res) if res is not None else None, uses=uses,
                                  defs=_defs(res) if res is not None else frozenset(),
-                                 result_local=res is None or isinstance(res, ir.LocalRef)))
+                                 result_local=s.sid in self.model.invisible_results))
             case ir.Call(callee=callee, args=args, result=res, kthread=k, kthread_cpu=kc):
                 slot = self._hidden(f"<{k.name} target>")
                 self._emit(Instr(CALLIN, s.span, s.sid, a=E(callee), b=[E(x) for x in args],
@@ -420,36 +420,3 @@ def _defs_deep(s: ir.Stmt) -> frozenset[int]:
     if isinstance(s, ir.If):
         return frozenset().union(*(_defs_deep(x) for x in s.then + s.other))
     return frozenset()
-
-
-def _reads_shared(e: ir.Expr) -> bool:
-    for x in sub_exprs(e):
-        if isinstance(x, (ir.VarRef, ir.FieldRef, ir.PredRef)):
-            return True
-        if isinstance(x, ir.Builtin) and x.op is ir.BuiltinOp.HOLDERS:
-            return True
-    return False
-
-
-def _pure_stmt(s: ir.Stmt) -> bool:
-    """The statement itself reads and writes only the context's own state (its
-    locals, control state, held locks, current CPU). Nested blocks do not count."""
-    match s:
-        case ir.Assign(target=t, value=v):
-            return isinstance(t, ir.LocalRef) and (isinstance(v, ir.AnyValue) or not _reads_shared(v))
-        case ir.Call(kthread=None, callee=c, args=args, result=res):
-            return not _reads_shared(c) and not any(_reads_shared(a) for a in args) and \
-                (res is None or isinstance(res, ir.LocalRef))
-        case ir.If(cond=c):
-            return not _reads_shared(c)
-        case ir.Choice():
-            return True
-        case ir.Return(value=v):
-            return v is None or not _reads_shared(v)
-        case ir.Check(cond=c):
-            return not _reads_shared(c)
-        case ir.ForCpu(where=w) | ir.Pick(where=w):
-            return w is None or not _reads_shared(w)
-        case ir.ForRange(lo=lo, hi=hi):
-            return not _reads_shared(lo) and not _reads_shared(hi)
-    return False

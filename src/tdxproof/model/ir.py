@@ -574,6 +574,10 @@ class Model:
     # held locks at every statement, relative to the entry of its function or actor:
     # (sid, possible held multisets as sorted tuples of (lock name, mode))
     held_at: tuple[tuple[int, tuple[tuple[tuple[str, str | None], ...], ...]], ...] = ()
+    # NOTE(blocks): statements no other context can observe (model/blocks.py); a
+    # transition runs them together with one statement that others can observe
+    invisible: frozenset[int] = frozenset()
+    invisible_results: frozenset[int] = frozenset()   # calls whose result write is invisible
     files: tuple[str, ...] = ()
 
     def function(self, name: str) -> Function:

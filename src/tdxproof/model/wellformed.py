@@ -264,6 +264,8 @@ class LockAnalysis:
         self.fns = {f.name: f for f in model.functions}
         self.summaries: dict[str, set[tuple[Multiset, Multiset]]] = {}
         self.held_at: dict[int, set[Multiset]] = defaultdict(set)
+        # per statement: (owner, path states (held since entry, released from the caller))
+        self.paths_at: dict[int, tuple[str, set[PathState]]] = {}
         self.param_names: dict[int, str] = {}
 
     def summary(self, name: str) -> set[tuple[Multiset, Multiset]]:
@@ -302,6 +304,8 @@ class LockAnalysis:
                 break
             for h, _ in states:
                 self.held_at[s.sid].add(tuple(self._name(t, m) for t, m in h))
+            entry = self.paths_at.setdefault(s.sid, (self.owner, set()))
+            entry[1].update(states)
             states = self._stmt(s, states)
         return states
 
@@ -418,4 +422,7 @@ def check_wellformed(model: ir.Model, d: Diagnostics) -> ir.Model:
                           "kthread work)")
     d.raise_if_errors()
     held = tuple(sorted((sid, tuple(sorted(v))) for sid, v in la.held_at.items()))
-    return dataclasses.replace(model, held_at=held)
+    from tdxproof.model.blocks import compute_blocks
+
+    invisible, quiet_results = compute_blocks(model, graph, la)
+    return dataclasses.replace(model, held_at=held, invisible=invisible, invisible_results=quiet_results)

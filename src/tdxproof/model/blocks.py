@@ -1,0 +1,192 @@
+"""Blocks, computed once for every engine: which statements no other context can observe.
+
+NOTE(blocks): a statement is *invisible* when it cannot block and every shared
+variable it touches is protected by a lock the executing context holds at that
+point: a variable is protected by lock L if every statement that reads it holds
+L (any mode) and every statement that writes it holds L exclusively (a mutex, or
+the write side of a rw-semaphore). Work a kthread runs for a caller inherits the
+locks the caller holds, since the caller is blocked waiting for it. An invisible
+statement commutes with every step of every other context (no one else can
+touch what it touches meanwhile), so a transition may run it together with one
+visible statement without changing any verdict (Lipton reduction). Writes to a
+variable a property observes (invariants, covers, the `quiescent` predicate)
+stay visible, so every observed state is still reached.
+
+Locks held are *must* information: what every path to the statement holds,
+from the entry of its root (actor body, kthread work) down the call graph.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from tdxproof.model import ir
+from tdxproof.model.wellformed import sub_exprs, walk_exprs, walk_stmts
+
+if TYPE_CHECKING:
+    from tdxproof.model.wellformed import CallGraph, LockAnalysis
+
+# lock -> 2 (held exclusively: a mutex, or the write side) or 1 (at least the read side)
+Held = dict[str, int]
+SYNC = (ir.Await, ir.Require, ir.Atomic, ir.Ipi, ir.Hold)
+
+
+def _bodies(model: ir.Model) -> list[tuple[str, tuple[ir.Stmt, ...]]]:
+    return [(f.name, f.body) for f in model.functions] + [(f"actor {a.name}", a.body) for a in model.actors]
+
+
+def _strength(mode: str | None) -> int:
+    return 1 if mode == "read" else 2
+
+
+def _meet(a: Held, b: Held) -> Held:
+    """What both hold: the weaker mode of each lock held by both."""
+    return {lk: min(m, b[lk]) for lk, m in a.items() if lk in b}
+
+
+def _abs(entry: Held, paths: set) -> Held:
+    """Locks held on every path at a statement: the entry's, minus what the path
+    released from its caller, plus what it took itself."""
+    out: Held | None = None
+    for h, r in paths:
+        now = dict(entry)
+        for t, m in r:
+            if t[0] == "L":
+                now.pop(t[1], None)
+        for t, m in h:
+            if t[0] == "L":
+                now[t[1]] = max(now.get(t[1], 0), _strength(m))
+        out = now if out is None else _meet(out, now)
+    return out if out is not None else dict(entry)
+
+
+def must_held(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> dict[int, Held]:
+    """Absolute must-held locks before every statement reachable from an actor;
+    statements of code no actor reaches are absent."""
+    entry: dict[str, Held | None] = {name: None for name, _ in _bodies(model)}
+    for a in model.actors:
+        entry[f"actor {a.name}"] = {}
+    # callers before callees: the call graph is acyclic
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(n: str) -> None:
+        if n in seen:
+            return
+        seen.add(n)
+        for callee, _ in graph.calls(n):
+            visit(callee)
+        order.append(n)
+
+    for name, _ in _bodies(model):
+        visit(name)
+    order.reverse()
+    bodies = dict(_bodies(model))
+    held: dict[int, Held] = {}
+    for owner in order:
+        if owner not in bodies:
+            continue
+        ent = entry.get(owner)
+        if ent is None:
+            continue  # no actor reaches this code
+        for s in walk_stmts(bodies[owner]):
+            paths = la.paths_at.get(s.sid, (owner, set()))[1]
+            now = _abs(ent, paths)
+            held[s.sid] = now
+            if isinstance(s, ir.Call):
+                for callee in graph.targets(owner, s.callee):
+                    if callee in entry:
+                        prev = entry[callee]
+                        entry[callee] = dict(now) if prev is None else _meet(prev, now)
+    return held
+
+
+def _access(s: ir.Stmt) -> tuple[set[str], set[str], bool]:
+    """(variables read, variables written, touches something never invisible)."""
+    reads: set[str] = set()
+    writes: set[str] = set()
+    special = isinstance(s, SYNC) or (isinstance(s, ir.Call) and s.kthread is not None)
+    targets: list[ir.Expr] = []
+    if isinstance(s, ir.Assign):
+        targets.append(s.target)
+    if isinstance(s, ir.Call) and s.result is not None:
+        targets.append(s.result)
+    for t in targets:
+        if isinstance(t, ir.VarRef):
+            writes.add(t.var.name)
+        elif isinstance(t, (ir.FieldRef, ir.Builtin)):
+            special = True  # lock internals; irqs_off changes who may run on this CPU
+    for top in walk_exprs(s):
+        for e in sub_exprs(top):
+            if e is top and top in targets:
+                continue
+            match e:
+                case ir.VarRef(var=v) if not any(e is t for t in targets):
+                    reads.add(v.name)
+                case ir.PredRef(pred=p):
+                    reads |= {x.var.name for x in sub_exprs(p.expr) if isinstance(x, ir.VarRef)}
+                case ir.FieldRef():
+                    special = True
+                case ir.Builtin(op=ir.BuiltinOp.HOLDERS):
+                    special = True
+    return reads, writes, special
+
+
+def _sets(now: Held) -> tuple[set[str], set[str]]:
+    """(locks held in any mode, locks held exclusively)"""
+    return set(now), {lk for lk, m in now.items() if m == 2}
+
+
+def observed(model: ir.Model) -> set[str]:
+    names: set[str] = set()
+    exprs = [p.expr for p in model.properties if p.expr is not None] + [p.expr for p in model.predicates]
+    for e in exprs:
+        for x in sub_exprs(e):
+            if isinstance(x, ir.VarRef):
+                names.add(x.var.name)
+            elif isinstance(x, ir.PredRef):
+                names |= {y.var.name for y in sub_exprs(x.pred.expr) if isinstance(y, ir.VarRef)}
+    return names
+
+
+def compute_blocks(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> tuple[frozenset[int], frozenset[int]]:
+    held = must_held(model, graph, la)
+    stmts = [(owner, s) for owner, body in _bodies(model) for s in walk_stmts(body)]
+    # which locks protect each variable
+    protect: dict[str, set[str] | None] = defaultdict(lambda: None)
+    for _, s in stmts:
+        if s.sid not in held:
+            continue  # unreachable code never runs
+        reads, writes, _ = _access(s)
+        any_mode, excl = _sets(held[s.sid])
+        for v in reads:
+            protect[v] = set(any_mode) if protect[v] is None else protect[v] & any_mode
+        for v in writes:
+            protect[v] = set(excl) if protect[v] is None else protect[v] & excl
+    watched = observed(model)
+
+    def covered(v: str, locks: set[str]) -> bool:
+        p = protect[v]
+        return bool(p and p & locks)
+
+    invisible: set[int] = set()
+    quiet_results: set[int] = set()
+    for _, s in stmts:
+        if s.sid not in held:
+            continue
+        reads, writes, special = _access(s)
+        any_mode, excl = _sets(held[s.sid])
+        if isinstance(s, ir.Call) and s.kthread is None:
+            res = s.result
+            if res is None or isinstance(res, ir.LocalRef) or (
+                    isinstance(res, ir.VarRef) and res.var.name not in watched and covered(res.var.name, excl)):
+                quiet_results.add(s.sid)
+        if special:
+            continue
+        if isinstance(s, ir.Call):
+            writes = set()  # the result is written by the callee's return (quiet_results)
+        if all(covered(v, any_mode) for v in reads) and \
+                all(v not in watched and covered(v, excl) for v in writes):
+            invisible.add(s.sid)
+    return frozenset(invisible), frozenset(quiet_results)

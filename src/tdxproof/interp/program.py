@@ -130,7 +130,8 @@ class Program:
         self.contexts: list[ContextSpec] = []
         for a in model.actors:
             code = len(self.codes)
-            self.codes.append(self._compile(f"actor {a.name}", None, a.locals, a.body, None))
+            self.codes.append(self._compile(f"actor {a.name}", None, a.locals, a.body, None,
+                                            repeats=a.repeat is not None))
             home = 0
             if a.on_cpu is not None:
                 home = self.const_eval(a.on_cpu)
@@ -160,7 +161,7 @@ class Program:
 
     # ------------------------------------------------------------ compilation
     def _compile(self, name: str, fn: ir.Function | None, locals_: tuple[ir.Local, ...],
-                 body: tuple[ir.Stmt, ...], module: str | None) -> Code:
+                 body: tuple[ir.Stmt, ...], module: str | None, repeats: bool = False) -> Code:
         code = Code(name, fn, len(locals_), local_names=[l.name for l in locals_], module=module)
         self._cur = code
         self._breaks: list[list[Instr]] = []
@@ -168,8 +169,11 @@ class Program:
         code.instrs.append(Instr(END, fn.span if fn else None))
         self._resolve_jumps(code)
         for ins in code.instrs:
-            ins.local = ins.op not in (AWAIT, REQUIRE, ATOMIC, IPI_ENTER, CALLIN, CALLWAIT) and \
-                getattr(ins, "_pure", False)
+            # NOTE(blocks): loop advances are block boundaries, so blocks are loop-free
+            ins.local = ins.op not in (AWAIT, REQUIRE, ATOMIC, IPI_ENTER, CALLIN, CALLWAIT, FOR_NEXT,
+                                       RANGE_NEXT) and getattr(ins, "_pure", False)
+        if repeats and code.instrs:
+            code.instrs[0].local = False  # a repeating actor's body starts a new block
         self._liveness(code)
         return code
 

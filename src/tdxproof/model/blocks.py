@@ -12,6 +12,10 @@ visible statement without changing any verdict (Lipton reduction). Writes to a
 variable a property observes (invariants, covers, the `quiescent` predicate)
 stay visible, so every observed state is still reached.
 
+Two more boundaries keep every block loop-free (as large-block encoding needs):
+the advance of a loop (`for` back edge) and the first statement of an actor's
+body (a repeating actor restarts there) always start a new block.
+
 Locks held are *must* information: what every path to the statement holds,
 from the entry of its root (actor body, kthread work) down the call graph.
 """

@@ -1,0 +1,43 @@
+"""Solver creation and the only call to `Solver.check` in tdxproof.
+
+`check` returns SAT, UNSAT or Unknown(reason); "unknown" is never turned into
+"no violation", and Ctrl-C inside Z3 becomes KeyboardInterrupt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import z3
+
+
+class Sat(Enum):
+    SAT = "sat"
+    UNSAT = "unsat"
+
+
+@dataclass(frozen=True)
+class Unknown:
+    reason: str
+
+
+def make_solver(timeout_s: float | None = None, logic: str = "QF_BV") -> z3.Solver:
+    s = z3.SolverFor(logic)
+    s.set("random_seed", 0)
+    if timeout_s is not None:
+        s.set("timeout", max(1, int(timeout_s * 1000)))
+    return s
+
+
+def check(solver: z3.Solver, *assumptions: z3.BoolRef) -> Sat | Unknown:
+    r = solver.check(*assumptions)
+    if r == z3.sat:
+        return Sat.SAT
+    if r == z3.unsat:
+        return Sat.UNSAT
+    reason = solver.reason_unknown()
+    if "interrupted" in reason or "canceled" in reason:
+        raise KeyboardInterrupt
+    if "timeout" in reason:
+        return Unknown("timeout")
+    return Unknown(reason or "unknown")

@@ -21,7 +21,7 @@ class Unknown:
     reason: str
 
 
-def make_solver(timeout_s: float | None = None, logic: str = "QF_BV") -> z3.Solver:
+def make_solver(timeout_s: float | None = None, logic: str = "QF_FD") -> z3.Solver:
     s = z3.SolverFor(logic)
     s.set("random_seed", 0)
     if timeout_s is not None:

@@ -17,7 +17,8 @@ ALLOWED = {
     "model": {"source", "diagnostics", "syntax", "model"},
     "results": {"source", "model"},
     "interp": {"model", "results", "options", "interp", "source"},
-    "engines": {"interp", "model", "results", "options", "diagnostics", "engines", "source", "z3"},
+    "encode": {"model", "results", "options", "encode", "source", "z3"},
+    "engines": {"interp", "encode", "model", "results", "options", "diagnostics", "engines", "source", "z3"},
     "render": {"results", "model", "source", "diagnostics", "render"},
     "cli": {"*"},
     "__main__": {"cli"},
@@ -75,3 +76,13 @@ def test_every_subpackage_is_shipped():
     found = {"tdxproof." + str(p.parent.relative_to(ROOT)).replace("/", ".")
              for p in ROOT.rglob("__init__.py") if p.parent != ROOT} | {"tdxproof"}
     assert found <= listed, found - listed
+
+
+def test_the_interpreter_and_the_encoder_never_import_each_other():
+    for path in ROOT.rglob("*.py"):
+        stage = _stage(path)
+        mods = {m for m in _imports(path) if m.startswith("tdxproof.")}
+        if stage == "interp":
+            assert not any(m.startswith("tdxproof.encode") for m in mods), path
+        if stage == "encode":
+            assert not any(m.startswith("tdxproof.interp") for m in mods), path

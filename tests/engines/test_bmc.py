@@ -53,7 +53,11 @@ PROPS = {
 DEPTH = 12
 
 
-@pytest.mark.parametrize("name", sorted(CATALOGUE))
+SLOW = {"mutex-across-cpu-up"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in sorted(CATALOGUE)])
 def test_bmc_agrees_with_the_explicit_engine(name):
     model = tdx(CATALOGUE[name])
     explicit = verdicts(model)

@@ -36,7 +36,9 @@ class Node:
     work: list[tuple[int, str]] = field(default_factory=list)      # callin: (fn index, kthread family)
     hidden: int = -1           # callin: slot remembering the target context; range: the bound slot
     ret: tuple[int, ir.LValue | None, int, int] | None = None  # return/end: (caller's next, result, caller frame, call sid)
-    local: bool = False        # may run inside a block after its visible statement
+    local: bool = False        # invisible (NOTE(blocks))
+    mover: str = "N"           # B | R | L | N | cut (NOTE(blocks))
+    blocking: bool = False     # may block or idle: only the first statement of a block, or after invisible ones
     acquire: tuple[str | None, int] | None = None   # inside an acquire op: (mode, abs slot of `self`)
 
 
@@ -59,6 +61,7 @@ class Flattener:
         self.fns = {f.name: f for f in model.functions}
         self.by_index = {f.index: f for f in model.functions}
         self.work: dict[str, set[int]] = {k.name: set() for k in model.kthreads}
+        self.movers = dict(model.movers)
 
     # ------------------------------------------------------------ per automaton
     def build_all(self) -> tuple[list[Automaton], dict[str, Automaton]]:
@@ -82,7 +85,7 @@ class Flattener:
         auto = Automaton(a.name, "actor", self.nodes, self.max_local, entry=entry_holder[0], repeat=a.repeat,
                          local_names=self.names)
         if a.repeat is not None:
-            self.nodes[auto.entry].local = False  # a repeating actor's body starts a new block
+            self.nodes[auto.entry].mover = "cut"  # a repeating actor's body starts a new block
         return auto
 
     def _kthread(self, name: str, work: list[int]) -> Automaton:
@@ -130,8 +133,17 @@ class Flattener:
     def _node(self, op: str, stmt: ir.Stmt | None) -> Node:
         n = Node(len(self.nodes), op, stmt, self.cur.frame, self.cur.fn, self.cur.owner, acquire=self.cur.acquire)
         if stmt is not None and op not in GLUE:
-            n.local = stmt.sid in self.model.invisible and op not in (
-                "await", "require", "atomic", "ipi_enter", "callin", "callwait", "for_next", "range_next")
+            n.local = stmt.sid in self.model.invisible
+            n.mover = self.movers.get(stmt.sid, "N")
+            if op == "callin":
+                n.mover = "N"
+            elif op == "callwait":
+                n.mover = "R"          # collecting the work's result, like taking a lock
+            elif op in ("for_next", "range_next"):
+                n.mover = "cut"        # loop advances are boundaries: blocks are loop-free
+            first_await = isinstance(stmt, ir.Atomic) and stmt.body and isinstance(stmt.body[0], ir.Await)
+            n.blocking = op in ("await", "require", "callin", "callwait", "ipi_enter", "pick") or (
+                op == "atomic" and bool(first_await))
         self.nodes.append(n)
         return n
 
@@ -186,7 +198,8 @@ class Flattener:
                 r = self._node("return", s)
                 r.ret = self.cur.ret
                 # returning from kthread work, or into a visible result, is visible
-                r.local = r.local and r.ret is not None and r.ret[3] in self.model.invisible_results
+                if r.mover == "B" and (r.ret is None or r.ret[3] not in self.model.invisible_results):
+                    r.mover = "N"
             case ir.Await():
                 self._node("await", s)
             case ir.Require():

@@ -45,13 +45,13 @@ class _PS:
     guard: list[z3.BoolRef]
     events: list[tuple[int, z3.BoolRef]]
     labels: list[str]
-    visible_done: bool
+    phase: int                 # NOTE(blocks): -1 invisible only so far, 0 before the non-mover, 1 after
     done: bool = False
     started: bool = False
 
     def fork(self) -> "_PS":
         return _PS(self.node, dict(self.cur), list(self.guard), list(self.events), list(self.labels),
-                   self.visible_done, self.done, self.started)
+                   self.phase, self.done, self.started)
 
 
 class Blocks:
@@ -221,19 +221,22 @@ class Blocks:
 
     # ------------------------------------------------------------ paths
     def starts(self) -> list[int]:
-        out = {n.id for n in self.auto.nodes if n.op not in ("jump", "end", "ipi_exit") and not n.local}
+        """Nodes a block can start at: wherever a block can end (before a statement
+        that is not invisible), the entries, and loop heads."""
+        out = {n.id for n in self.auto.nodes if n.op not in ("jump", "end", "ipi_exit") and n.mover != "B"}
         if self.auto.kind == "actor":
             out.add(self.auto.entry)
         out |= set(self.auto.entries.values())
         return sorted(out)
 
     def paths_from(self, start: int, state: dict[str, z3.ExprRef]) -> list[Path]:
-        """Every path of the block that starts at node `start`: statements are run
-        until one that is not local has run and the next is not local either; a
-        statement that would block in the middle ends the path before it."""
+        """Every path of the block that starts at node `start` (NOTE(blocks)): the
+        first statement, then those that may join; a statement that may block
+        joins only after invisible ones, and the path ends before it when it would
+        block."""
         ps = _PS(start, dict(state), [state[self.v.pc(self.c)] == z3.BitVecVal(start, PCW),
                                       state[self.v.status(self.c)] == bv(RUN), z3.Not(self.irq_excluded(state))],
-                 [], [], visible_done=False)
+                 [], [], phase=-1)
         work, out = [ps], []
         while work:
             p = work.pop()
@@ -241,13 +244,17 @@ class Blocks:
                 out.append(p)
                 continue
             node = self.auto.nodes[p.node]
-            if p.started and p.visible_done and not node.local:
-                out.append(p)
-                continue
-            was_visible = p.visible_done
+            kind = "N" if node.mover == "cut" else node.mover
+            if p.started:
+                nxt = _continue(node.mover, node.blocking, p.phase)
+                if nxt is None:
+                    out.append(p)
+                    continue
+            else:
+                nxt = -1 if kind == "B" else (0 if kind == "R" else 1)
             for q in self._exec(node, p, is_first=not p.started):
-                if not q.done or q.node != node.id:
-                    q.visible_done = was_visible or not node.local
+                if not (q.done and q.node == node.id):   # not the fork that stopped before a blocked node
+                    q.phase = nxt
                 q.started = True
                 work.append(q)
             if len(out) + len(work) > MAX_PATHS:
@@ -331,9 +338,6 @@ class Blocks:
                     for o in others}
             return z3.Not(z3.Or(list(busy.values()) or [z3.BoolVal(False)])), busy
         return None, {}
-
-    def _local_now(self, node: Node, p: _PS) -> bool:
-        return node.local and node.op not in ("jump", "end", "ipi_exit")
 
     def _exec(self, node: Node, p: _PS, is_first: bool) -> list[_PS]:
         """Execute one statement (and the glue after it); returns the continuations.
@@ -688,6 +692,22 @@ class Blocks:
         self._glue(p)
         out.append(p)
         return out
+
+
+def _continue(kind: str, blocking: bool, phase: int) -> int | None:
+    """The same rule as the reference semantics' continue_phase (NOTE(blocks))."""
+    if phase == -1:
+        k = "N" if kind == "cut" else kind
+        return -1 if k == "B" else (0 if k == "R" else 1)
+    if blocking or kind == "cut":
+        return None
+    if kind == "B":
+        return phase
+    if kind == "R" and phase == 0:
+        return 0
+    if kind in ("N", "L") and (phase == 0 or kind == "L"):
+        return 1
+    return None
 
 
 def _same(a, b) -> bool:

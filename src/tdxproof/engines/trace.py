@@ -200,23 +200,9 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
 
 
 def _walk_transition(prog: Program, state: State, ci: int, choice: str | None):
-    """Re-run one transition statement by statement, following its choices:
-    yields (frames before, the statement's outcome)."""
-    from tdxproof.interp.step import _next_is_local
+    from tdxproof.interp.step import walk_block
 
-    labels = [c.strip() for c in choice.split(",")] if choice else []
-    s, first = state, True
-    while first or _next_is_local(prog, s, ci):
-        frames = s[1][ci][0]
-        res = run_statement(prog, s, ci)
-        if not isinstance(res, list) or not res:
-            return
-        pick = res[0]
-        if len(res) > 1:
-            want = labels.pop(0) if labels else None
-            pick = next((o for o in res if o.choice == want), res[0])
-        yield frames, pick
-        s, first = pick.state, False
+    return walk_block(prog, state, ci, choice)
 
 
 def _statements(prog: Program, state: State, ci: int, choice: str | None) -> tuple[tuple[str, str], ...]:

@@ -57,6 +57,8 @@ class Instr:
     defs: frozenset[int] = frozenset()
     local: bool = False    # touches only the context's own state: never a block boundary
     result_local: bool = True  # CALL: the result (if any) goes to a local
+    mover: str = "N"       # NOTE(blocks): B (invisible), R (acquire), L (release), N; "cut": always a boundary
+    blocking: bool = False # may block or idle: only ever the first statement of a block
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Program:
         self.lock_names = [lk.name for lk in model.locks]
         self.lock_index = {lk.name: lk.index for lk in model.locks}
         self.prop_index = {p.name: i for i, p in enumerate(model.properties)}
+        self.movers = dict(model.movers)
         # order rules: taking lock `first` while holding `second` breaks property `prop`
         self.order_rules: dict[int, list[tuple[int, int]]] = {}
         for p in model.properties:
@@ -167,13 +170,21 @@ class Program:
         self._breaks: list[list[Instr]] = []
         self._block(body)
         code.instrs.append(Instr(END, fn.span if fn else None))
-        self._resolve_jumps(code)
+        movers = self.movers
         for ins in code.instrs:
-            # NOTE(blocks): loop advances are block boundaries, so blocks are loop-free
-            ins.local = ins.op not in (AWAIT, REQUIRE, ATOMIC, IPI_ENTER, CALLIN, CALLWAIT, FOR_NEXT,
-                                       RANGE_NEXT) and getattr(ins, "_pure", False)
+            ins.local = getattr(ins, "_pure", False)
+            ins.mover = movers.get(ins.sid, "N") if ins.sid else "N"
+            if ins.op == CALLIN:
+                ins.mover = "N"
+            elif ins.op == CALLWAIT:
+                ins.mover = "R"        # collecting the work's result, like taking a lock
+            elif ins.op in (FOR_NEXT, RANGE_NEXT):
+                ins.mover = "cut"      # NOTE(blocks): loop advances are boundaries: blocks are loop-free
+            ins.blocking = ins.op in (AWAIT, REQUIRE, CALLIN, CALLWAIT, IPI_ENTER, PICK) or (
+                ins.op == ATOMIC and ins.a is not None)
         if repeats and code.instrs:
-            code.instrs[0].local = False  # a repeating actor's body starts a new block
+            code.instrs[0].mover = "cut"   # a repeating actor's body starts a new block
+        self._resolve_jumps(code)
         self._liveness(code)
         return code
 

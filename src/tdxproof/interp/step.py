@@ -193,19 +193,51 @@ class Machine:
                 if not alive:
                     loc[i] = 0
 
-    def next_is_local(self) -> bool:
+    def next_kind(self) -> tuple[str | None, bool]:
+        """The mover kind of the next statement (None: the context is not running)
+        and whether it may block."""
         if self.status != RUN or self.code < 0:
-            return False
+            return None, False
         ins = self.prog.codes[self.code].instrs[self.pc]
-        if not ins.local:
-            return False
         if ins.op == RETURN:
-            # returning from the work of a kthread, or into a global, is visible
+            # returning from kthread work ends the work; returning into a visible result is visible
             if not self.below:
-                return False
+                return "N", False
             caller = self.below[-1]
-            return self.prog.codes[caller[0]].instrs[caller[1] - 1].result_local
-        return True
+            if ins.mover == "B" and not self.prog.codes[caller[0]].instrs[caller[1] - 1].result_local:
+                return "N", False
+        return ins.mover, ins.blocking
+
+    def first_kind(self) -> str:
+        kind, _ = self.next_kind()
+        return "N" if kind in (None, "cut") else kind
+
+
+LEAD = -1   # only invisible statements so far: a blocking statement may still join, if it can run
+
+
+def phase_after(kind: str) -> int:
+    return LEAD if kind == "B" else (0 if kind == "R" else 1)
+
+
+def continue_phase(kind: str | None, blocking: bool, phase: int) -> int | None:
+    """NOTE(blocks): may the next statement (of mover `kind`) join the block, and
+    in which phase is the block then? Phases: LEAD (invisible statements only), 0
+    (before the non-mover), 1 (after the non-mover or a release). A block is
+    B* [its one statement that may block] then R* N? L*, invisible ones anywhere."""
+    if kind is None:
+        return None
+    if phase == LEAD:
+        return phase_after("N" if kind == "cut" else kind)
+    if blocking or kind == "cut":
+        return None
+    if kind == "B":
+        return phase
+    if kind == "R" and phase == 0:
+        return 0
+    if kind in ("N", "L") and (phase == 0 or kind == "L"):
+        return 1
+    return None
 
 
 def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:
@@ -227,43 +259,67 @@ def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Mac
 
 
 def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
-    """One transition of context `ci`: the statements that touch only the
-    context's own state, up to and including one statement that touches shared
-    state (or can block), and the local ones after it (NOTE(steps) in
-    program.py). The choice label joins the choices made on the way."""
+    """One transition (block) of context `ci`: its first statement, then the
+    statements that NOTE(blocks) lets join it. The choice label joins the choices
+    made on the way."""
     cannot = _cannot_start(prog, state, ci)
     if cannot is not None:
         return cannot
     m = Machine(prog, state, ci)
-    first_local = m.next_is_local()
+    kind = m.first_kind()
     first = exec_statement(m, state)
     if not isinstance(first, list):
         return first
     done: list[Outcome] = []
-    work = [(x, not first_local) for x in first]
+    work = [(x, phase_after(kind)) for x in first]
     while work:
-        mm, visible_done = work.pop()
-        if visible_done and not mm.next_is_local():
+        mm, phase = work.pop()
+        kind, blocking = mm.next_kind()
+        nxt = continue_phase(kind, blocking, phase)
+        if nxt is None:
             done.append(_outcome(mm))
             continue
-        now_local = mm.next_is_local()
         more = exec_statement(mm, None)
-        if not isinstance(more, list):
-            done.append(_outcome(mm))   # a visible statement that blocks, or an idle `require`: stop
+        if not isinstance(more, list):   # it would block (only possible after invisible statements)
+            done.append(_outcome(mm))
             continue
-        for nxt in more:
-            work.append((nxt, visible_done or not now_local))
+        work.extend((x, nxt) for x in more)
     done.reverse()
     return done
 
 
+def walk_block(prog: Program, state: State, ci: int, choice: str | None):
+    """Re-run one transition statement by statement, following its choices:
+    yields (frames before, the statement's outcome)."""
+    labels = [c.strip() for c in choice.split(",")] if choice else []
+    m = Machine(prog, state, ci)
+    if _cannot_start(prog, state, ci) is not None:
+        return
+    phase = phase_after(m.first_kind())
+    s = state
+    first = True
+    while True:
+        if not first:
+            m = Machine(prog, s, ci)
+            kind, blocking = m.next_kind()
+            nxt = continue_phase(kind, blocking, phase)
+            if nxt is None:
+                return
+            phase = nxt
+        frames = s[1][ci][0]
+        res = run_statement(prog, s, ci)
+        if not isinstance(res, list) or not res:
+            return
+        pick = res[0]
+        if len(res) > 1:
+            want = labels.pop(0) if labels else None
+            pick = next((o for o in res if o.choice == want), res[0])
+        yield frames, pick
+        s, first = pick.state, False
+
+
 def _outcome(m: Machine) -> Outcome:
     return Outcome(", ".join(m.labels) if m.labels else None, m.pack(), tuple(m.events), m.span)
-
-
-def _next_is_local(prog: Program, state: State, ci: int) -> bool:
-    m = Machine(prog, state, ci)
-    return m.next_is_local()
 
 
 def _cannot_start(prog: Program, state: State, ci: int) -> Blocked | str | None:
@@ -366,6 +422,7 @@ def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked |
     if op == PICK:
         outs = []
         name = prog.codes[m.code].local_names[ins.a]
+        old = m.locals[ins.a]
         for c in range(prog.n):
             m.locals[ins.a] = c
             if ins.b is None or ins.b(m):
@@ -373,6 +430,7 @@ def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked |
                 mm.pc = pc + 1
                 mm.labels.append(f"{name}={c}")
                 outs.extend(done(mm))
+        m.locals[ins.a] = old
         return outs if outs else IDLE_RESULT
     if op == ANY:
         outs = []

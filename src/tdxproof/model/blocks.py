@@ -12,6 +12,14 @@ visible statement without changing any verdict (Lipton reduction). Writes to a
 variable a property observes (invariants, covers, the `quiescent` predicate)
 stay visible, so every observed state is still reached.
 
+Beyond invisible statements, lock operations are movers (Lipton): an acquire
+(an `atomic` of an `acquire` operation) moves right, a release (of a `release`
+operation) moves left. A block is: its first statement (the only one that may
+block), then statements while they are invisible, right movers before the
+block's non-mover, at most one non-mover, or left movers: R* N? L* with
+invisible statements anywhere. Non-movers that write observed variables are
+the points where properties are observed, as before.
+
 Two more boundaries keep every block loop-free (as large-block encoding needs):
 the advance of a loop (`for` back edge) and the first statement of an actor's
 body (a repeating actor restarts there) always start a new block.
@@ -152,6 +160,30 @@ def observed(model: ir.Model) -> set[str]:
             elif isinstance(x, ir.PredRef):
                 names |= {y.var.name for y in sub_exprs(x.pred.expr) if isinstance(y, ir.VarRef)}
     return names
+
+
+def movers(model: ir.Model, invisible: frozenset[int]) -> tuple[tuple[int, str], ...]:
+    """Each statement's mover kind: B (invisible), R (acquire), L (release) or N."""
+    out: list[tuple[int, str]] = []
+    for f in model.functions:
+        for s in walk_stmts(f.body):
+            out.append((s.sid, _mover(s, f, invisible)))
+    for a in model.actors:
+        for s in walk_stmts(a.body):
+            out.append((s.sid, _mover(s, None, invisible)))
+    return tuple(sorted(out))
+
+
+def _mover(s: ir.Stmt, f: ir.Function | None, invisible: frozenset[int]) -> str:
+    if s.sid in invisible:
+        return "B"
+    if isinstance(s, (ir.Atomic, ir.Hold)) and f is not None and f.role == "acquire":
+        return "R"
+    if isinstance(s, (ir.Atomic, ir.Hold)) and f is not None and f.role == "release":
+        return "L"
+    if isinstance(s, ir.Ipi):
+        return "R"   # entering an IPI excludes the others on its CPU, like taking a lock
+    return "N"
 
 
 def compute_blocks(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> tuple[frozenset[int], frozenset[int]]:

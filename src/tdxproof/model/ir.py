@@ -578,6 +578,7 @@ class Model:
     # transition runs them together with one statement that others can observe
     invisible: frozenset[int] = frozenset()
     invisible_results: frozenset[int] = frozenset()   # calls whose result write is invisible
+    movers: tuple[tuple[int, str], ...] = ()          # (sid, B | R | L | N), see model/blocks.py
     files: tuple[str, ...] = ()
 
     def function(self, name: str) -> Function:

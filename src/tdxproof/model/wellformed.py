@@ -422,7 +422,8 @@ def check_wellformed(model: ir.Model, d: Diagnostics) -> ir.Model:
                           "kthread work)")
     d.raise_if_errors()
     held = tuple(sorted((sid, tuple(sorted(v))) for sid, v in la.held_at.items()))
-    from tdxproof.model.blocks import compute_blocks
+    from tdxproof.model.blocks import compute_blocks, movers
 
     invisible, quiet_results = compute_blocks(model, graph, la)
-    return dataclasses.replace(model, held_at=held, invisible=invisible, invisible_results=quiet_results)
+    return dataclasses.replace(model, held_at=held, invisible=invisible, invisible_results=quiet_results,
+                               movers=movers(model, invisible))

@@ -40,6 +40,7 @@ class Node:
     mover: str = "N"           # B | R | L | N | cut (NOTE(blocks))
     blocking: bool = False     # may block or idle: only the first statement of a block, or after invisible ones
     acquire: tuple[str | None, int] | None = None   # inside an acquire op: (mode, abs slot of `self`)
+    consts: dict[int, int] = field(default_factory=dict)   # this instance's parameters known at flatten time
 
 
 @dataclass
@@ -102,16 +103,18 @@ class Flattener:
 
     # ------------------------------------------------------------ instances
     def _instance(self, f: ir.Function, frame: int, ret: tuple[int, ir.LValue | None, int, int] | None,
-                  entry_holder: list[int], inherited: tuple[str | None, int] | None = None) -> None:
+                  entry_holder: list[int], inherited: tuple[str | None, int] | None = None,
+                  consts: dict[int, int] | None = None) -> None:
         for l in f.locals:
             self.names.setdefault(frame + l.slot, l.name)
-        self._body(f.body, f, f.name, frame, len(f.locals), ret, entry_holder, inherited)
+        self._body(f.body, f, f.name, frame, len(f.locals), ret, entry_holder, inherited, consts or {})
 
     def _body(self, body: tuple[ir.Stmt, ...], fn: ir.Function | None, owner: str, frame: int, nloc: int,
               ret: tuple[int, ir.LValue | None, int, int] | None, entry_holder: list[int],
-              inherited: tuple[str | None, int] | None = None) -> None:
+              inherited: tuple[str | None, int] | None = None, consts: dict[int, int] | None = None) -> None:
         """Lay out one instance: its nodes, then an `end` node for falling off the end."""
         self.cur = _Inst(fn, owner, frame, nloc, ret)
+        self.cur.consts = consts or {}
         start = len(self.nodes)
         acquire = inherited   # inside an acquire operation, callees (might_sleep()) count as inside it
         if fn is not None and fn.role == "acquire":
@@ -131,7 +134,8 @@ class Flattener:
             self._link_call(call, frame + inst.nloc)
 
     def _node(self, op: str, stmt: ir.Stmt | None) -> Node:
-        n = Node(len(self.nodes), op, stmt, self.cur.frame, self.cur.fn, self.cur.owner, acquire=self.cur.acquire)
+        n = Node(len(self.nodes), op, stmt, self.cur.frame, self.cur.fn, self.cur.owner, acquire=self.cur.acquire,
+                 consts=self.cur.consts)
         if stmt is not None and op not in GLUE:
             n.local = stmt.sid in self.model.invisible
             n.mover = self.movers.get(stmt.sid, "N")
@@ -266,13 +270,42 @@ class Flattener:
         s = call.stmt
         assert isinstance(s, ir.Call)
         ret = (call.succ[0], s.result, call.frame, s.sid)
-        for callee in self.graph.targets(call.owner, s.callee):
+        targets = self.graph.targets(call.owner, s.callee)
+        known = _const(s.callee, call.consts)
+        if known is not None:
+            # partial evaluation: a call through a pointer known here has one target
+            targets = [t for t in targets if self.fns[t].index + 1 == known]
+        for callee in targets:
             f = self.fns[callee]
+            assigned = {st.target.local.slot for st in _walk(f.body)
+                        if isinstance(st, ir.Assign) and isinstance(st.target, ir.LocalRef)}
+            consts = {p.slot: v for p, a in zip(f.params, s.args)
+                      if p.slot not in assigned and (v := _const(a, call.consts)) is not None}
             holder: list[int] = []
             saved = self.cur
-            self._instance(f, callee_frame, ret, holder, call.acquire)
+            self._instance(f, callee_frame, ret, holder, call.acquire, consts)
             self.cur = saved
             call.callees.append((f.index, holder[0], callee_frame))
+
+
+def _const(e: ir.Expr, consts: dict[int, int]) -> int | None:
+    """The value of an argument known when flattening: literals, functions, locks,
+    and parameters the caller's instance knows."""
+    match e:
+        case ir.Lit(value=v):
+            return v
+        case ir.FnRef(index=i):
+            return i + 1
+        case ir.LockRef(lock=lk):
+            return lk.index
+        case ir.LocalRef(local=l):
+            return consts.get(l.slot)
+    return None
+
+
+def _walk(body):
+    from tdxproof.model.wellformed import walk_stmts
+    return walk_stmts(body)
 
 
 @dataclass
@@ -285,6 +318,7 @@ class _Inst:
     acquire: tuple[str | None, int] | None = None
     calls: list[Node] = field(default_factory=list)
     breaks: list[list[Node]] = field(default_factory=list)
+    consts: dict[int, int] = field(default_factory=dict)
 
 
 def flatten(model: ir.Model) -> tuple[list[Automaton], dict[str, Automaton]]:

@@ -97,11 +97,16 @@ class Blocks:
             case ir.FieldRef(lock=lk, field=f):
                 lt = E(lk)
                 opts = [(li, name) for (li, fname), name in self.v.fields.items() if fname == f.name]
+                if z3.is_bv_value(lt):
+                    opts = [o for o in opts if o[0] == lt.as_signed_long()] or opts
                 out = cur[opts[-1][1]]
                 for li, name in opts[:-1]:
                     out = z3.If(lt == bv(li), cur[name], out)
                 return out
             case ir.LocalRef(local=l):
+                known = getattr(node, "consts", {}).get(l.slot)
+                if known is not None:
+                    return bv(known)
                 return cur[self.v.local(self.c, node.frame + l.slot)]
             case ir.QVarRef(qvar=qv):
                 return bv(q[qv.id])
@@ -161,10 +166,14 @@ class Blocks:
 
     def held_count(self, cur: dict, c: Context, lock: z3.BitVecRef, mode: int | None) -> z3.BitVecRef:
         total = bv(0)
+        known = lock.as_signed_long() if z3.is_bv_value(lock) else None
         for lk in self.model.locks:
+            if known is not None and lk.index != known:
+                continue
             for md in MODES.values():
                 if mode is None or md == mode:
-                    total = total + z3.If(lock == bv(lk.index), cur[self.v.held(c, lk.index, md)], bv(0))
+                    term = cur[self.v.held(c, lk.index, md)]
+                    total = total + (term if known is not None else z3.If(lock == bv(lk.index), term, bv(0)))
         return total
 
     def _builtin(self, op: ir.BuiltinOp, args: list, mode: str | None, cur: dict) -> z3.BitVecRef:
@@ -208,9 +217,10 @@ class Blocks:
                     cur[name] = z3.If(i == bv(k), value, cur[name])
             case ir.FieldRef(lock=lk, field=f):
                 lt = self.expr(lk, cur, node)
+                known = lt.as_signed_long() if z3.is_bv_value(lt) else None
                 for (li, fname), name in self.v.fields.items():
-                    if fname == f.name:
-                        cur[name] = z3.If(lt == bv(li), value, cur[name])
+                    if fname == f.name and (known is None or known == li):
+                        cur[name] = value if known is not None else z3.If(lt == bv(li), value, cur[name])
             case ir.LocalRef(local=l):
                 base = node.frame if frame is None else frame
                 cur[self.v.local(self.c, base + l.slot)] = value
@@ -546,16 +556,22 @@ class Blocks:
                         md = MODES[mode]
                         if not rel:
                             for first, rules in self.order_rules.items():
+                                if z3.is_bv_value(lt) and lt.as_signed_long() != first:
+                                    continue
                                 for second, prop in rules:
                                     held2 = self.held_count(cur, self.c, bv(second), None) != bv(0)
                                     kt = self.c.kthread
                                     if kt is not None and self.model.locks[second].name in kt.lockdep_held:
                                         held2 = z3.Or(held2, cur[self.v.status(self.c)] == bv(RUN))
                                     q.events.append((prop, z3.Not(z3.And(lt == bv(first), held2))))
+                        known = lt.as_signed_long() if z3.is_bv_value(lt) else None
                         for li in range(len(self.model.locks)):
+                            if known is not None and li != known:
+                                continue
                             name = self.v.held(self.c, li, md)
                             delta = bv(-1) if rel else bv(1)
-                            cur[name] = z3.If(lt == bv(li), cur[name] + delta, cur[name])
+                            cur[name] = cur[name] + delta if known is not None else z3.If(
+                                lt == bv(li), cur[name] + delta, cur[name])
                         nxt.append(q)
                     case ir.Check(prop=pr, cond=c):
                         q.events.append((self.prop_index[pr], truth(self.expr(c, cur, node))))

@@ -197,12 +197,13 @@ def encode(model: ir.Model, n: int | None = None) -> Encoding:
     events: dict[int, list[z3.BoolRef]] = {}
     for i, (ci, p) in enumerate(paths):
         on = sel0 == z3.BitVecVal(i, SELW)
-        body = list(p.guard) + [s1[name] == term for name, term in p.updates.items()]
+        # simplify once here: constant-folded lock and pointer arguments vanish from the template
+        body = [z3.simplify(g) for g in p.guard] + [s1[name] == z3.simplify(term) for name, term in p.updates.items()]
         parts.append(z3.Implies(on, z3.And(body)))
         for name in p.updates:
             writers[name].append(i)
         for prop, cond in p.events:
-            events.setdefault(prop, []).append(z3.And(on, z3.Not(cond)))
+            events.setdefault(prop, []).append(z3.And(on, z3.Not(z3.simplify(cond))))
     for name in vocab.names:
         ws = writers[name]
         if not ws:

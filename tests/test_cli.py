@@ -106,3 +106,10 @@ def test_show_prints_the_model_summary(tmp_path):
 def test_help_documents_the_exit_codes(args):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0 and "130" in r.output and "internal error" in r.output
+
+
+def test_bmc_engine_reports_bounded_holds_and_replayed_violations(tmp_path):
+    r = run(tmp_path, VIOLATED, "--engine", "bmc", "--depth", "4", "--property", "small")
+    assert r.exit_code == 1 and "violated (1 steps)" in r.stdout and "x = 1" in r.stdout
+    r = run(tmp_path, HOLDS, "--engine", "bmc", "--depth", "4", "--property", "small")
+    assert r.exit_code == 0 and "holds up to depth 4" in r.stdout and "proved" not in r.stdout

@@ -51,23 +51,30 @@ def _lower(path: str, cpus: int | None):
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs (overrides the policy's `cpus`).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
-@click.option("--engine", type=click.Choice(["auto", "explicit"]), default="auto", show_default=True,
-              help="`explicit`: exhaustive search on the reference interpreter. The SMT engines "
-                   "(bmc, kind, pdr) are not built yet; `auto` uses explicit.")
+@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc"]), default="auto", show_default=True,
+              help="`explicit`: exhaustive search on the reference interpreter; `bmc`: bounded model "
+                   "checking with Z3 (shortest violations up to --depth; a clean run says \"holds up to "
+                   "depth k\", never \"proved\"). `auto` uses explicit. Unbounded engines (kind, pdr) are "
+                   "not built yet.")
+@click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
+              help="bmc: the deepest schedule to look for, in blocks.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=None,
+              help="bmc: seconds per solver call; a timeout gives `unknown` (exit 3).")
 @click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
               help="Stop the explicit search after this many states (verdicts become unknown).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--verbose", is_flag=True, help="Show every statement of every step, not only kernel-level events.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
-def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, max_states: int,
-           fmt: str, verbose: bool, debug: bool) -> None:
+def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
+           timeout: float | None, max_states: int, fmt: str, verbose: bool, debug: bool) -> None:
     """Check every property of POLICY; print a verdict for each and the shortest
     schedule that breaks each violated one."""
-    sys.exit(_run(lambda: _verify(policy, cpus, properties, max_states, fmt, verbose), debug))
+    sys.exit(_run(lambda: _verify(policy, cpus, properties, engine, depth, timeout, max_states, fmt, verbose),
+                  debug))
 
 
-def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], max_states: int, fmt: str,
-            verbose: bool) -> int:
+def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
+            timeout: float | None, max_states: int, fmt: str, verbose: bool) -> int:
     from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
     from tdxproof.engines.trace import build_trace
     from tdxproof.interp.program import Program
@@ -82,9 +89,17 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], max_stat
             hint = did_you_mean(name, known)
             raise UsageFailure(f"unknown property `{name}`" + (f"; {hint}" if hint else ""))
     progress = _progress() if sys.stderr.isatty() else None
+    note = " (reference interpreter, exhaustive search)"
     try:
-        run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
-                              progress=progress)
+        if engine == "bmc":
+            from tdxproof.engines.bmc import verify_bmc
+            note = f" (Z3, bounded to depth {depth})"
+            run = verify_bmc(model, cpus=cpus, properties=set(properties) or None, max_depth=depth,
+                             timeout_s=timeout,
+                             progress=(lambda pending, k: progress(0, k)) if progress is not None else None)
+        else:
+            run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
+                                  progress=progress)
     except ModelErrorAt as exc:
         from tdxproof.diagnostics import Diagnostic, Note, Severity
         span = exc.error.span or model.actors[0].span
@@ -110,7 +125,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], max_stat
         if fmt == "json":
             click.echo(render_json(run))
         else:
-            click.echo(render_summary(run, engine_note=" (reference interpreter, exhaustive search)"))
+            click.echo(render_summary(run, engine_note=note))
             for r in run.results:
                 if r.verdict in (Verdict.VIOLATED,):
                     click.echo("")
@@ -127,7 +142,7 @@ def _progress():
 
     def show(states: int, depth: int) -> None:
         if time.monotonic() - start > 1.0:
-            click.echo(f"\r\033[Kexplicit search: {states:,} states, depth {depth}, "
+            click.echo(f"\r\033[Ksearch: {states:,} states, depth {depth}, "
                        f"{time.monotonic() - start:.0f} s", nl=False, err=True)
     return show
 

@@ -41,9 +41,11 @@ def expect_words(r: PropertyResult) -> str:
 
 
 def render_summary(run: RunResult, *, engine_note: str = "") -> str:
-    done = "complete" if run.complete else "incomplete (state limit)"
-    lines = [f"{run.policy}: {run.cpus} CPUs, engine {run.engine}{engine_note}",
-             f"explored {run.states:,} states ({done})", ""]
+    lines = [f"{run.policy}: {run.cpus} CPUs, engine {run.engine}{engine_note}"]
+    if run.engine == "explicit":
+        done = "complete" if run.complete else "incomplete (state limit)"
+        lines.append(f"explored {run.states:,} states ({done})")
+    lines.append("")
     width = max((len(r.name) for r in run.results), default=10) + 2
     vw = max((len(verdict_words(r)) for r in run.results), default=10) + 2
     for r in run.results:

@@ -54,7 +54,7 @@ def summarize(r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cpus", default="2,3")
+    ap.add_argument("--cpus", default="2,3", help="e.g. 2,3 or, per engine, explicit=2,3,4;bmc=2")
     ap.add_argument("--engines", default="explicit")
     ap.add_argument("--policies", default="")
     ap.add_argument("--wall", type=float, default=600.0)
@@ -66,10 +66,16 @@ def main() -> None:
     policies = sorted((ROOT / "policies").glob("*.tdx"))
     if args.policies:
         policies = [p for p in policies if p.stem in args.policies.split(",")]
+    per_engine: dict[str, list[int]] = {}
+    for engine in args.engines.split(","):
+        spec = args.cpus
+        if "=" in spec:
+            spec = dict(part.split("=") for part in spec.split(";")).get(engine, "")
+        per_engine[engine] = [int(x) for x in spec.split(",") if x]
     rows = []
     for policy in policies:
-        for n in [int(x) for x in args.cpus.split(",")]:
-            for engine in args.engines.split(","):
+        for engine in args.engines.split(","):
+            for n in per_engine[engine]:
                 extra: list[str] = []
                 if engine == "bmc":
                     extra = ["--depth", str(args.bmc_depth)]

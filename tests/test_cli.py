@@ -113,3 +113,19 @@ def test_bmc_engine_reports_bounded_holds_and_replayed_violations(tmp_path):
     assert r.exit_code == 1 and "violated (1 steps)" in r.stdout and "x = 1" in r.stdout
     r = run(tmp_path, HOLDS, "--engine", "bmc", "--depth", "4", "--property", "small")
     assert r.exit_code == 0 and "holds up to depth 4" in r.stdout and "proved" not in r.stdout
+
+
+def test_itf_output_is_apalache_informal_trace_format(tmp_path):
+    r = run(tmp_path, VIOLATED, "--format", "itf")
+    doc = json.loads(r.stdout)
+    assert doc["#meta"]["format"] == "ITF"
+    assert "x" in doc["vars"] and "action_taken" in doc["vars"]
+    assert [s["x"] for s in doc["states"]] == [{"#bigint": "0"}, {"#bigint": "1"}]
+    assert doc["states"][1]["action_taken"] == "a"
+    assert doc["states"][0]["online"] == [True, True]
+
+
+def test_markdown_output_has_a_table_and_a_mermaid_diagram(tmp_path):
+    r = run(tmp_path, VIOLATED, "--format", "md")
+    assert "| `small` | violated (1 steps) |" in r.stdout
+    assert "```mermaid" in r.stdout and "sequenceDiagram" in r.stdout and "Note over a: x = 1" in r.stdout

@@ -62,7 +62,9 @@ def _lower(path: str, cpus: int | None):
               help="bmc: seconds per solver call; a timeout gives `unknown` (exit 3).")
 @click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
               help="Stop the explicit search after this many states (verdicts become unknown).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "itf", "md"]), default="text",
+              show_default=True, help="text; json (docs/json-schema.md); itf (Apalache's Informal Trace "
+                                      "Format, the witnesses); md (Markdown and Mermaid, for docs)")
 @click.option("--verbose", is_flag=True, help="Show every statement of every step, not only kernel-level events.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
 def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
@@ -124,6 +126,12 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     try:
         if fmt == "json":
             click.echo(render_json(run))
+        elif fmt == "itf":
+            from tdxproof.render.itf import render_itf
+            click.echo(render_itf(run))
+        elif fmt == "md":
+            from tdxproof.render.markdown import render_markdown
+            click.echo(render_markdown(run))
         else:
             click.echo(render_summary(run, engine_note=note))
             for r in run.results:

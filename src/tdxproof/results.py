@@ -71,6 +71,9 @@ class Trace:
     rows: tuple[TraceRow, ...]
     contexts: tuple[tuple[str, int], ...]   # (name, home CPU) in order of appearance
     final: tuple[str, ...]                  # the state that breaks the property, lockdep report
+    # every state of the replay (the initial one first): (variable, value) pairs; per-CPU
+    # variables as lists; values are bool, int or str (enum members, function names)
+    states: tuple[tuple[tuple[str, object], ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

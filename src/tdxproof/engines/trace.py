@@ -184,7 +184,9 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
                     text = _source_text(prog, o.span).removeprefix("if ")
                     changes.append(f"{text}: {o.choice}" if "may fail" in text else f"chooses {o.choice}")
         key = key or failed or violation is not None or (locky and (lock_change or waits is not None))
-        site = _call_site(prog, ctx0[0], out.span)
+        frames_at = next((fr for fr, o in _walk_transition(prog, before, ci, step.choice) if o.span == out.span),
+                         ctx0[0])
+        site = _call_site(prog, frames_at, out.span)
         rows.append(TraceRow(k + 1, name, cpu, _function(prog, ctx0[0]), out.span,
                              _source_text(prog, site), tuple(changes), waits, violation,
                              _statements(prog, before, ci, step.choice), key))
@@ -196,7 +198,25 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
         final = _failed_check(prog, prop, rep.states[-2], rep.contexts[-1], schedule.steps[-1].choice)
     everyone = [(c.name, c.home_cpu) for c in prog.contexts if c.name in {r.context for r in rows}]
     seen += [c for c in everyone if c not in seen]
-    return Trace(tuple(rows), tuple(seen), tuple(final))
+    return Trace(tuple(rows), tuple(seen), tuple(final), tuple(_valuation(prog, st) for st in rep.states))
+
+
+def _plain(prog: Program, ty: ir.Type, v: int) -> object:
+    match ty:
+        case ir.BoolType():
+            return bool(v)
+        case ir.EnumType() | ir.FnType() | ir.NullType() | ir.LockType():
+            return fmt_value(prog, ty, v)
+    return v
+
+
+def _valuation(prog: Program, state: State) -> tuple[tuple[str, object], ...]:
+    out = []
+    for var in prog.model.vars:
+        off, size = prog.var_off[var.name], prog.var_size[var.name]
+        vals = [_plain(prog, var.type, state[0][off + i]) for i in range(size)]
+        out.append((var.name, vals if var.indexed else vals[0]))
+    return tuple(out)
 
 
 def _walk_transition(prog: Program, state: State, ci: int, choice: str | None):

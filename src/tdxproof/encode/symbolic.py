@@ -15,6 +15,7 @@ import z3
 from tdxproof.encode.flatten import Automaton, Node
 from tdxproof.encode.vocab import DONE, IDLE, MODES, NO_PC, PCW, RET, RUN, W, Context, Vocab, bv
 from tdxproof.model import ir
+from tdxproof.model.blocks import continue_phase, phase_after
 
 TRUE = z3.BoolVal(True)
 MAX_PATHS = 4096
@@ -256,12 +257,12 @@ class Blocks:
             node = self.auto.nodes[p.node]
             kind = "N" if node.mover == "cut" else node.mover
             if p.started:
-                nxt = _continue(node.mover, node.blocking, p.phase)
+                nxt = continue_phase(node.mover, node.blocking, p.phase)
                 if nxt is None:
                     out.append(p)
                     continue
             else:
-                nxt = -1 if kind == "B" else (0 if kind == "R" else 1)
+                nxt = phase_after(kind)
             for q in self._exec(node, p, is_first=not p.started):
                 if not (q.done and q.node == node.id):   # not the fork that stopped before a blocked node
                     q.phase = nxt
@@ -708,22 +709,6 @@ class Blocks:
         self._glue(p)
         out.append(p)
         return out
-
-
-def _continue(kind: str, blocking: bool, phase: int) -> int | None:
-    """The same rule as the reference semantics' continue_phase (NOTE(blocks))."""
-    if phase == -1:
-        k = "N" if kind == "cut" else kind
-        return -1 if k == "B" else (0 if k == "R" else 1)
-    if blocking or kind == "cut":
-        return None
-    if kind == "B":
-        return phase
-    if kind == "R" and phase == 0:
-        return 0
-    if kind in ("N", "L") and (phase == 0 or kind == "L"):
-        return 1
-    return None
 
 
 def _same(a, b) -> bool:

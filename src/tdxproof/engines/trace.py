@@ -111,19 +111,16 @@ def describe_wait(prog: Program, state: State, ci: int, blocked: Blocked) -> str
 
 
 def observed_vars(model: ir.Model) -> set[str]:
-    """Variables the properties read: their changes are the kernel-level events of a witness."""
+    """Variables the properties and checks read: their changes are the kernel-level
+    events of a witness."""
+    from tdxproof.model.blocks import observed
     from tdxproof.model.wellformed import walk_stmts
 
-    exprs = [p.expr for p in model.properties if p.expr is not None] + [p.expr for p in model.predicates]
+    names = observed(model)
     for body in [f.body for f in model.functions] + [a.body for a in model.actors]:
-        exprs += [s.cond for s in walk_stmts(body) if isinstance(s, ir.Check)]
-    names: set[str] = set()
-    for e in exprs:
-        for x in sub_exprs(e):
-            if isinstance(x, ir.VarRef):
-                names.add(x.var.name)
-            elif isinstance(x, ir.PredRef):
-                names |= {y.var.name for y in sub_exprs(x.pred.expr) if isinstance(y, ir.VarRef)}
+        for s in walk_stmts(body):
+            if isinstance(s, ir.Check):
+                names |= {x.var.name for x in sub_exprs(s.cond) if isinstance(x, ir.VarRef)}
     return names - {"cpuhp_busy"}
 
 

@@ -26,6 +26,7 @@ from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, C
                                      CHOICE, END, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
                                      RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
+from tdxproof.model.blocks import continue_phase, phase_after
 
 MAX_FRAMES = 48
 
@@ -211,33 +212,6 @@ class Machine:
     def first_kind(self) -> str:
         kind, _ = self.next_kind()
         return "N" if kind in (None, "cut") else kind
-
-
-LEAD = -1   # only invisible statements so far: a blocking statement may still join, if it can run
-
-
-def phase_after(kind: str) -> int:
-    return LEAD if kind == "B" else (0 if kind == "R" else 1)
-
-
-def continue_phase(kind: str | None, blocking: bool, phase: int) -> int | None:
-    """NOTE(blocks): may the next statement (of mover `kind`) join the block, and
-    in which phase is the block then? Phases: LEAD (invisible statements only), 0
-    (before the non-mover), 1 (after the non-mover or a release). A block is
-    B* [its one statement that may block] then R* N? L*, invisible ones anywhere."""
-    if kind is None:
-        return None
-    if phase == LEAD:
-        return phase_after("N" if kind == "cut" else kind)
-    if blocking or kind == "cut":
-        return None
-    if kind == "B":
-        return phase
-    if kind == "R" and phase == 0:
-        return 0
-    if kind in ("N", "L") and (phase == 0 or kind == "L"):
-        return 1
-    return None
 
 
 def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:

@@ -162,6 +162,36 @@ def observed(model: ir.Model) -> set[str]:
     return names
 
 
+LEAD = -1   # only invisible statements so far: a statement that may block can still join, if it can run
+
+
+def phase_after(kind: str) -> int:
+    """The phase of a block whose first statement has mover `kind`."""
+    return LEAD if kind == "B" else (0 if kind == "R" else 1)
+
+
+def continue_phase(kind: str | None, blocking: bool, phase: int) -> int | None:
+    """NOTE(blocks), the one rule both engines use: may the next statement (of
+    mover `kind`; "cut" for a loop advance or a repeating actor's restart) join
+    the block, and in which phase is the block then? Phases: LEAD (invisible
+    statements only), 0 (before the non-mover), 1 (after it, or after a release).
+    A block is B* [its one statement that may block] then R* N? L*, with
+    invisible statements anywhere; None means the block ends before it."""
+    if kind is None:
+        return None
+    if phase == LEAD:
+        return phase_after("N" if kind == "cut" else kind)
+    if blocking or kind == "cut":
+        return None
+    if kind == "B":
+        return phase
+    if kind == "R" and phase == 0:
+        return 0
+    if kind in ("N", "L") and (phase == 0 or kind == "L"):
+        return 1
+    return None
+
+
 def movers(model: ir.Model, invisible: frozenset[int]) -> tuple[tuple[int, str], ...]:
     """Each statement's mover kind: B (invisible), R (acquire), L (release) or N."""
     out: list[tuple[int, str]] = []

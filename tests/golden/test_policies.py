@@ -14,7 +14,8 @@ from tdxproof.engines.explicit import verify_explicit
 from tdxproof.model.lower import lower_policy
 from tdxproof.results import Verdict
 
-POLICIES = sorted((Path(__file__).parent.parent.parent / "policies").glob("*.tdx"))
+ROOT = Path(__file__).parent.parent.parent
+POLICIES = sorted((ROOT / "policies").glob("*.tdx")) + sorted((ROOT / "examples").glob("*.tdx"))
 
 
 def _check(path: Path, cpus: int) -> None:

@@ -136,6 +136,7 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
         ctx0, ctx1 = before[1][ci], after[1][ci]
         changes = _var_changes(prog, before, after)
         key = any(c.split("[")[0].split(" ")[0] in watched for c in changes)
+        handoff = False
         held0, held1 = list(ctx0[1]), list(ctx1[1])
         lock_change = bool(set(held0) ^ set(held1))
         for h in held1:
@@ -151,7 +152,7 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
             if j == ci:
                 continue
             if c0[3] == IDLE and c1[3] == RUN:
-                key = True
+                handoff = True
                 fn = prog.codes[c1[0][0][0]].name
                 args = ", ".join(str(a) for a in c1[0][0][2][:len(prog.codes[c1[0][0][0]].fn.params)])
                 changes.append(f"hands {fn}({args}) to {prog.contexts[j].name} and waits")
@@ -180,7 +181,11 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
                 if o.choice is not None:
                     text = _source_text(prog, o.span).removeprefix("if ")
                     changes.append(f"{text}: {o.choice}" if "may fail" in text else f"chooses {o.choice}")
-        key = key or failed or violation is not None or (locky and (lock_change or waits is not None))
+        if locky:
+            # lock rules and deadlocks: the lock events, waits and hand-offs tell the story
+            key = handoff or lock_change or waits is not None or violation is not None
+        else:
+            key = key or handoff or failed or violation is not None
         frames_at = next((fr for fr, o in _walk_transition(prog, before, ci, step.choice) if o.span == out.span),
                          ctx0[0])
         site = _call_site(prog, frames_at, out.span)

@@ -280,4 +280,5 @@ def test_shortest_witness_is_found_first():
         invariant below-three: x < 3;
     """)
     r = verdicts(m)["below-three"]
-    assert r.verdict is Verdict.VIOLATED and len(r.schedule) == 5  # x++ and the `if` reading x, twice, then x++
+    # x is private to `a`: each `x++` and the `if` after it form one block
+    assert r.verdict is Verdict.VIOLATED and len(r.schedule) == 3

@@ -1,8 +1,9 @@
 """Blocks, computed once for every engine: which statements no other context can observe.
 
 NOTE(blocks): a statement is *invisible* when it cannot block and every shared
-variable it touches is protected by a lock the executing context holds at that
-point: a variable is protected by lock L if every statement that reads it holds
+variable it touches is private to one context (only one single-copy actor, with
+the IPIs it runs, ever touches it) or protected by a lock the executing context
+holds at that point: a variable is protected by lock L if every statement that reads it holds
 L (any mode) and every statement that writes it holds L exclusively (a mutex, or
 the write side of a rw-semaphore). Work a kthread runs for a caller inherits the
 locks the caller holds, since the caller is blocked waiting for it. An invisible
@@ -216,8 +217,39 @@ def _mover(s: ir.Stmt, f: ir.Function | None, invisible: frozenset[int]) -> str:
     return "N"
 
 
+def executors(model: ir.Model, graph: "CallGraph") -> dict[str, set[str]]:
+    """Which contexts may run each body: an actor runs its body and what it calls
+    (IPIs included: they run inline); work handed to a kthread runs in that
+    kthread family. A family, or an actor with several copies, is several contexts."""
+    out: dict[str, set[str]] = defaultdict(set)
+    roots: list[tuple[str, str]] = [(f"actor {a.name}", f"actor {a.name}") for a in model.actors]
+    seen: set[tuple[str, str]] = set()
+    while roots:
+        body, who = roots.pop()
+        if (body, who) in seen:
+            continue
+        seen.add((body, who))
+        out[body].add(who)
+        for callee, s in graph.calls(body):
+            if isinstance(s, ir.Call) and s.kthread is not None and callee in graph.targets(body, s.callee):
+                roots.append((callee, f"kthread {s.kthread.name}"))
+            else:
+                roots.append((callee, who))
+    return out
+
+
 def compute_blocks(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> tuple[frozenset[int], frozenset[int]]:
     held = must_held(model, graph, la)
+    # variables only one context ever touches need no lock to be invisible
+    runs = executors(model, graph)
+    single = {f"actor {a.name}" for a in model.actors if a.copies == 1}
+    touched_by: dict[str, set[str]] = defaultdict(set)
+    for owner, body in _bodies(model):
+        for st in walk_stmts(body):
+            reads, writes, _ = _access(st)
+            for v in reads | writes:
+                touched_by[v] |= runs.get(owner, set())
+    private = {v for v, who in touched_by.items() if len(who) == 1 and who <= single}
     stmts = [(owner, s) for owner, body in _bodies(model) for s in walk_stmts(body)]
     # which locks protect each variable
     protect: dict[str, set[str] | None] = defaultdict(lambda: None)
@@ -233,6 +265,8 @@ def compute_blocks(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> t
     watched = observed(model)
 
     def covered(v: str, locks: set[str]) -> bool:
+        if v in private:
+            return True
         p = protect[v]
         return bool(p and p & locks)
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 import click
 
 from tdxproof.diagnostics import InternalError, PolicyError, render_text
-from tdxproof.results import ExitCode, RunResult, Verdict, exit_code
+from tdxproof.results import ExitCode, Verdict, exit_code
 
 EXIT_HELP = """\b
 Exit codes:

@@ -7,13 +7,12 @@ the state `updates` (every other variable unchanged), enabled when `guard` holds
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import z3
 
 from tdxproof.encode.flatten import Automaton, Node
-from tdxproof.encode.vocab import DONE, IDLE, MODES, NO_PC, PCW, RET, RUN, W, Context, Vocab, bv
+from tdxproof.encode.vocab import DONE, IDLE, MODES, NO_PC, PCW, RET, RUN, Context, Vocab, bv
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
 

@@ -3,11 +3,10 @@ the policy's vocabulary (function, statement, state changes, waits)."""
 
 from __future__ import annotations
 
-from tdxproof.interp.evaluate import compile_expr
 from tdxproof.interp.program import MODE_NAME, Program
 from tdxproof.interp.replay import replay
-from tdxproof.interp.state import DONE, IDLE, RET, RUN, State, StateEnv
-from tdxproof.interp.step import Blocked, current_cpu, deadlocked, run_context, run_statement
+from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
+from tdxproof.interp.step import Blocked, current_cpu, deadlocked, run_context
 from tdxproof.model import ir
 from tdxproof.model.wellformed import sub_exprs
 from tdxproof.results import Schedule, Trace, TraceRow
@@ -259,7 +258,6 @@ def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choic
 
 
 def _final(prog: Program, prop: ir.Property, state: State) -> list[str]:
-    env = StateEnv(prog, state)
     lines: list[str] = []
     if prop.kind is ir.PropKind.DEADLOCK:
         blocked = {}

@@ -16,7 +16,7 @@ from typing import Callable
 from tdxproof.interp.evaluate import compile_expr
 from tdxproof.interp.program import ModelError, Program
 from tdxproof.interp.state import State, StateEnv, initial_states
-from tdxproof.interp.step import Blocked, Outcome, deadlocked, run_context
+from tdxproof.interp.step import Blocked, deadlocked, run_context
 from tdxproof.model import ir
 from tdxproof.results import Schedule, Step
 

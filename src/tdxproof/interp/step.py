@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK,
-                                     CHOICE, END, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
+                                     CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
                                      RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
 from tdxproof.model.blocks import continue_phase, phase_after

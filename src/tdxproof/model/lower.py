@@ -15,7 +15,7 @@ from typing import Any, Callable
 from tdxproof.diagnostics import Diagnostic, Diagnostics, Note, PolicyError, did_you_mean
 from tdxproof.model import ir
 from tdxproof.model.load import Loaded, load_policy
-from tdxproof.source import NO_SPAN, Span
+from tdxproof.source import Span
 from tdxproof.syntax import ast as A
 
 MODES = ("read", "write")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from lark import Token
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
-from tdxproof.diagnostics import Diagnostics, PolicyError
+from tdxproof.diagnostics import Diagnostics
 from tdxproof.source import SourceFile, Span
 from tdxproof.syntax import ast
 from tdxproof.syntax.build import Build

@@ -129,3 +129,30 @@ def test_markdown_output_has_a_table_and_a_mermaid_diagram(tmp_path):
     r = run(tmp_path, VIOLATED, "--format", "md")
     assert "| `small` | violated (1 steps) |" in r.stdout
     assert "```mermaid" in r.stdout and "sequenceDiagram" in r.stdout and "Note over a: x = 1" in r.stdout
+
+
+def _check(tmp_path, text, *args):
+    f = tmp_path / "p.tdx"
+    f.write_text(text)
+    return CliRunner().invoke(cli, ["check", str(tmp_path), "-j", "1", *args], catch_exceptions=False)
+
+
+def test_check_compares_verdicts_with_expectations(tmp_path):
+    ok = _check(tmp_path, HOLDS + "expect small holds;\n")
+    assert ok.exit_code == 0 and "0 differ from their expect clause" in ok.stdout
+    bad = _check(tmp_path, VIOLATED + "expect small holds;\n")
+    assert bad.exit_code == 1 and "MISMATCH" in bad.stdout
+    assert _check(tmp_path, "var x: bool = 1;\n").exit_code == 2
+
+
+def test_check_writes_junit_and_sarif(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    r = _check(tmp_path, VIOLATED + "expect small holds;\n", "--format", "junit")
+    suites = ET.fromstring(r.stdout)
+    case = next(c for c in suites.iter("testcase") if c.get("name") == "small")
+    assert case.find("failure") is not None
+    r = _check(tmp_path, VIOLATED + "expect small holds;\n", "--format", "sarif")
+    sarif = json.loads(r.stdout)
+    (res,) = [x for x in sarif["runs"][0]["results"] if x["ruleId"] == "small"]
+    assert res["level"] == "error" and res["locations"][0]["physicalLocation"]["region"]["startLine"] == 6

@@ -155,6 +155,97 @@ def _progress():
     return show
 
 
+CHECK_HELP = """\b
+Exit codes:
+  0    every verdict matches its policy's expect clauses
+  1    a verdict differs from its expect clause
+  2    bad input or usage
+  3    an expectation could not be decided (state limit)
+  4    internal error
+  130  interrupted
+"""
+
+
+def _check_one(path: str, cpus: int | None, max_states: int):
+    """Runs in a worker process: lower and verify one policy (results pickle)."""
+    from tdxproof.engines.explicit import verify_explicit
+    from tdxproof.model.lower import lower_policy
+
+    try:
+        model, _, _ = lower_policy(path, cpus=cpus)
+    except PolicyError as exc:
+        return ("error", exc.diagnostics, getattr(exc, "sources", {}))
+    run = verify_explicit(model, cpus=cpus, max_states=max_states)
+    docs = {p.name: p for p in model.properties}
+    run = replace(run, results=tuple(replace(r, doc=docs[r.name].doc) for r in run.results))
+    spans = {(model.path, p.name): p.span for p in model.properties}
+    return ("ok", run, spans)
+
+
+@cli.command(epilog=CHECK_HELP)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs for every policy (default: each policy's own).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Policies checked at once (default: CPUs).")
+@click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "sarif"]), default="text",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
+@click.option("--debug", is_flag=True)
+def check(paths: tuple[str, ...], cpus: int | None, jobs: int | None, max_states: int, fmt: str,
+          output: str | None, debug: bool) -> None:
+    """Pre-merge check: verify every policy under PATHS (files or directories of
+    .tdx files) and compare each verdict with the policy's expect clauses."""
+    sys.exit(_run(lambda: _check(paths, cpus, jobs, max_states, fmt, output), debug))
+
+
+def _check(paths: tuple[str, ...], cpus: int | None, jobs: int | None, max_states: int, fmt: str,
+           output: str | None) -> int:
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+
+    from tdxproof.render.ci import render_check_text, render_junit, render_sarif
+    from tdxproof.render.json import render_json
+
+    files: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += sorted(str(f) for f in Path(p).glob("*.tdx"))
+        else:
+            files.append(p)
+    if not files:
+        raise UsageFailure("no .tdx files under " + ", ".join(paths))
+    workers = min(jobs or os.cpu_count() or 1, len(files))
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            outcomes = list(pool.map(_check_one, files, [cpus] * len(files), [max_states] * len(files)))
+    else:
+        outcomes = [_check_one(f, cpus, max_states) for f in files]
+    errors = [o for o in outcomes if o[0] == "error"]
+    for _, diags, sources in errors:
+        click.echo(render_text(diags, sources), err=True)
+    runs = [o[1] for o in outcomes if o[0] == "ok"]
+    spans: dict = {}
+    for o in outcomes:
+        if o[0] == "ok":
+            spans.update(o[2])
+    if fmt == "json":
+        text = "[\n" + ",\n".join(render_json(r) for r in runs) + "\n]"
+    elif fmt == "junit":
+        text = render_junit(runs)
+    elif fmt == "sarif":
+        text = render_sarif(runs, spans)
+    else:
+        text = render_check_text(runs)
+    if output:
+        Path(output).write_text(text + "\n")
+    else:
+        click.echo(text)
+    if errors:
+        return ExitCode.USAGE.value
+    return exit_code(tuple(r for run in runs for r in run.results), check_expectations=True).value
+
+
 @cli.command(epilog=EXIT_HELP)
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.option("--cpus", type=click.IntRange(1, 64))

@@ -36,7 +36,6 @@ class Node:
     work: list[tuple[int, str]] = field(default_factory=list)      # callin: (fn index, kthread family)
     hidden: int = -1           # callin: slot remembering the target context; range: the bound slot
     ret: tuple[int, ir.LValue | None, int, int] | None = None  # return/end: (caller's next, result, caller frame, call sid)
-    local: bool = False        # invisible (NOTE(blocks))
     mover: str = "N"           # B | R | L | N | cut (NOTE(blocks))
     blocking: bool = False     # may block or idle: only the first statement of a block, or after invisible ones
     acquire: tuple[str | None, int] | None = None   # inside an acquire op: (mode, abs slot of `self`)
@@ -137,7 +136,6 @@ class Flattener:
         n = Node(len(self.nodes), op, stmt, self.cur.frame, self.cur.fn, self.cur.owner, acquire=self.cur.acquire,
                  consts=self.cur.consts)
         if stmt is not None and op not in GLUE:
-            n.local = stmt.sid in self.model.invisible
             n.mover = self.movers.get(stmt.sid, "N")
             if op == "callin":
                 n.mover = "N"

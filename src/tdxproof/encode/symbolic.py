@@ -415,9 +415,7 @@ class Blocks:
                 for k in range(nloc):
                     q.cur[self.v.local(self.c, frame + k)] = args[k] if k < len(args) else bv(0)
                 outs.extend(go(q, entry))
-            if callee_v is not None:
-                # a null pointer is a model error the explicit engine reports; no transition here
-                pass
+            # a null pointer has no transition here; the explicit engine reports it as a model error
             return outs
         if op == "return":
             assert isinstance(s, ir.Return)

@@ -12,7 +12,7 @@ is "no violation up to depth k", never "proved".
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 import z3
@@ -26,14 +26,6 @@ from tdxproof.interp.program import Program
 from tdxproof.interp.state import initial_states
 from tdxproof.model import ir
 from tdxproof.results import PropertyResult, RunResult, Schedule, Step, Verdict
-
-
-@dataclass
-class BmcStats:
-    seconds: float = 0.0
-    depth: int = 0
-    encode_seconds: float = 0.0
-    paths: int = 0
 
 
 def _bad(enc: Encoding, p: ir.Property, k: int) -> z3.BoolRef | None:
@@ -81,7 +73,7 @@ def verify_bmc(model: ir.Model, *, cpus: int | None = None, properties: set[str]
     n = cpus if cpus is not None else model.cpus
     enc = encode(model, n)
     prog = Program(model, n)
-    stats = BmcStats(encode_seconds=time.monotonic() - t0, paths=len(enc.paths))
+    encode_seconds = time.monotonic() - t0
     props = [p for p in model.properties if properties is None or p.name in properties]
     expects = {e.prop: e.verdict for e in model.expects}
     results: dict[str, PropertyResult] = {}
@@ -123,9 +115,7 @@ def verify_bmc(model: ir.Model, *, cpus: int | None = None, properties: set[str]
     for name, reason in unknown.items():
         p = next(x for x in props if x.name == name)
         results[name] = PropertyResult(name, p.kind.value, Verdict.UNKNOWN, "bmc", n, reason=reason)
-    stats.seconds = time.monotonic() - t0
-    stats.depth = depth
     ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
     return RunResult(model.path, n, "bmc", ordered, complete=False,
-                     stats={"seconds": stats.seconds, "depth": depth, "encode_seconds": stats.encode_seconds,
-                            "paths": stats.paths})
+                     stats={"seconds": time.monotonic() - t0, "depth": depth, "encode_seconds": encode_seconds,
+                            "paths": len(enc.paths)})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tdxproof.interp.program import MODE_NAME, Program
 from tdxproof.interp.replay import replay
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
-from tdxproof.interp.step import Blocked, current_cpu, deadlocked, run_context
+from tdxproof.interp.step import Blocked, current_cpu, deadlocked, run_context, walk_block
 from tdxproof.model import ir
 from tdxproof.model.wellformed import sub_exprs
 from tdxproof.results import Schedule, Trace, TraceRow
@@ -175,8 +175,9 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
         name = prog.contexts[ci].name
         cpu = current_cpu(prog, ctx0, ci)
         failed = step.choice is not None and "fails" in step.choice.split(", ")
+        walked = list(walk_block(prog, before, ci, step.choice))
         if step.choice is not None:
-            for _, o in _walk_transition(prog, before, ci, step.choice):
+            for _, o in walked:
                 if o.choice is not None:
                     text = _source_text(prog, o.span).removeprefix("if ")
                     changes.append(f"{text}: {o.choice}" if "may fail" in text else f"chooses {o.choice}")
@@ -185,12 +186,11 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
             key = handoff or lock_change or waits is not None or violation is not None
         else:
             key = key or handoff or failed or violation is not None
-        frames_at = next((fr for fr, o in _walk_transition(prog, before, ci, step.choice) if o.span == out.span),
-                         ctx0[0])
+        frames_at = next((fr for fr, o in walked if o.span == out.span), ctx0[0])
         site = _call_site(prog, frames_at, out.span)
         rows.append(TraceRow(k + 1, name, cpu, _function(prog, ctx0[0]), out.span,
                              _source_text(prog, site), tuple(changes), waits, violation,
-                             _statements(prog, before, ci, step.choice), key))
+                             _statements(prog, walked), key))
     for row in rows:
         if row.key and all(name != row.context for name, _ in seen):
             seen.append((row.context, prog.contexts[rep.contexts[row.step - 1]].home_cpu))
@@ -220,16 +220,9 @@ def _valuation(prog: Program, state: State) -> tuple[tuple[str, object], ...]:
     return tuple(out)
 
 
-def _walk_transition(prog: Program, state: State, ci: int, choice: str | None):
-    from tdxproof.interp.step import walk_block
-
-    return walk_block(prog, state, ci, choice)
-
-
-def _statements(prog: Program, state: State, ci: int, choice: str | None) -> tuple[tuple[str, str], ...]:
+def _statements(prog: Program, walked: list) -> tuple[tuple[str, str], ...]:
     """Every statement of one transition, for --verbose."""
-    return tuple((_function(prog, frames), _source_text(prog, out.span))
-                 for frames, out in _walk_transition(prog, state, ci, choice))
+    return tuple((_function(prog, frames), _source_text(prog, out.span)) for frames, out in walked)
 
 
 def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choice: str | None) -> list[str]:
@@ -238,7 +231,7 @@ def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choic
 
     idx = prog.prop_index[prop.name]
     before = state
-    for _, out in _walk_transition(prog, state, ci, choice):
+    for _, out in walk_block(prog, state, ci, choice):
         if idx in out.events:
             bodies = [f.body for f in prog.model.functions] + [a.body for a in prog.model.actors]
             check = next((st for body in bodies for st in walk_stmts(body)

@@ -59,7 +59,7 @@ class _Search:
 
 
 def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None = None,
-            stop_early: bool = False, progress: Callable[[int, int], None] | None = None) -> Exploration:
+            progress: Callable[[int, int], None] | None = None) -> Exploration:
     """Explore all reachable states of `prog` (bounded by `max_states`)."""
     t0 = time.monotonic()
     model = prog.model
@@ -85,7 +85,6 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
             search.depth.append(0)
             queue.append(len(states) - 1)
 
-    pending = {p.name for p in props if p.kind is not ir.PropKind.STATIC}
 
     def observe(idx: int, s: State) -> None:
         env = StateEnv(prog, s)
@@ -101,19 +100,15 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
         for p, fn in invariants:
             if p.name not in result.violations and observed(p) and not fn(env):
                 result.violations[p.name] = Found(search.schedule_to(idx))
-                pending.discard(p.name)
         for p, fn in covers:
             if p.name not in result.covered and observed(p) and fn(env):
                 result.covered[p.name] = Found(search.schedule_to(idx))
-                pending.discard(p.name)
 
     for idx in list(queue):
         observe(idx, states[idx])
 
     try:
         while queue:
-            if stop_early and not pending:
-                break
             idx = queue.popleft()
             s = states[idx]
             blocked: dict[int, frozenset[int] | None] = {}
@@ -135,7 +130,6 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                         if name in event_names and name not in result.violations:
                             result.violations[name] = Found(search.schedule_to(
                                 idx, Step(prog.contexts[ci].name, out.choice)))
-                            pending.discard(name)
                     ns = out.state
                     if ns in search.index:
                         continue
@@ -157,7 +151,6 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                         if p.name not in result.violations:
                             names = ", ".join(prog.contexts[j].name for j in sorted(dead))
                             result.violations[p.name] = Found(search.schedule_to(idx), f"stuck: {names}")
-                            pending.discard(p.name)
             if progress is not None and len(states) % 50_000 < 8:
                 progress(len(states), search.depth[idx])
         result.complete = not queue

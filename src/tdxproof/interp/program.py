@@ -55,7 +55,6 @@ class Instr:
     alt: int = -1          # loop advance: the body's first pc
     uses: frozenset[int] = frozenset()
     defs: frozenset[int] = frozenset()
-    local: bool = False    # touches only the context's own state: never a block boundary
     result_local: bool = True  # CALL: the result (if any) goes to a local
     mover: str = "N"       # NOTE(blocks): B (invisible), R (acquire), L (release), N; "cut": always a boundary
     blocking: bool = False # may block or idle: only ever the first statement of a block
@@ -172,7 +171,6 @@ class Program:
         code.instrs.append(Instr(END, fn.span if fn else None))
         movers = self.movers
         for ins in code.instrs:
-            ins.local = getattr(ins, "_pure", False)
             ins.mover = movers.get(ins.sid, "N") if ins.sid else "N"
             if ins.op == CALLIN:
                 ins.mover = "N"
@@ -195,9 +193,6 @@ class Program:
         return slot
 
     def _emit(self, ins: Instr) -> Instr:
-        stmt = getattr(self, "_stmt_now", None)
-        if stmt is not None and ins.op not in (JUMP, IPI_EXIT, END):
-            ins._pure = stmt.sid in self.model.invisible  # type: ignore[attr-defined]
         self._cur.instrs.append(ins)
         return ins
 
@@ -206,10 +201,7 @@ class Program:
 
     def _block(self, stmts: tuple[ir.Stmt, ...]) -> None:
         for s in stmts:
-            saved = getattr(self, "_stmt_now", None)
-            self._stmt_now = s
             self._stmt(s)
-            self._stmt_now = saved
 
     def _stmt(self, s: ir.Stmt) -> None:
         from tdxproof.interp.evaluate import compile_expr, compile_writer

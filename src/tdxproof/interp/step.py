@@ -333,7 +333,7 @@ def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked |
     ins = prog.codes[m.code].instrs[pc]
     op = ins.op
     span = ins.span
-    if m.span is None and not ins.local:
+    if m.span is None and ins.mover != "B":
         m.span = span
 
     def done(mach: Machine = m) -> list[Machine]:

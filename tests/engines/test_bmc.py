@@ -30,6 +30,13 @@ CATALOGUE = {
         var mce_result: int = 0;
         actor mce { pick cpu c where online[c] { ipi c { mce_result = seamcall_lp(this_cpu); } } }
         cover mce-fails: mce_result != 0;""",
+    # a repeating actor's first block ends before a pick (it may block): the encoder
+    # must start blocks there too (it once did not, and lost every later step)
+    "pick-after-restart": BASE + """
+        var x: int[0..3] = 0;
+        fn one() { pick cpu c where c != 0 { x++; } }
+        actor a repeat 2 { one(); }
+        invariant x-small: x < 2;""",
     "mutex-across-cpu-up": BASE + """
         lock m: mutex;
         fn up(cpu c) -> int { mutex_lock(m); mutex_unlock(m); return 0; }
@@ -49,6 +56,7 @@ PROPS = {
     "lock-inversion": {"kvm-usage-lock-outside-cpus-lock", "no-recursive-read"},
     "machine-check": {"mce-fails", "seamcall-in-vmx"},
     "mutex-across-cpu-up": {"no-deadlock", "locks-asserted"},
+    "pick-after-restart": {"x-small", "no-deadlock"},
 }
 DEPTH = 12
 

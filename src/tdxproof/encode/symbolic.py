@@ -232,8 +232,10 @@ class Blocks:
     # ------------------------------------------------------------ paths
     def starts(self) -> list[int]:
         """Nodes a block can start at: wherever a block can end (before a statement
-        that is not invisible), the entries, and loop heads."""
-        out = {n.id for n in self.auto.nodes if n.op not in ("jump", "end", "ipi_exit") and n.mover != "B"}
+        that is not invisible, or one that may block: continue_phase), the entries,
+        and loop heads."""
+        out = {n.id for n in self.auto.nodes if n.op not in ("jump", "end", "ipi_exit")
+               and (n.mover != "B" or n.blocking)}
         if self.auto.kind == "actor":
             out.add(self.auto.entry)
         out |= set(self.auto.entries.values())

@@ -51,11 +51,14 @@ def _lower(path: str, cpus: int | None):
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs (overrides the policy's `cpus`).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
-@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc"]), default="auto", show_default=True,
+@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc", "kind"]), default="auto", show_default=True,
               help="`explicit`: exhaustive search on the reference interpreter; `bmc`: bounded model "
                    "checking with Z3 (shortest violations up to --depth; a clean run says \"holds up to "
-                   "depth k\", never \"proved\"). `auto` uses explicit. Unbounded engines (kind, pdr) are "
-                   "not built yet.")
+                   "depth k\", never \"proved\"); `kind`: induction strengthened by lemmas, \"proved\" "
+                   "with a re-checked certificate (violations replayed as for the others). `auto` uses "
+                   "explicit. PDR is not built yet.")
+@click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
+              help="kind: write the certificate (the inductive lemmas, JSON) here.")
 @click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
               help="bmc: the deepest schedule to look for, in blocks.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=None,
@@ -67,16 +70,16 @@ def _lower(path: str, cpus: int | None):
                                       "Format, the witnesses); md (Markdown and Mermaid, for docs)")
 @click.option("--verbose", is_flag=True, help="Show every statement of every step, not only kernel-level events.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
-def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
-           timeout: float | None, max_states: int, fmt: str, verbose: bool, debug: bool) -> None:
+def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, certificate: str | None,
+           depth: int, timeout: float | None, max_states: int, fmt: str, verbose: bool, debug: bool) -> None:
     """Check every property of POLICY; print a verdict for each and the shortest
     schedule that breaks each violated one."""
-    sys.exit(_run(lambda: _verify(policy, cpus, properties, engine, depth, timeout, max_states, fmt, verbose),
-                  debug))
+    sys.exit(_run(lambda: _verify(policy, cpus, properties, engine, depth, timeout, max_states, fmt, verbose,
+                                  certificate), debug))
 
 
 def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
-            timeout: float | None, max_states: int, fmt: str, verbose: bool) -> int:
+            timeout: float | None, max_states: int, fmt: str, verbose: bool, certificate: str | None = None) -> int:
     from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
     from tdxproof.engines.trace import build_trace
     from tdxproof.interp.program import Program
@@ -99,6 +102,16 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
             run = verify_bmc(model, cpus=cpus, properties=set(properties) or None, max_depth=depth,
                              timeout_s=timeout,
                              progress=(lambda pending, k: progress(0, k)) if progress is not None else None)
+        elif engine == "kind":
+            from pathlib import Path
+
+            from tdxproof.engines.induction import verify_kind
+            note = " (Z3, induction with lemmas; certificates re-checked)"
+            say = _say() if sys.stderr.isatty() else None
+            run = verify_kind(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
+                              timeout_s=timeout, progress=say,
+                              certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
+                              if certificate else None)
         else:
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
                                   progress=progress)
@@ -152,6 +165,15 @@ def _progress():
         if time.monotonic() - start > 1.0:
             click.echo(f"\r\033[Ksearch: {states:,} states, depth {depth}, "
                        f"{time.monotonic() - start:.0f} s", nl=False, err=True)
+    return show
+
+
+def _say():
+    start = time.monotonic()
+
+    def show(msg: str) -> None:
+        if time.monotonic() - start > 1.0:
+            click.echo(f"\r\033[K{msg}, {time.monotonic() - start:.0f} s", nl=False, err=True)
     return show
 
 

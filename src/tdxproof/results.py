@@ -77,6 +77,15 @@ class Trace:
 
 
 @dataclass(frozen=True, slots=True)
+class Proof:
+    """What an unbounded engine proved with: re-checked before it is attached."""
+    k: int                     # induction depth
+    lemmas: int                # conjuncts of the inductive invariant
+    text: tuple[str, ...]      # the first lemmas, in the policy's vocabulary
+    rechecked: str = "plain encoding and every reachable state of the encoding"
+
+
+@dataclass(frozen=True, slots=True)
 class PropertyResult:
     name: str
     kind: str
@@ -92,11 +101,13 @@ class PropertyResult:
     doc: str | None = None
     observe: str = "every"
     trace: Trace | None = None
+    proof: Proof | None = None
 
     def __post_init__(self) -> None:
         if self.verdict in (Verdict.VIOLATED, Verdict.COVERED):
             assert self.schedule is not None or self.static is not None, "a violation needs a witness"
-        assert self.verdict is not Verdict.PROVED, "no unbounded engine yet"
+        if self.verdict is Verdict.PROVED:
+            assert self.proof is not None, "proved needs a re-checked certificate"
 
     @property
     def holds(self) -> bool:

@@ -31,6 +31,9 @@ def _result(r: PropertyResult) -> dict:
                  "changes": list(row.changes), "waits": row.waits, "violation": row.violation}
                 for row in r.trace.rows]
             out["witness"]["final"] = list(r.trace.final)
+    if r.proof is not None:
+        out["certificate"] = {"k": r.proof.k, "lemmas": r.proof.lemmas, "first_lemmas": list(r.proof.text),
+                              "rechecked_on": r.proof.rechecked}
     if r.static is not None:
         out["call_chain"] = {"chain": list(r.static.chain), "what": r.static.what, "span": asdict(r.static.span)}
     return out

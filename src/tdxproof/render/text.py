@@ -13,7 +13,8 @@ def verdict_words(r: PropertyResult) -> str:
     """The fixed user vocabulary (house style §0.8)."""
     match r.verdict:
         case Verdict.PROVED:
-            return "proved"
+            # for this N, every depth; the lemmas re-checked on the plain encoding
+            return f"proved (N={r.cpus}, {r.proof.lemmas:,} lemmas)" if r.proof else "proved"
         case Verdict.HOLDS_UP_TO_DEPTH:
             return f"holds up to depth {r.depth}"
         case Verdict.HOLDS_EXHAUSTIVE:
@@ -25,6 +26,8 @@ def verdict_words(r: PropertyResult) -> str:
         case Verdict.COVERED:
             return f"covered ({len(r.schedule)} steps)" if r.schedule is not None else "covered"
         case Verdict.UNREACHABLE:
+            if r.proof is not None:
+                return f"unreachable (proved, N={r.cpus}, {r.proof.lemmas:,} lemmas)"
             return f"unreachable (exhaustive, N={r.cpus})"
         case Verdict.UNKNOWN:
             return f"unknown ({r.reason})"
@@ -45,6 +48,10 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
     if run.engine == "explicit":
         done = "complete" if run.complete else "incomplete (state limit)"
         lines.append(f"explored {run.states:,} states ({done})")
+    if run.engine == "kind" and "lemmas" in run.stats:
+        lines.append(f"lemmas mined from {run.states:,} states of the encoding: {run.stats['candidates']:,} "
+                     f"candidates, {run.stats['lemmas']:,} inductive (Houdini, {run.stats['houdini_iterations']} "
+                     "solver calls); certificate re-checked on the plain encoding")
     lines.append("")
     width = max((len(r.name) for r in run.results), default=10) + 2
     vw = max((len(verdict_words(r)) for r in run.results), default=10) + 2

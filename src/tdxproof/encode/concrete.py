@@ -1,0 +1,278 @@
+"""Concrete execution of the encoding: Z3 terms of the transition system compiled
+to Python, so that the encoding's own reachable states can be enumerated.
+
+Why: the unbounded engines mine candidate lemmas from the states the *encoding*
+reaches at a small N (the reference interpreter keeps call stacks, the encoding
+inlined program counters: their states are not the same vectors), and a
+certificate is checked on every one of them. The successor of a state is
+computed from the very guard/update terms the solver sees, so this also
+cross-checks the encoder against the reference interpreter (same verdicts).
+
+Values are unsigned Python ints below 2**width; signed operations convert.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import z3
+
+from tdxproof.encode.system import Encoding
+from tdxproof.encode.vocab import DONE
+
+State = tuple[int, ...]
+
+_BIN = {
+    z3.Z3_OP_BADD: "({a} + {b}) & {m}",
+    z3.Z3_OP_BSUB: "({a} - {b}) & {m}",
+    z3.Z3_OP_BMUL: "({a} * {b}) & {m}",
+    z3.Z3_OP_BAND: "({a} & {b})",
+    z3.Z3_OP_BOR: "({a} | {b})",
+    z3.Z3_OP_BXOR: "({a} ^ {b})",
+    z3.Z3_OP_ULEQ: "({a} <= {b})",
+    z3.Z3_OP_ULT: "({a} < {b})",
+    z3.Z3_OP_UGEQ: "({a} >= {b})",
+    z3.Z3_OP_UGT: "({a} > {b})",
+    z3.Z3_OP_SLEQ: "(_s({a}, {w}) <= _s({b}, {w}))",
+    z3.Z3_OP_SLT: "(_s({a}, {w}) < _s({b}, {w}))",
+    z3.Z3_OP_SGEQ: "(_s({a}, {w}) >= _s({b}, {w}))",
+    z3.Z3_OP_SGT: "(_s({a}, {w}) > _s({b}, {w}))",
+}
+
+
+def _s(x: int, w: int) -> int:
+    return x - (1 << w) if x >> (w - 1) else x
+
+
+class _Compiler:
+    """Z3 DAG -> straight-line Python, one temporary per shared subterm."""
+
+    def __init__(self, index: dict[str, int]):
+        self.index = index          # `online[1]@0` -> position in the state tuple
+        self.lines: list[str] = []
+        self.memo: dict[int, str] = {}
+
+    def term(self, e: z3.ExprRef) -> str:
+        key = e.get_id()
+        got = self.memo.get(key)
+        if got is not None:
+            return got
+        out = self._term(e)
+        if e.num_args() > 0 and not out.isidentifier():
+            name = f"t{len(self.memo)}"
+            self.lines.append(f"    {name} = {out}")
+            out = name
+        self.memo[key] = out
+        return out
+
+    def _term(self, e: z3.ExprRef) -> str:
+        k = e.decl().kind()
+        if z3.is_bv_value(e):
+            return str(e.as_long())
+        if z3.is_true(e):
+            return "True"
+        if z3.is_false(e):
+            return "False"
+        if k == z3.Z3_OP_UNINTERPRETED and e.num_args() == 0:
+            name = e.decl().name()
+            if name not in self.index:
+                raise KeyError(name)
+            return f"s[{self.index[name]}]"
+        args = [self.term(a) for a in e.children()]
+        if k in _BIN and len(args) == 2:
+            w = e.arg(0).size() if z3.is_bv(e.arg(0)) else 0
+            return _BIN[k].format(a=args[0], b=args[1], m=(1 << w) - 1 if w else 0, w=w)
+        if k in (z3.Z3_OP_BADD, z3.Z3_OP_BMUL, z3.Z3_OP_BAND, z3.Z3_OP_BOR):
+            op = {z3.Z3_OP_BADD: "+", z3.Z3_OP_BMUL: "*", z3.Z3_OP_BAND: "&", z3.Z3_OP_BOR: "|"}[k]
+            return f"(({f' {op} '.join(args)}) & {(1 << e.size()) - 1})"
+        if k == z3.Z3_OP_BNEG:
+            return f"(-{args[0]}) & {(1 << e.size()) - 1}"
+        if k == z3.Z3_OP_BNOT:
+            return f"(~{args[0]}) & {(1 << e.size()) - 1}"
+        if k == z3.Z3_OP_EQ:
+            return f"({args[0]} == {args[1]})"
+        if k == z3.Z3_OP_DISTINCT:
+            return f"(len({{{', '.join(args)}}}) == {len(args)})"
+        if k == z3.Z3_OP_ITE:
+            return f"({args[1]} if {args[0]} else {args[2]})"
+        if k == z3.Z3_OP_AND:
+            return "(" + " and ".join(args) + ")" if args else "True"
+        if k == z3.Z3_OP_OR:
+            return "(" + " or ".join(args) + ")" if args else "False"
+        if k == z3.Z3_OP_NOT:
+            return f"(not {args[0]})"
+        if k == z3.Z3_OP_IMPLIES:
+            return f"((not {args[0]}) or {args[1]})"
+        if k == z3.Z3_OP_XOR:
+            return f"({args[0]} != {args[1]})"
+        if k == z3.Z3_OP_EXTRACT:
+            hi, lo = e.params()
+            return f"(({args[0]} >> {lo}) & {(1 << (hi - lo + 1)) - 1})"
+        if k == z3.Z3_OP_CONCAT:
+            out, shift = "0", 0
+            for a, t in reversed(list(zip(e.children(), args))):
+                out = f"({out} | ({t} << {shift}))"
+                shift += a.size()
+            return out
+        if k == z3.Z3_OP_SIGN_EXT:
+            (ext,) = e.params()
+            w = e.arg(0).size()
+            return f"(_s({args[0]}, {w}) & {(1 << (w + ext)) - 1})"
+        if k == z3.Z3_OP_ZERO_EXT:
+            return args[0]
+        raise NotImplementedError(f"concrete evaluation of {e.decl()}")
+
+
+def compile_fn(name: str, index: dict[str, int], guard: z3.BoolRef | None,
+               outputs: list[tuple[int, z3.ExprRef]]) -> Callable[[State], object]:
+    """A function of the state tuple: None when `guard` is false, else the list of
+    (position, value) of `outputs` (or True when there are none)."""
+    c = _Compiler(index)
+    body: list[str] = []
+    if guard is not None:
+        g = c.term(guard)
+        body += c.lines
+        c.lines = []
+        body.append(f"    if not {g}: return None")
+    outs = [(pos, c.term(t)) for pos, t in outputs]
+    body += c.lines
+    if outputs:
+        body.append("    return (" + ", ".join(f"({pos}, {t})" for pos, t in outs) + ",)")
+    else:
+        body.append("    return True")
+    src = f"def {name}(s):\n" + "\n".join(body) + "\n"
+    scope: dict = {"_s": _s}
+    exec(compile(src, f"<tdxproof {name}>", "exec"), scope)  # noqa: S102 - generated from our own terms
+    return scope[name]
+
+
+@dataclass
+class Exploration:
+    """The reachable states of the encoding, breadth-first, with a shortest path to each."""
+    states: list[State]
+    parent: dict[State, tuple[State, int] | None]   # state -> (predecessor, path index)
+    first_event: dict[int, tuple[State, int]]       # property index -> (state, path) of a shortest violation
+    complete: bool
+
+    def path_to(self, s: State) -> tuple[State, list[int]]:
+        """(the initial state, the path indexes) of a shortest schedule reaching s."""
+        steps: list[int] = []
+        while True:
+            p = self.parent[s]
+            if p is None:
+                return s, steps[::-1]
+            s, i = p
+            steps.append(i)
+
+
+@dataclass
+class ConcreteSystem:
+    enc: Encoding
+    index: dict[str, int]
+    by_start: dict[tuple[int, int], list[tuple[int, Callable]]]   # (context, pc) -> (path index, step fn)
+    events: dict[int, Callable]                                  # path index -> its checks, concretely
+    pc_pos: list[int]
+
+    @staticmethod
+    def build(enc: Encoding) -> "ConcreteSystem":
+        names = enc.vocab.names
+        index = {f"{n}@0": i for i, n in enumerate(names)}
+        pos = {n: i for i, n in enumerate(names)}
+        by_start: dict[tuple[int, int], list[tuple[int, Callable]]] = {}
+        events: dict[int, Callable] = {}
+        for i, (ci, p) in enumerate(enc.paths):
+            outs = [(pos[n], z3.simplify(t)) for n, t in p.updates.items()]
+            fn = compile_fn(f"path{i}", index, z3.simplify(z3.And(p.guard)), outs)
+            by_start.setdefault((ci, p.start), []).append((i, fn))
+            if p.events:
+                events[i] = compile_fn(f"events{i}", index, None, [(prop, z3.simplify(cond)) for prop, cond in p.events])
+        pc_pos = [pos[enc.vocab.pc(c)] for c in enc.vocab.contexts]
+        return ConcreteSystem(enc, index, by_start, events, pc_pos)
+
+    def initial(self) -> list[State]:
+        s0 = self.enc.state(0)
+        solver = z3.SolverFor("QF_FD")
+        solver.add(self.enc.init(s0))
+        terms = [s0[n] for n in self.enc.vocab.names]
+        out = []
+        while solver.check() == z3.sat:
+            m = solver.model()
+            vals = [m.eval(t, model_completion=True) for t in terms]
+            out.append(tuple(v.as_long() for v in vals))
+            solver.add(z3.Or([t != v for t, v in zip(terms, vals)]))
+        return sorted(out)
+
+    def successors(self, s: State):
+        for ci, pos in enumerate(self.pc_pos):
+            for i, fn in self.by_start.get((ci, s[pos]), ()):
+                upd = fn(s)
+                if upd is None:
+                    continue
+                t = list(s)
+                for j, val in upd:
+                    t[j] = val
+                yield i, tuple(t)
+
+    def failed_checks(self, i: int, s: State) -> list[int]:
+        """The properties whose check fails when path i runs from s."""
+        fn = self.events.get(i)
+        return [prop for prop, ok in fn(s) if not ok] if fn is not None else []
+
+    def explore(self, max_states: int = 2_000_000) -> Exploration:
+        init = self.initial()
+        parent: dict[State, tuple[State, int] | None] = {s: None for s in init}
+        order = list(init)
+        first: dict[int, tuple[State, int]] = {}
+        work = deque(init)
+        while work:
+            s = work.popleft()
+            for i, t in self.successors(s):
+                if i in self.events:
+                    for prop in self.failed_checks(i, s):
+                        first.setdefault(prop, (s, i))
+                if t not in parent:
+                    if len(order) >= max_states:
+                        return Exploration(order, parent, first, complete=False)
+                    parent[t] = (s, i)
+                    order.append(t)
+                    work.append(t)
+        return Exploration(order, parent, first, complete=True)
+
+    def predicate(self, f: z3.BoolRef) -> Callable[[State], bool]:
+        """A state formula over step 0 as a Python predicate."""
+        fn = compile_fn("pred", self.index, None, [(0, f)])
+        return lambda s: bool(fn(s)[0][1])
+
+    def deadlock_fn(self) -> Callable[[State], bool]:
+        """NOTE(deadlock), concretely: the greatest set of blocked contexts that wait
+        only on each other or on finished actors is not empty."""
+        enc, v = self.enc, self.enc.vocab
+        s0 = enc.state(0)
+        outs: list[tuple[int, z3.ExprRef]] = []
+        k = len(v.contexts)
+        for b in enc.blocks:
+            blocked, waits = b.blocked(s0)
+            outs.append((b.c.index * (k + 1), blocked))
+            for o in v.contexts:
+                w = waits.get(o.index)
+                if w is not None:
+                    outs.append((b.c.index * (k + 1) + 1 + o.index, w))
+        fn = compile_fn("deadlock", self.index, None, [(i, z3.simplify(t)) for i, t in outs])
+        status = [self.index[f"{v.status(c)}@0"] for c in v.contexts]
+
+        def dead(s: State) -> bool:
+            vals = dict(fn(s))
+            d = {c for c in range(k) if vals[c * (k + 1)]}
+            changed = True
+            while changed and d:
+                changed = False
+                for c in sorted(d):
+                    for o in range(k):
+                        if vals.get(c * (k + 1) + 1 + o) and o not in d and s[status[o]] != DONE:
+                            d.discard(c)
+                            changed = True
+                            break
+            return bool(d)
+        return dead

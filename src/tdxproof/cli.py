@@ -62,7 +62,7 @@ def _lower(path: str, cpus: int | None):
 @click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
               help="bmc: the deepest schedule to look for, in blocks.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=None,
-              help="bmc: seconds per solver call; a timeout gives `unknown` (exit 3).")
+              help="bmc, kind: seconds per solver call; a timeout gives `unknown` (exit 3).")
 @click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
               help="Stop the explicit search after this many states (verdicts become unknown).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "itf", "md"]), default="text",

@@ -5,6 +5,7 @@ certificate that re-checks on the plain encoding; a mutated certificate fails.""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -92,6 +93,9 @@ def test_kind_through_the_cli(tmp_path):
     assert res.exit_code == 0, res.output
     assert "proved (N=2" in res.output and "exhaustive" not in res.output
     assert Certificate.from_json(cert.read_text()).proves == ("below-five",)
+    res = runner.invoke(cli, ["verify", str(good), "--engine", "kind", "--property", "below-five", "--format", "json"])
+    (r,) = json.loads(res.output)["results"]
+    assert r["verdict"] == "proved" and r["certificate"]["lemmas"] > 0 and r["certificate"]["k"] == 1
     res = runner.invoke(cli, ["verify", str(good), "--engine", "kind"])
     assert res.exit_code == 0, res.output
     assert "unreachable (proved" in res.output

@@ -161,6 +161,17 @@ class LemmaIndex:
                     (i, pos[lm.var], frozenset(lm.values)))
         self.cond_vars = sorted({j for j, _ in self.cond})
 
+    def satisfied(self, s: State, active: set[int]) -> bool:
+        """No active lemma broken (stops at the first)."""
+        for i, j, vs in self.unary:
+            if s[j] not in vs and i in active:
+                return False
+        for j in self.cond_vars:
+            for i, y, vs in self.cond.get((j, s[j]), ()):
+                if s[y] not in vs and i in active:
+                    return False
+        return all(f(s) for i, f in self.preds if i in active)
+
     def broken(self, s: State, active: set[int]) -> set[int]:
         out = {i for i, j, vs in self.unary if s[j] not in vs and i in active}
         for j in self.cond_vars:
@@ -202,6 +213,7 @@ class Houdini:
     iterations: int                  # solver calls
     solver: z3.Solver                # holds one step and `pre`
     pre: list[z3.BoolRef]            # assumption literal of each lemma at step 0
+    stats: dict                      # seconds in the solver and in simulation, unsat calls
 
 
 def _affected(enc: Encoding, lemmas: list[Lemma], active: set[int], updates: dict[str, z3.ExprRef],
@@ -221,7 +233,7 @@ def _affected(enc: Encoding, lemmas: list[Lemma], active: set[int], updates: dic
 
 
 def houdini(enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma], timeout_s: float | None,
-            simulate: int = 5000, chunk: int = 64,
+            simulate: int = 5000, chunk: int = 64, seeds: list[State] | None = None,
             progress: Callable[[int, int], None] | None = None) -> Houdini | Unknown:
     """The largest inductive subset of `lemmas`, one block path at a time: a step
     is the disjunction of its paths, so the lemmas are inductive when no single
@@ -249,11 +261,14 @@ def houdini(enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma], timeout_s: f
     names = enc.vocab.names
     active = set(range(len(lemmas)))
     calls = 0
+    stats = {"solver_s": 0.0, "simulate_s": 0.0, "unsat": 0}
     paths = []
     for _, p in enc.paths:
         updates = {n: z3.simplify(t) for n, t in p.updates.items()}
         step = p.guard + [_eq(s1[n], t) for n, t in updates.items()] + [f for n, f in frame.items() if n not in updates]
         paths.append((_and(step), updates))
+    if seeds:
+        _mutate(cs, index, active, seeds, lemmas)
     changed = True
     while changed:
         changed = False
@@ -270,12 +285,16 @@ def houdini(enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma], timeout_s: f
                 calls += 1
                 lit = z3.Bool(f"paths_break#{calls}")
                 solver.add(z3.Implies(lit, _or(parts)))
+                t_sat = time.monotonic()
                 r = check(solver, lit, *[pre[i] for i in sorted(active)])
+                stats["solver_s"] += time.monotonic() - t_sat
                 if isinstance(r, Unknown):
                     return r
                 if r is Sat.UNSAT:
+                    stats["unsat"] += 1
                     break
                 changed = True
+                t_sim = time.monotonic()
                 m = solver.model()
                 cti = tuple(m.eval(s0[n], model_completion=True).as_long() for n in names)
                 # the counterexample to induction, and every state it reaches inside
@@ -285,13 +304,42 @@ def houdini(enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma], timeout_s: f
                     s = work.pop()
                     for _, t in cs.successors(s):
                         active -= index.broken(t, active)
-                        if t not in seen and not index.broken(t, active):
+                        if t not in seen and index.satisfied(t, active):
                             seen.add(t)
                             work.append(t)
+                stats["simulate_s"] += time.monotonic() - t_sim
                 if progress is not None:
                     progress(len(active), calls)
     solver.add(enc.trans(0))
-    return Houdini(sorted(active), calls, solver, pre)
+    return Houdini(sorted(active), calls, solver, pre, stats)
+
+
+def _mutate(cs: ConcreteSystem, index: LemmaIndex, active: set[int], seeds: list[State],
+            lemmas: list[Lemma], rounds: int = 2) -> None:
+    """Cheap counterexamples to induction before any solver call: a reachable
+    state with one variable changed to another value the lemmas allow is a state
+    of the lemmas too (checked), so whatever its successors break is not
+    inductive. Deterministic: the order of states and values is fixed."""
+    pos = {n: i for i, n in enumerate(cs.enc.vocab.names)}
+    domain: dict[int, tuple[int, ...]] = {}
+    for lm in lemmas:
+        if lm.prop is None and lm.if_var is None:
+            domain[pos[lm.var]] = lm.values
+    varying = sorted(j for j, vs in domain.items() if len(vs) > 1)
+    for _ in range(rounds):
+        before = len(active)
+        for s in seeds:
+            for j in varying:
+                for v in domain[j]:
+                    if v == s[j]:
+                        continue
+                    t = s[:j] + (v,) + s[j + 1:]
+                    if not index.satisfied(t, active):
+                        continue
+                    for _, u in cs.successors(t):
+                        active -= index.broken(u, active)
+        if len(active) == before:
+            return
 
 
 # ---------------------------------------------------------------- re-check on a plain encoding
@@ -429,14 +477,14 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
         lemmas = mine(enc, exp.states)
         lemmas += [Lemma(prop=p.name) for p in todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
         say(f"Houdini over {len(lemmas):,} candidates")
-        h = houdini(enc, cs, lemmas, timeout_s,
-                    progress=lambda left, it: say(f"Houdini: {left:,} candidates left, iteration {it}"))
+        h = houdini(enc, cs, lemmas, timeout_s, seeds=exp.states[::max(1, len(exp.states) // 2000)],
+                    progress=lambda left, it: say(f"Houdini: {left:,} candidates left, solver call {it}"))
         stats.update(candidates=len(lemmas))
         if isinstance(h, Unknown):
             for p in todo:
                 results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n, reason=h.reason)
         else:
-            stats.update(lemmas=len(h.survivors), houdini_iterations=h.iterations)
+            stats.update(lemmas=len(h.survivors), houdini_iterations=h.iterations, **h.stats)
             kept = [lemmas[i] for i in h.survivors]
             proved, failed = _relative(enc, h, lemmas, todo)
             for p, why in failed.items():

@@ -159,13 +159,8 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
 
 
 def _progress():
-    start = time.monotonic()
-
-    def show(states: int, depth: int) -> None:
-        if time.monotonic() - start > 1.0:
-            click.echo(f"\r\033[Ksearch: {states:,} states, depth {depth}, "
-                       f"{time.monotonic() - start:.0f} s", nl=False, err=True)
-    return show
+    say = _say()
+    return lambda states, depth: say(f"search: {states:,} states, depth {depth}")
 
 
 def _say():

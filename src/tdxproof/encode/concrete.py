@@ -39,6 +39,15 @@ _BIN = {
     z3.Z3_OP_SLT: "(_s({a}, {w}) < _s({b}, {w}))",
     z3.Z3_OP_SGEQ: "(_s({a}, {w}) >= _s({b}, {w}))",
     z3.Z3_OP_SGT: "(_s({a}, {w}) > _s({b}, {w}))",
+    z3.Z3_OP_EQ: "({a} == {b})",
+    z3.Z3_OP_XOR: "({a} != {b})",
+    z3.Z3_OP_IMPLIES: "((not {a}) or {b})",
+}
+_UN = {
+    z3.Z3_OP_NOT: "(not {a})",
+    z3.Z3_OP_BNEG: "((-{a}) & {m})",
+    z3.Z3_OP_BNOT: "((~{a}) & {m})",
+    z3.Z3_OP_ZERO_EXT: "{a}",
 }
 
 
@@ -87,12 +96,8 @@ class _Compiler:
         if k in (z3.Z3_OP_BADD, z3.Z3_OP_BMUL, z3.Z3_OP_BAND, z3.Z3_OP_BOR):
             op = {z3.Z3_OP_BADD: "+", z3.Z3_OP_BMUL: "*", z3.Z3_OP_BAND: "&", z3.Z3_OP_BOR: "|"}[k]
             return f"(({f' {op} '.join(args)}) & {(1 << e.size()) - 1})"
-        if k == z3.Z3_OP_BNEG:
-            return f"(-{args[0]}) & {(1 << e.size()) - 1}"
-        if k == z3.Z3_OP_BNOT:
-            return f"(~{args[0]}) & {(1 << e.size()) - 1}"
-        if k == z3.Z3_OP_EQ:
-            return f"({args[0]} == {args[1]})"
+        if k in _UN:
+            return _UN[k].format(a=args[0], m=(1 << e.size()) - 1 if z3.is_bv(e) else 0)
         if k == z3.Z3_OP_DISTINCT:
             return f"(len({{{', '.join(args)}}}) == {len(args)})"
         if k == z3.Z3_OP_ITE:
@@ -101,12 +106,6 @@ class _Compiler:
             return "(" + " and ".join(args) + ")" if args else "True"
         if k == z3.Z3_OP_OR:
             return "(" + " or ".join(args) + ")" if args else "False"
-        if k == z3.Z3_OP_NOT:
-            return f"(not {args[0]})"
-        if k == z3.Z3_OP_IMPLIES:
-            return f"((not {args[0]}) or {args[1]})"
-        if k == z3.Z3_OP_XOR:
-            return f"({args[0]} != {args[1]})"
         if k == z3.Z3_OP_EXTRACT:
             hi, lo = e.params()
             return f"(({args[0]} >> {lo}) & {(1 << (hi - lo + 1)) - 1})"
@@ -120,8 +119,6 @@ class _Compiler:
             (ext,) = e.params()
             w = e.arg(0).size()
             return f"(_s({args[0]}, {w}) & {(1 << (w + ext)) - 1})"
-        if k == z3.Z3_OP_ZERO_EXT:
-            return args[0]
         raise NotImplementedError(f"concrete evaluation of {e.decl()}")
 
 

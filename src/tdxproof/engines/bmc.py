@@ -47,23 +47,25 @@ def _bad(enc: Encoding, p: ir.Property, k: int) -> z3.BoolRef | None:
     return None
 
 
-def decode(enc: Encoding, prog: Program, m: z3.ModelRef, k: int) -> Schedule:
+def schedule_of(enc: Encoding, prog: Program, paths: list[int], init_value: Callable[[str], int]) -> Schedule:
+    """The schedule that takes block paths `paths` (indexes into enc.paths) from
+    the initial state whose variables have `init_value(name)` (signed)."""
     steps = []
-    for i in range(k):
-        sel = m.eval(enc.sel(i), model_completion=True).as_long()
-        ci, path = enc.paths[sel]
-        labels = ", ".join(path.labels) if path.labels else None
-        steps.append(Step(enc.vocab.contexts[ci].name, labels))
-    s0 = enc.state(0)
-    values = []
-    for var in enc.model.vars:
-        for i in range(enc.vocab.var_cells(var)):
-            val = m.eval(s0[enc.vocab.cells[(var.name, i)]], model_completion=True).as_signed_long()
-            values.append(val)
+    for i in paths:
+        ci, path = enc.paths[i]
+        steps.append(Step(enc.vocab.contexts[ci].name, ", ".join(path.labels) if path.labels else None))
+    values = [init_value(enc.vocab.cells[(var.name, i)])
+              for var in enc.model.vars for i in range(enc.vocab.var_cells(var))]
     init = next((j for j, st in enumerate(initial_states(prog)) if list(st[0][:len(values)]) == values), None)
     if init is None:
-        raise InternalError("the BMC initial state is not an initial state of the reference semantics")
+        raise InternalError("an initial state of the encoding is not one of the reference semantics")
     return Schedule(init, tuple(steps))
+
+
+def decode(enc: Encoding, prog: Program, m: z3.ModelRef, k: int) -> Schedule:
+    s0 = enc.state(0)
+    return schedule_of(enc, prog, [m.eval(enc.sel(i), model_completion=True).as_long() for i in range(k)],
+                       lambda name: m.eval(s0[name], model_completion=True).as_signed_long())
 
 
 def verify_bmc(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,

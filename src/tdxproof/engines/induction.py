@@ -35,13 +35,13 @@ from z3.z3 import _to_ast_array
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.concrete import ConcreteSystem, Exploration, State
 from tdxproof.encode.system import Encoding, encode
+from tdxproof.engines.bmc import schedule_of
 from tdxproof.engines.explicit import check_witness
 from tdxproof.engines.solver import Sat, Unknown, check, make_solver
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
-from tdxproof.interp.state import initial_states
 from tdxproof.model import ir
-from tdxproof.results import Proof, PropertyResult, RunResult, Schedule, Step, Verdict
+from tdxproof.results import Proof, PropertyResult, RunResult, Schedule, Verdict
 
 FORMAT = "tdxproof-certificate/1"
 
@@ -106,20 +106,20 @@ def _prop(model: ir.Model, name: str) -> ir.Property:
 
 # z3.And/Or/== check and coerce every argument in Python; Houdini builds
 # hundreds of thousands of these, so call the C API directly (same terms).
-def _or(args: list[z3.BoolRef]) -> z3.BoolRef:
+def _nary(mk, empty: bool, args: list[z3.BoolRef]) -> z3.BoolRef:
     if not args:
-        return z3.BoolVal(False)
+        return z3.BoolVal(empty)
     ctx = args[0].ctx
     arr, n = _to_ast_array(args)
-    return z3.BoolRef(z3.Z3_mk_or(ctx.ref(), n, arr), ctx)
+    return z3.BoolRef(mk(ctx.ref(), n, arr), ctx)
+
+
+def _or(args: list[z3.BoolRef]) -> z3.BoolRef:
+    return _nary(z3.Z3_mk_or, False, args)
 
 
 def _and(args: list[z3.BoolRef]) -> z3.BoolRef:
-    if not args:
-        return z3.BoolVal(True)
-    ctx = args[0].ctx
-    arr, n = _to_ast_array(args)
-    return z3.BoolRef(z3.Z3_mk_and(ctx.ref(), n, arr), ctx)
+    return _nary(z3.Z3_mk_and, True, args)
 
 
 def _eq(a: z3.ExprRef, b: z3.ExprRef) -> z3.BoolRef:
@@ -140,46 +140,47 @@ def lemma_formula(enc: Encoding, lm: Lemma, s: dict) -> z3.BoolRef:
     if lm.var not in s or (lm.if_var is not None and lm.if_var not in s):
         raise ValueError(f"the certificate names an unknown state variable in {lm.to_json()}")
     body = _or([_val(s[lm.var], v) for v in lm.values])
-    return body if lm.if_var is None else z3.Implies(_val(s[lm.if_var], lm.if_value or 0), body)
+    return body if lm.if_var is None else z3.Implies(_val(s[lm.if_var], lm.if_value), body)
 
 
 class LemmaIndex:
     """Which lemmas a concrete state breaks, fast (Houdini asks for every state it simulates)."""
 
-    def __init__(self, enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma]):
+    def __init__(self, enc: Encoding, lemmas: list[Lemma], cs: ConcreteSystem | None):
+        """Property lemmas are evaluated through `cs`; without it they are skipped."""
         pos = {n: i for i, n in enumerate(enc.vocab.names)}
         self.unary: list[tuple[int, int, frozenset[int]]] = []
         self.cond: dict[tuple[int, int], list[tuple[int, int, frozenset[int]]]] = {}
         self.preds: list[tuple[int, Callable[[State], bool]]] = []
         for i, lm in enumerate(lemmas):
             if lm.prop is not None:
-                self.preds.append((i, cs.predicate(lemma_formula(enc, lm, enc.state(0)))))
+                if cs is not None:
+                    self.preds.append((i, cs.predicate(lemma_formula(enc, lm, enc.state(0)))))
             elif lm.if_var is None:
                 self.unary.append((i, pos[lm.var], frozenset(lm.values)))
             else:
-                self.cond.setdefault((pos[lm.if_var], lm.if_value or 0), []).append(
+                self.cond.setdefault((pos[lm.if_var], lm.if_value), []).append(
                     (i, pos[lm.var], frozenset(lm.values)))
         self.cond_vars = sorted({j for j, _ in self.cond})
 
-    def satisfied(self, s: State, active: set[int]) -> bool:
-        """No active lemma broken (stops at the first)."""
+    def _broken(self, s: State, active: set[int] | None):
         for i, j, vs in self.unary:
-            if s[j] not in vs and i in active:
-                return False
+            if s[j] not in vs and (active is None or i in active):
+                yield i
         for j in self.cond_vars:
             for i, y, vs in self.cond.get((j, s[j]), ()):
-                if s[y] not in vs and i in active:
-                    return False
-        return all(f(s) for i, f in self.preds if i in active)
+                if s[y] not in vs and (active is None or i in active):
+                    yield i
+        for i, f in self.preds:
+            if (active is None or i in active) and not f(s):
+                yield i
 
-    def broken(self, s: State, active: set[int]) -> set[int]:
-        out = {i for i, j, vs in self.unary if s[j] not in vs and i in active}
-        for j in self.cond_vars:
-            for i, y, vs in self.cond.get((j, s[j]), ()):
-                if s[y] not in vs and i in active:
-                    out.add(i)
-        out |= {i for i, f in self.preds if i in active and not f(s)}
-        return out
+    def satisfied(self, s: State, active: set[int] | None = None) -> bool:
+        """No (active) lemma broken; stops at the first."""
+        return next(self._broken(s, active), None) is None
+
+    def broken(self, s: State, active: set[int] | None = None) -> set[int]:
+        return set(self._broken(s, active))
 
 
 def mine(enc: Encoding, states: list[State]) -> list[Lemma]:
@@ -257,7 +258,7 @@ def houdini(enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma], timeout_s: f
             by_var.setdefault(lm.var, []).append(i)
             if lm.if_var is not None:
                 by_if.setdefault(lm.if_var, []).append(i)
-    index = LemmaIndex(enc, cs, lemmas)
+    index = LemmaIndex(enc, lemmas, cs)
     names = enc.vocab.names
     active = set(range(len(lemmas)))
     calls = 0
@@ -401,17 +402,11 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
             case _:
                 problems.append(f"`{name}` is not a property an inductive certificate proves")
     if reachable is not None:
-        cs_index = {n: i for i, n in enumerate(enc.vocab.names)}
-        for lm in cert.lemmas:
-            if lm.prop is not None:
-                continue
-            j = cs_index[lm.var]
-            for s in reachable:
-                if lm.if_var is not None and s[cs_index[lm.if_var]] != lm.if_value:
-                    continue
-                if s[j] not in lm.values:
-                    problems.append(f"a reachable state breaks the lemma {lm.to_json()}")
-                    break
+        index = LemmaIndex(enc, list(cert.lemmas), None)
+        bad = set()
+        for s in reachable:
+            bad |= index.broken(s)
+        problems += [f"a reachable state breaks the lemma {cert.lemmas[i].to_json()}" for i in sorted(bad)]
     return problems
 
 
@@ -419,20 +414,13 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
 
 def _schedule(enc: Encoding, prog: Program, exp: Exploration, s: State, last: int | None) -> Schedule:
     init, path = exp.path_to(s)
-    if last is not None:
-        path = path + [last]
-    steps = []
-    for i in path:
-        ci, p = enc.paths[i]
-        steps.append(Step(enc.vocab.contexts[ci].name, ", ".join(p.labels) if p.labels else None))
     pos = {n: i for i, n in enumerate(enc.vocab.names)}
-    values = [init[pos[enc.vocab.cells[(var.name, i)]]] for var in enc.model.vars
-              for i in range(enc.vocab.var_cells(var))]
-    signed = [v - 256 if v >= 128 else v for v in values]
-    start = next((j for j, st in enumerate(initial_states(prog)) if list(st[0][:len(signed)]) == signed), None)
-    if start is None:
-        raise InternalError("an initial state of the encoding is not one of the reference semantics")
-    return Schedule(start, tuple(steps))
+    return schedule_of(enc, prog, path + ([last] if last is not None else []),
+                       lambda name: _signed(init[pos[name]]))
+
+
+def _signed(v: int) -> int:
+    return v - 256 if v >= 128 else v
 
 
 def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
@@ -576,7 +564,7 @@ def render_value(enc: Encoding, var: str, v: int) -> str:
         node = ctx.auto.nodes[v]
         span = getattr(node.stmt, "span", None)
         return f"{node.owner}:{span.line}" if span is not None and getattr(node, "owner", None) else f"node {v}"
-    return str(v - 256 if v >= 128 and not var.startswith("pc[") else v)
+    return str(_signed(v))
 
 
 def render_lemma(enc: Encoding, lm: Lemma) -> str:
@@ -586,7 +574,7 @@ def render_lemma(enc: Encoding, lm: Lemma) -> str:
     body = f"{lm.var} == {vals[0]}" if len(vals) == 1 else f"{lm.var} in {{{', '.join(vals)}}}"
     if lm.if_var is None:
         return body
-    return f"{lm.if_var} == {render_value(enc, lm.if_var, lm.if_value or 0)}  =>  {body}"
+    return f"{lm.if_var} == {render_value(enc, lm.if_var, lm.if_value)}  =>  {body}"
 
 
 def render_certificate(enc: Encoding, cert: Certificate, limit: int | None = None) -> tuple[str, ...]:

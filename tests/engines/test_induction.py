@@ -70,14 +70,14 @@ def test_a_mutated_certificate_fails_the_recheck():
     model = tdx(COUNTER)
     cert = _certificate(model)
     states = ConcreteSystem.build(encode(model, 2)).explore().states
-    x = next(i for i, lm in enumerate(cert.lemmas) if lm.var == "x" and lm.if_var is None)
+    x = next(i for i, lm in enumerate(cert.lemmas) if lm.var == "x")
     assert cert.lemmas[x].values == (0, 1, 2, 3)
     # a lemma that a reachable state breaks: not initial-closed / not inductive
     narrowed = replace(cert, lemmas=cert.lemmas[:x] + (Lemma("x", (0, 1, 2)),) + cert.lemmas[x + 1:])
     problems = recheck(model, narrowed, states)
     assert any("inductive" in p for p in problems) and any("reachable state" in p for p in problems)
     # claims a property the lemmas do not imply
-    overclaim = replace(cert, lemmas=tuple(lm for lm in cert.lemmas if lm.var != "x" and lm.if_var != "x"
+    overclaim = replace(cert, lemmas=tuple(lm for lm in cert.lemmas if lm.var != "x" and not lm.never
                                            and lm.prop is None))
     assert any("imply `below-four`" in p for p in recheck(model, overclaim))
     # names that do not exist are reported, not a crash

@@ -1,29 +1,33 @@
-"""Engine `kind`: induction strengthened by lemmas, with a re-checked certificate.
+"""Engine `kind`: an inductive invariant, learned and re-checked, proves a property at this N.
 
 1. Enumerate the states the encoding reaches at this N (encode/concrete.py).
    A property that fails there gets a shortest schedule, replayed on the
    reference interpreter like every other witness.
-2. For the others, candidate lemmas are generated from the model and from those
-   states: each variable's values, and for each pair of variables "x == a implies
-   y is one of ...". Candidates are only guesses: Houdini keeps the largest
-   subset that is inductive (init => L, L and one step => L'); a candidate is
-   dropped when Z3 finds a state satisfying all of them whose successor breaks
-   it, and concrete execution from that state drops the others it breaks.
-3. A property is proved when it follows from the lemmas in one step
-   (1-induction relative to them): an invariant, a check that no step from a
-   lemma state fails, no deadlock in a lemma state, no reachable cover goal.
-4. "Proved" is printed only after the certificate (the lemmas) is re-checked
+2. For the others, start from lemmas every reachable state satisfies (each
+   variable's values, the invariants, "the cover goal is never met") and let Z3
+   look for a counterexample to induction: a state of the lemmas with a step
+   that breaks one, or that fails a check, or that is deadlocked. Such a state
+   is unreachable; it is excluded by a new lemma "never this cube", the cube
+   generalised against the reachable states (as few variables as possible,
+   each widened to every value that keeps it unreachable). This is IC3's
+   blocking with the exact reachable set of this N as the oracle: a lemma is
+   never wrong, so none is ever dropped, and the loop ends (the state space is
+   finite) with lemmas that are inductive and exclude every bad state.
+3. "Proved" is printed only after the certificate (the lemmas) is re-checked
    by `recheck()`: a second transition relation built independently of the
-   optimised one (a plain disjunction of block paths with explicit frame
+   one the search used (a plain disjunction of block paths with explicit frame
    conditions, no selector, no template renaming, Z3's default solver), and
    every reachable state of the encoding at this N.
 
 The lemmas are facts about this N: a proof here holds for every depth, every
-number of hotplug and VM cycles, at this number of CPUs.
+number of hotplug and VM cycles, at this number of CPUs. The search needs the
+reachable states, so it costs at least an exhaustive search; what it adds is a
+certificate anyone can re-check without trusting the search.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from dataclasses import dataclass, replace
@@ -43,34 +47,33 @@ from tdxproof.interp.program import Program
 from tdxproof.model import ir
 from tdxproof.results import Proof, PropertyResult, RunResult, Schedule, Verdict
 
-FORMAT = "tdxproof-certificate/1"
+FORMAT = "tdxproof-certificate/2"
 
 
 @dataclass(frozen=True)
 class Lemma:
-    """`var` is one of `values`, when `if_var == if_value` (if given); or the
-    property `prop` holds (an invariant; for a cover, that its goal is never met)."""
+    """`var` is one of `values`; or the property `prop` holds (an invariant; for
+    a cover, that its goal is never met); or, with `never`, no state has every
+    listed variable in its listed values."""
     var: str = ""
     values: tuple[int, ...] = ()
-    if_var: str | None = None
-    if_value: int | None = None
     prop: str | None = None
+    never: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def to_json(self) -> dict:
         if self.prop is not None:
             return {"property": self.prop}
-        d: dict = {"var": self.var, "in": list(self.values)}
-        if self.if_var is not None:
-            d["if"] = {"var": self.if_var, "eq": self.if_value}
-        return d
+        if self.never:
+            return {"never": [{"var": v, "in": list(vs)} for v, vs in self.never]}
+        return {"var": self.var, "in": list(self.values)}
 
     @staticmethod
     def from_json(d: dict) -> "Lemma":
         if "property" in d:
             return Lemma(prop=str(d["property"]))
-        cond = d.get("if")
-        return Lemma(str(d["var"]), tuple(int(x) for x in d["in"]),
-                     str(cond["var"]) if cond else None, int(cond["eq"]) if cond else None)
+        if "never" in d:
+            return Lemma(never=tuple((str(x["var"]), tuple(int(v) for v in x["in"])) for x in d["never"]))
+        return Lemma(str(d["var"]), tuple(int(x) for x in d["in"]))
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _prop(model: ir.Model, name: str) -> ir.Property:
     raise ValueError(f"the certificate names an unknown property `{name}`")
 
 
-# z3.And/Or/== check and coerce every argument in Python; Houdini builds
+# z3.And/Or/== check and coerce every argument in Python; the search builds
 # hundreds of thousands of these, so call the C API directly (same terms).
 def _nary(mk, empty: bool, args: list[z3.BoolRef]) -> z3.BoolRef:
     if not args:
@@ -137,210 +140,210 @@ def lemma_formula(enc: Encoding, lm: Lemma, s: dict) -> z3.BoolRef:
         if p.kind is ir.PropKind.COVER:
             f = z3.Not(f)
         return z3.Implies(enc.quiescent(s), f) if p.observe is ir.Observe.QUIESCENT else f
-    if lm.var not in s or (lm.if_var is not None and lm.if_var not in s):
+    if lm.never:
+        if any(v not in s for v, _ in lm.never):
+            raise ValueError(f"the certificate names an unknown state variable in {lm.to_json()}")
+        return z3.Not(_and([_or([_val(s[v], a) for a in vs]) for v, vs in lm.never]))
+    if lm.var not in s:
         raise ValueError(f"the certificate names an unknown state variable in {lm.to_json()}")
-    body = _or([_val(s[lm.var], v) for v in lm.values])
-    return body if lm.if_var is None else z3.Implies(_val(s[lm.if_var], lm.if_value), body)
+    return _or([_val(s[lm.var], v) for v in lm.values])
 
 
-class LemmaIndex:
-    """Which lemmas a concrete state breaks, fast (Houdini asks for every state it simulates)."""
+# ---------------------------------------------------------------- strengthening by blocking
 
-    def __init__(self, enc: Encoding, lemmas: list[Lemma], cs: ConcreteSystem | None):
-        """Property lemmas are evaluated through `cs`; without it they are skipped."""
-        pos = {n: i for i, n in enumerate(enc.vocab.names)}
-        self.unary: list[tuple[int, int, frozenset[int]]] = []
-        self.cond: dict[tuple[int, int], list[tuple[int, int, frozenset[int]]]] = {}
-        self.preds: list[tuple[int, Callable[[State], bool]]] = []
-        for i, lm in enumerate(lemmas):
-            if lm.prop is not None:
-                if cs is not None:
-                    self.preds.append((i, cs.predicate(lemma_formula(enc, lm, enc.state(0)))))
-            elif lm.if_var is None:
-                self.unary.append((i, pos[lm.var], frozenset(lm.values)))
-            else:
-                self.cond.setdefault((pos[lm.if_var], lm.if_value), []).append(
-                    (i, pos[lm.var], frozenset(lm.values)))
-        self.cond_vars = sorted({j for j, _ in self.cond})
+class Reach:
+    """The reachable states as bitmasks: for each variable and value, which states have it.
+    A cube (each variable in a set of values) meets the reachable states when
+    the AND of its literals' masks is not zero."""
 
-    def _broken(self, s: State, active: set[int] | None):
-        for i, j, vs in self.unary:
-            if s[j] not in vs and (active is None or i in active):
-                yield i
-        for j in self.cond_vars:
-            for i, y, vs in self.cond.get((j, s[j]), ()):
-                if s[y] not in vs and (active is None or i in active):
-                    yield i
-        for i, f in self.preds:
-            if (active is None or i in active) and not f(s):
-                yield i
-
-    def satisfied(self, s: State, active: set[int] | None = None) -> bool:
-        """No (active) lemma broken; stops at the first."""
-        return next(self._broken(s, active), None) is None
-
-    def broken(self, s: State, active: set[int] | None = None) -> set[int]:
-        return set(self._broken(s, active))
-
-
-def mine(enc: Encoding, states: list[State]) -> list[Lemma]:
-    """Candidate lemmas that every given state satisfies: each variable's values,
-    and for each pair, the values of y seen when x == a (when fewer than all)."""
-    names = enc.vocab.names
-    values: list[dict[int, int]] = []          # per variable: value -> bitmask of states
-    for j in range(len(names)):
-        d: dict[int, int] = {}
+    def __init__(self, names: list[str], states: list[State]):
+        self.names = names
+        self.pos = {n: j for j, n in enumerate(names)}
+        self.count = len(states)
+        rows: list[dict[int, list[int]]] = [{} for _ in names]
         for r, s in enumerate(states):
-            d[s[j]] = d.get(s[j], 0) | (1 << r)
-        values.append(d)
-    out = [Lemma(names[j], tuple(sorted(values[j]))) for j in range(len(names))]
-    varying = [j for j in range(len(names)) if len(values[j]) > 1]
-    for x in varying:
-        for a, rows in sorted(values[x].items()):
-            for y in varying:
-                if y == x:
-                    continue
-                seen = tuple(sorted(v for v, ry in values[y].items() if ry & rows))
-                if len(seen) < len(values[y]):
-                    out.append(Lemma(names[y], seen, names[x], a))
-    return out
+            for j, v in enumerate(s):
+                rows[j].setdefault(v, []).append(r)
+        self.mask: list[dict[int, int]] = []
+        for d in rows:
+            m = {}
+            for v, rs in d.items():
+                bits = bytearray((len(states) + 7) // 8)
+                for r in rs:
+                    bits[r >> 3] |= 1 << (r & 7)
+                m[v] = int.from_bytes(bits, "little")
+            self.mask.append(m)
+        self.full = (1 << len(states)) - 1
+
+    def lit(self, j: int, values) -> int:
+        m = 0
+        for v in values:
+            m |= self.mask[j].get(v, 0)
+        return m
+
+    def meets(self, cube: list[tuple[int, set[int]]], skip: int | None = None) -> int:
+        m = self.full
+        for k, (j, vs) in enumerate(cube):
+            if k != skip:
+                m &= self.lit(j, vs)
+                if not m:
+                    return 0
+        return m
+
+    def generalize(self, s: State) -> Lemma | None:
+        """A lemma "never this cube" that excludes `s` and no reachable state, with
+        few literals, each widened to as many values as stay unreachable (None if
+        `s` is reachable). Greedy: take the literal of `s` that keeps the fewest
+        reachable states, until none is left; drop the literals not needed; widen."""
+        rest, cube = self.full, []
+        while rest:
+            j = min(range(len(s)), key=lambda j: ((rest & self.mask[j].get(s[j], 0)).bit_count(), j))
+            nxt = rest & self.mask[j].get(s[j], 0)
+            if nxt == rest:
+                return None
+            rest = nxt
+            cube.append((j, {s[j]}))
+        k = len(cube) - 1
+        while k >= 0 and len(cube) > 1:
+            if not self.meets(cube, skip=k):
+                del cube[k]
+            k -= 1
+        for k, (j, vs) in enumerate(cube):
+            others = self.meets(cube, skip=k)
+            for v in sorted(self.mask[j]):
+                if v not in vs and not (others & self.mask[j][v]):
+                    vs.add(v)
+        cube.sort()
+        return Lemma(never=tuple((self.names[j], tuple(sorted(vs))) for j, vs in cube))
+
+    def breaks(self, lm: Lemma) -> bool:
+        """Whether a reachable state breaks the (non-property) lemma."""
+        if lm.never:
+            return bool(self.meets([(self.pos[v], set(vs)) for v, vs in lm.never]))
+        return self.lit(self.pos[lm.var], lm.values) != self.full
 
 
-# ---------------------------------------------------------------- Houdini
+def _lemma_vars(lm: Lemma) -> list[tuple[str, tuple[int, ...] | None]]:
+    """The variables a lemma reads, each with the values that can make it false
+    when written as a constant (None: any value may)."""
+    return list(lm.never) if lm.never else [(lm.var, None)]
+
 
 @dataclass
-class Houdini:
-    survivors: list[int]
-    iterations: int                  # solver calls
-    solver: z3.Solver                # holds one step and `pre`
-    pre: list[z3.BoolRef]            # assumption literal of each lemma at step 0
-    stats: dict                      # seconds in the solver and in simulation, unsat calls
+class Strengthened:
+    lemmas: list[Lemma]
+    stats: dict
 
 
-def _affected(enc: Encoding, lemmas: list[Lemma], active: set[int], updates: dict[str, z3.ExprRef],
-              by_var: dict[str, list[int]], by_if: dict[str, list[int]], props: list[int]) -> list[int]:
-    """The active lemmas a path may break: those over a variable it writes, except
-    where the written value is a constant that makes the lemma hold regardless."""
-    out = set(i for i in props if i in active)
-    for name, term in updates.items():
-        const = term.as_long() if z3.is_bv_value(term) else None
-        for i in by_if.get(name, ()):
-            if i in active and (const is None or lemmas[i].if_value == const):
-                out.add(i)
-        for i in by_var.get(name, ()):
-            if i in active and (const is None or const not in lemmas[i].values):
-                out.add(i)
-    return sorted(out)
+def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.BoolRef],
+               timeout_s: float | None, chunk: int = 8,
+               progress: Callable[[int, dict], None] | None = None) -> Strengthened | Unknown:
+    """Add lemmas until their conjunction is inductive and excludes every `bad`
+    state (formulas over step 0; a step's failing check, over steps 0 and 1).
 
-
-def houdini(enc: Encoding, cs: ConcreteSystem, lemmas: list[Lemma], timeout_s: float | None,
-            simulate: int = 5000, chunk: int = 64, seeds: list[State] | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Houdini | Unknown:
-    """The largest inductive subset of `lemmas`, one block path at a time: a step
-    is the disjunction of its paths, so the lemmas are inductive when no single
-    path from a state of the lemmas breaks one, and a path can only break a lemma
-    over a variable it writes."""
+    Every lemma holds in every reachable state, so the conjunction always
+    contains them, and none ever has to be dropped: a state of the lemmas whose
+    successor breaks one (a counterexample to induction) is unreachable, and is
+    excluded by a cube generalised against the reachable states (IC3's blocking,
+    with the exact reachable set of this N as the oracle instead of frames).
+    Because the lemmas only grow, a (path, lemma) pair found unbreakable stays
+    so: each pair is asked once, a few paths per query."""
     s0, s1 = enc.state(0), enc.state(1)
-    solver = make_solver(timeout_s)
-    pre = [z3.Bool(f"lemma{i}@0") for i in range(len(lemmas))]
-    broken = [z3.Bool(f"broken{i}@1") for i in range(len(lemmas))]
-    for i, lm in enumerate(lemmas):
-        solver.add(z3.Implies(pre[i], lemma_formula(enc, lm, s0)))
-        solver.add(z3.Implies(broken[i], z3.Not(lemma_formula(enc, lm, s1))))
-    frame = {n: _eq(s1[n], s0[n]) for n in enc.vocab.names}
-    by_var: dict[str, list[int]] = {}
-    by_if: dict[str, list[int]] = {}
-    props = []
-    for i, lm in enumerate(lemmas):
-        if lm.prop is not None:
-            props.append(i)
-        else:
-            by_var.setdefault(lm.var, []).append(i)
-            if lm.if_var is not None:
-                by_if.setdefault(lm.if_var, []).append(i)
-    index = LemmaIndex(enc, lemmas, cs)
     names = enc.vocab.names
-    active = set(range(len(lemmas)))
-    calls = 0
-    stats = {"solver_s": 0.0, "simulate_s": 0.0, "unsat": 0}
-    paths = []
-    for _, p in enc.paths:
+    # Z3's default solver: on these queries (a few thousand lemmas, incremental,
+    # mostly sat) it was 10x faster than QF_FD, which wins for BMC
+    solver = make_solver(timeout_s, logic=None)
+    lemmas = list(lemmas)
+    frame = {n: _eq(s1[n], s0[n]) for n in names}
+    paths: list[z3.BoolRef] = []
+    writers: dict[str, list[tuple[int, int | None]]] = {}    # variable -> (path, constant written)
+    for k, (_, p) in enumerate(enc.paths):
         updates = {n: z3.simplify(t) for n, t in p.updates.items()}
         step = p.guard + [_eq(s1[n], t) for n, t in updates.items()] + [f for n, f in frame.items() if n not in updates]
-        paths.append((_and(step), updates))
-    if seeds:
-        _mutate(cs, index, active, seeds, lemmas)
-    changed = True
-    while changed:
-        changed = False
-        for lo in range(0, len(paths), chunk):
-            group = paths[lo:lo + chunk]
-            while True:
+        paths.append(_and(step))
+        for n, t in updates.items():
+            writers.setdefault(n, []).append((k, t.as_long() if z3.is_bv_value(t) else None))
+    groups = [range(lo, min(lo + chunk, len(paths))) for lo in range(0, len(paths), chunk)]
+    upto = [0] * len(groups)
+    breaks: list[list[int]] = [[] for _ in paths]    # path -> the lemmas it may break, ascending
+    broken: list[z3.BoolRef] = []
+    stats = {"calls": 0, "solver_s": 0.0, "generalize_s": 0.0, "unsat": 0, "blocked": 0}
+
+    def add(lm: Lemma) -> None:
+        i = len(broken)
+        solver.add(lemma_formula(enc, lm, s0))
+        b = z3.Bool(f"broken{i}@1")
+        solver.add(z3.Implies(b, z3.Not(lemma_formula(enc, lm, s1))))
+        broken.append(b)
+        # a path can only break a lemma over a variable it writes, and not by
+        # writing a constant that makes the lemma hold
+        hit: set[int] = set()
+        for v, vs in (_lemma_vars(lm) if lm.prop is None else [(n, None) for n in names]):
+            hit.update(k for k, const in writers.get(v, ()) if vs is None or const is None or const in vs)
+        for k in hit:
+            breaks[k].append(i)
+
+    for lm in lemmas:
+        add(lm)
+
+    def ask(query: z3.BoolRef) -> Sat | Unknown | State:
+        stats["calls"] += 1
+        lit = z3.Bool(f"query#{stats['calls']}")
+        solver.add(z3.Implies(lit, query))
+        t = time.monotonic()
+        r = check(solver, lit)
+        if r is Sat.SAT:
+            m = solver.model()
+            state = tuple(m.eval(s0[n], model_completion=True).as_long() for n in names)
+        stats["solver_s"] += time.monotonic() - t
+        solver.add(z3.Not(lit))        # retire the query
+        if r is not Sat.SAT:
+            if r is Sat.UNSAT:
+                stats["unsat"] += 1
+            return r
+        return state
+
+    def block(s: State) -> None:
+        t = time.monotonic()
+        lm = reach.generalize(s)
+        stats["generalize_s"] += time.monotonic() - t
+        if lm is None:
+            raise InternalError("a counterexample to induction is a reachable state: "
+                                "the encoding and its concrete execution disagree")
+        lemmas.append(lm)
+        add(lm)
+        stats["blocked"] += 1
+        if progress is not None:
+            progress(len(lemmas), stats)
+
+    for q in bad:
+        while True:
+            r = ask(q)
+            if isinstance(r, Unknown):
+                return r
+            if r is Sat.UNSAT:
+                break
+            block(r)
+    while any(u < len(lemmas) for u in upto):
+        for g, group in enumerate(groups):
+            while upto[g] < len(lemmas):
+                lo, hi = upto[g], len(lemmas)
                 parts = []
-                for step, updates in group:
-                    hit = _affected(enc, lemmas, active, updates, by_var, by_if, props)
+                for k in group:
+                    hit = breaks[k][bisect.bisect_left(breaks[k], lo):]
                     if hit:
-                        parts.append(_and([step, _or([broken[i] for i in hit])]))
+                        parts.append(_and([paths[k], _or([broken[i] for i in hit])]))
                 if not parts:
+                    upto[g] = hi
                     break
-                calls += 1
-                lit = z3.Bool(f"paths_break#{calls}")
-                solver.add(z3.Implies(lit, _or(parts)))
-                t_sat = time.monotonic()
-                r = check(solver, lit, *[pre[i] for i in sorted(active)])
-                stats["solver_s"] += time.monotonic() - t_sat
+                r = ask(_or(parts))
                 if isinstance(r, Unknown):
                     return r
                 if r is Sat.UNSAT:
-                    stats["unsat"] += 1
-                    break
-                changed = True
-                t_sim = time.monotonic()
-                m = solver.model()
-                cti = tuple(m.eval(s0[n], model_completion=True).as_long() for n in names)
-                # the counterexample to induction, and every state it reaches inside
-                # the lemmas, break what their successors break
-                work, seen = [cti], {cti}
-                while work and len(seen) < simulate:
-                    s = work.pop()
-                    for _, t in cs.successors(s):
-                        active -= index.broken(t, active)
-                        if t not in seen and index.satisfied(t, active):
-                            seen.add(t)
-                            work.append(t)
-                stats["simulate_s"] += time.monotonic() - t_sim
-                if progress is not None:
-                    progress(len(active), calls)
-    solver.add(enc.trans(0))
-    return Houdini(sorted(active), calls, solver, pre, stats)
-
-
-def _mutate(cs: ConcreteSystem, index: LemmaIndex, active: set[int], seeds: list[State],
-            lemmas: list[Lemma], rounds: int = 2) -> None:
-    """Cheap counterexamples to induction before any solver call: a reachable
-    state with one variable changed to another value the lemmas allow is a state
-    of the lemmas too (checked), so whatever its successors break is not
-    inductive. Deterministic: the order of states and values is fixed."""
-    pos = {n: i for i, n in enumerate(cs.enc.vocab.names)}
-    domain: dict[int, tuple[int, ...]] = {}
-    for lm in lemmas:
-        if lm.prop is None and lm.if_var is None:
-            domain[pos[lm.var]] = lm.values
-    varying = sorted(j for j, vs in domain.items() if len(vs) > 1)
-    for _ in range(rounds):
-        before = len(active)
-        for s in seeds:
-            for j in varying:
-                for v in domain[j]:
-                    if v == s[j]:
-                        continue
-                    t = s[:j] + (v,) + s[j + 1:]
-                    if not index.satisfied(t, active):
-                        continue
-                    for _, u in cs.successors(t):
-                        active -= index.broken(u, active)
-        if len(active) == before:
-            return
+                    upto[g] = hi
+                else:
+                    block(r)
+    return Strengthened(lemmas, stats)
 
 
 # ---------------------------------------------------------------- re-check on a plain encoding
@@ -402,11 +405,10 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
             case _:
                 problems.append(f"`{name}` is not a property an inductive certificate proves")
     if reachable is not None:
-        index = LemmaIndex(enc, list(cert.lemmas), None)
-        bad = set()
-        for s in reachable:
-            bad |= index.broken(s)
-        problems += [f"a reachable state breaks the lemma {cert.lemmas[i].to_json()}" for i in sorted(bad)]
+        # property lemmas are the properties, which the search checked on these states
+        reach = Reach(enc.vocab.names, list(reachable))
+        problems += [f"a reachable state breaks the lemma {lm.to_json()}" for lm in cert.lemmas
+                     if lm.prop is None and reach.breaks(lm)]
     return problems
 
 
@@ -458,44 +460,40 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
     if todo and not exp.complete:
         for p in todo:
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
-                                             reason=f"more than {max_states} states to mine lemmas from")
+                                             reason=f"more than {max_states} states to learn lemmas from")
         todo = []
     if todo:
-        say("mining candidate lemmas")
-        lemmas = mine(enc, exp.states)
+        say("strengthening: lemmas from the reachable states")
+        reach = Reach(enc.vocab.names, exp.states)
+        lemmas = [Lemma(n, tuple(sorted(reach.mask[j]))) for j, n in enumerate(enc.vocab.names)]
         lemmas += [Lemma(prop=p.name) for p in todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
-        say(f"Houdini over {len(lemmas):,} candidates")
-        h = houdini(enc, cs, lemmas, timeout_s, seeds=exp.states[::max(1, len(exp.states) // 2000)],
-                    progress=lambda left, it: say(f"Houdini: {left:,} candidates left, solver call {it}"))
-        stats.update(candidates=len(lemmas))
-        if isinstance(h, Unknown):
+        got = strengthen(enc, reach, lemmas, [b for p in todo if (b := _bad(enc, p)) is not None], timeout_s,
+                         progress=lambda k, st: say(f"strengthening: {k:,} lemmas, {st['calls']:,} solver calls"))
+        if isinstance(got, Unknown):
             for p in todo:
-                results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n, reason=h.reason)
+                results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
+                                                 reason=f"solver: {got.reason}")
         else:
-            stats.update(lemmas=len(h.survivors), houdini_iterations=h.iterations, **h.stats)
-            kept = [lemmas[i] for i in h.survivors]
-            proved, failed = _relative(enc, h, lemmas, todo)
-            for p, why in failed.items():
-                results[p] = PropertyResult(p, _prop(model, p).kind.value, Verdict.UNKNOWN, "kind", n, reason=why)
-            if proved:
-                cert = Certificate(model.path, n, tuple(kept), tuple(proved))
-                say("re-checking the certificate on the plain encoding")
-                problems = recheck(model, cert, exp.states, timeout_s)
-                if problems and all("undecided" in p for p in problems):
-                    # the solver gave up: no verdict, never a wrong one
-                    for name in proved:
-                        results[name] = PropertyResult(name, _prop(model, name).kind.value, Verdict.UNKNOWN, "kind",
-                                                       n, reason="certificate re-check: " + "; ".join(problems))
-                    proved = []
-                elif problems:
-                    raise InternalError("certificate does not re-check: " + "; ".join(problems))
-                if certificate_out is not None and proved:
-                    certificate_out(cert)
-                proof = Proof(k=1, lemmas=len(kept), text=render_certificate(enc, cert, limit=12))
+            stats.update(lemmas=len(got.lemmas), **got.stats)
+            proved = [p.name for p in todo]
+            cert = Certificate(model.path, n, tuple(got.lemmas), tuple(proved))
+            say(f"re-checking {len(got.lemmas):,} lemmas on the plain encoding")
+            problems = recheck(model, cert, exp.states, timeout_s)
+            if problems and all("undecided" in p for p in problems):
+                # the solver gave up: no verdict, never a wrong one
                 for name in proved:
-                    p = _prop(model, name)
-                    verdict = Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER else Verdict.PROVED
-                    results[name] = PropertyResult(name, p.kind.value, verdict, "kind", n, proof=proof)
+                    results[name] = PropertyResult(name, _prop(model, name).kind.value, Verdict.UNKNOWN, "kind",
+                                                   n, reason="certificate re-check: " + "; ".join(problems))
+                proved = []
+            elif problems:
+                raise InternalError("certificate does not re-check: " + "; ".join(problems))
+            if certificate_out is not None and proved:
+                certificate_out(cert)
+            proof = Proof(k=1, lemmas=len(got.lemmas), text=render_certificate(enc, cert, limit=12))
+            for name in proved:
+                p = _prop(model, name)
+                verdict = Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER else Verdict.PROVED
+                results[name] = PropertyResult(name, p.kind.value, verdict, "kind", n, proof=proof)
     ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
     stats["seconds"] = time.monotonic() - t0
     return RunResult(model.path, n, "kind", ordered, states=len(exp.states), complete=exp.complete, stats=stats)
@@ -524,34 +522,17 @@ def _find(enc: Encoding, cs: ConcreteSystem, exp: Exploration, p: ir.Property,
     return None
 
 
-def _relative(enc: Encoding, h: Houdini, lemmas: list[Lemma], todo: list[ir.Property]
-              ) -> tuple[list[str], dict[str, str]]:
-    """Which properties follow from the lemmas in one step."""
-    alive = [h.pre[i] for i in h.survivors]
-    kept = {lemmas[i].prop for i in h.survivors if lemmas[i].prop is not None}
-    proved, failed = [], {}
-    s0 = enc.state(0)
-    for k, p in enumerate(todo):
-        if p.name in kept:
-            proved.append(p.name)
-            continue
+def _bad(enc: Encoding, p: ir.Property) -> z3.BoolRef | None:
+    """The states (and steps) a proof of `p` must exclude besides its lemma:
+    a step whose check fails, or a deadlock. None for invariants and covers,
+    whose lemma is the property itself."""
+    if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER):
         idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
-        match p.kind:
-            case ir.PropKind.EVENT | ir.PropKind.ORDER:
-                bad = enc.event_bad(idx, 0) if idx in enc.events else z3.BoolVal(False)
-            case ir.PropKind.DEADLOCK:
-                bad = enc.deadlock(s0, "@kind")
-            case _:
-                bad = z3.Not(lemma_formula(enc, Lemma(prop=p.name), s0))
-        lit = z3.Bool(f"bad#{k}")
-        h.solver.add(z3.Implies(lit, bad))
-        r = check(h.solver, lit, *alive)
-        if r is Sat.UNSAT:
-            proved.append(p.name)
-        else:
-            failed[p.name] = ("the lemmas found are too weak to prove it" if r is Sat.SAT
-                              else f"solver: {r.reason}")
-    return proved, failed
+        fails = [_and(list(path.guard) + [z3.Not(ok)]) for _, path in enc.paths for k, ok in path.events if k == idx]
+        return _or(fails) if fails else None
+    if p.kind is ir.PropKind.DEADLOCK:
+        return enc.deadlock(enc.state(0), "@kind")
+    return None
 
 
 # ---------------------------------------------------------------- rendering
@@ -570,16 +551,19 @@ def render_value(enc: Encoding, var: str, v: int) -> str:
 def render_lemma(enc: Encoding, lm: Lemma) -> str:
     if lm.prop is not None:
         return f"the property `{lm.prop}`"
-    vals = [render_value(enc, lm.var, v) for v in lm.values]
-    body = f"{lm.var} == {vals[0]}" if len(vals) == 1 else f"{lm.var} in {{{', '.join(vals)}}}"
-    if lm.if_var is None:
-        return body
-    return f"{lm.if_var} == {render_value(enc, lm.if_var, lm.if_value)}  =>  {body}"
+    if lm.never:
+        return "never " + " and ".join(_member(enc, v, vs) for v, vs in lm.never)
+    return _member(enc, lm.var, lm.values)
+
+
+def _member(enc: Encoding, var: str, values: tuple[int, ...]) -> str:
+    vals = [render_value(enc, var, v) for v in values]
+    return f"{var} == {vals[0]}" if len(vals) == 1 else f"{var} in {{{', '.join(vals)}}}"
 
 
 def render_certificate(enc: Encoding, cert: Certificate, limit: int | None = None) -> tuple[str, ...]:
-    lines = [render_lemma(enc, lm) for lm in cert.lemmas if lm.prop is not None or lm.if_var is not None
-             or len(lm.values) > 1]
+    # single-valued variables are constants of this policy: not worth a line
+    lines = [render_lemma(enc, lm) for lm in cert.lemmas if lm.prop is not None or lm.never or len(lm.values) > 1]
     if limit is not None and len(lines) > limit:
         lines = lines[:limit] + [f"... and {len(cert.lemmas) - limit:,} more (--certificate writes them all)"]
     return tuple(lines)

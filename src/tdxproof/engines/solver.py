@@ -21,8 +21,9 @@ class Unknown:
     reason: str
 
 
-def make_solver(timeout_s: float | None = None, logic: str = "QF_FD") -> z3.Solver:
-    s = z3.SolverFor(logic)
+def make_solver(timeout_s: float | None = None, logic: str | None = "QF_FD") -> z3.Solver:
+    """QF_FD (bit-blasting to SAT) by default; None for Z3's default solver."""
+    s = z3.SolverFor(logic) if logic else z3.Solver()
     s.set("random_seed", 0)
     if timeout_s is not None:
         s.set("timeout", max(1, int(timeout_s * 1000)))

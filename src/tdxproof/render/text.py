@@ -49,9 +49,9 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         done = "complete" if run.complete else "incomplete (state limit)"
         lines.append(f"explored {run.states:,} states ({done})")
     if run.engine == "kind" and "lemmas" in run.stats:
-        lines.append(f"lemmas mined from {run.states:,} states of the encoding: {run.stats['candidates']:,} "
-                     f"candidates, {run.stats['lemmas']:,} inductive (Houdini, {run.stats['houdini_iterations']} "
-                     "solver calls); certificate re-checked on the plain encoding")
+        lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
+                     f"{run.states:,} reachable states of the encoding ({run.stats['blocked']:,} blocked "
+                     f"states, {run.stats['calls']:,} solver calls); re-checked on the plain encoding")
     lines.append("")
     width = max((len(r.name) for r in run.results), default=10) + 2
     vw = max((len(verdict_words(r)) for r in run.results), default=10) + 2

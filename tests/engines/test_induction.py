@@ -106,3 +106,27 @@ def test_kind_through_the_cli(tmp_path):
     assert res.exit_code == explicit.exit_code == 1, res.output
     steps = explicit.output.split("violated (")[1].split(")")[0]
     assert f"violated ({steps})" in res.output
+
+
+def test_recheck_through_the_cli(tmp_path):
+    runner = CliRunner()
+    good, cert = tmp_path / "counter.tdx", tmp_path / "cert.json"
+    good.write_text(COUNTER)
+    res = runner.invoke(cli, ["verify", str(good), "--engine", "kind", "--property", "below-four",
+                              "--certificate", str(cert)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["recheck", str(good), str(cert)])
+    assert res.exit_code == 0 and "re-checks; proves below-four" in res.output, res.output
+    # without its lemmas over x, what is left is not inductive
+    d = json.loads(cert.read_text())
+    d["lemmas"] = [lm for lm in d["lemmas"] if lm.get("var") != "x" and "never" not in lm]
+    cert.write_text(json.dumps(d))
+    res = runner.invoke(cli, ["recheck", str(good), str(cert)])
+    assert res.exit_code == 1 and "the lemmas are inductive: fails" in res.output, res.output
+    d["proves"] = ["below-three"]
+    cert.write_text(json.dumps(d))
+    res = runner.invoke(cli, ["recheck", str(good), str(cert)])
+    assert res.exit_code == 1 and "unknown property `below-three`" in res.output, res.output
+    cert.write_text("{not json")
+    res = runner.invoke(cli, ["recheck", str(good), str(cert)])
+    assert res.exit_code == 2 and "not a readable certificate" in res.output, res.output

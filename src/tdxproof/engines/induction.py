@@ -392,7 +392,11 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
     unsat("the lemmas are inductive", inv_a, step, z3.Not(inv_b))
     index = {p.name: i for i, p in enumerate(model.properties)}
     for name in cert.proves:
-        p = _prop(model, name)
+        try:
+            p = _prop(model, name)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
         match p.kind:
             case ir.PropKind.INVARIANT | ir.PropKind.COVER:
                 unsat(f"the lemmas imply `{name}`", inv_a, z3.Not(lemma_formula(enc, Lemma(prop=name), a)))

@@ -1,7 +1,8 @@
-"""The `kind` engine (induction strengthened by lemmas) against the explicit
-engine on models with known answers: the same violations with shortest
-witnesses of the same length; what holds is *proved*, and only with a
-certificate that re-checks on the plain encoding; a mutated certificate fails."""
+"""The `kind` engine (an inductive invariant learned against the reachable
+states) against the explicit engine on models with known answers: the same
+violations with shortest witnesses of the same length; what holds is *proved*,
+and only with a certificate that re-checks on the plain encoding; a mutated
+certificate fails. The cube generalisation is tested on its own."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from helpers import tdx, verdicts
 from test_bmc import CATALOGUE, PROPS
 
 from tdxproof.cli import cli
 from tdxproof.encode.concrete import ConcreteSystem
 from tdxproof.encode.system import encode
-from tdxproof.engines.induction import Certificate, Lemma, recheck, verify_kind
+from tdxproof.engines.induction import Certificate, Lemma, Reach, recheck, verify_kind
 from tdxproof.results import Verdict
 
-SLOW: set[str] = set()   # every case runs in seconds since the per-path Houdini
+SLOW: set[str] = set()   # every case runs in seconds
 
 COUNTER = 'import "kernel-6.16.tdx";\ncpus 2;\n' + """
     var x: int[0..7] = 0;
@@ -130,3 +133,43 @@ def test_recheck_through_the_cli(tmp_path):
     cert.write_text("{not json")
     res = runner.invoke(cli, ["recheck", str(good), str(cert)])
     assert res.exit_code == 2 and "not a readable certificate" in res.output, res.output
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(*[st.integers(0, 3)] * 4), min_size=1, max_size=40),
+       st.tuples(*[st.integers(0, 3)] * 4))
+def test_a_generalised_cube_excludes_its_state_and_no_reachable_one(reachable, s):
+    """The cube "never ..." contains the blocked state, meets no reachable state,
+    and cannot lose a variable or widen a value set without meeting one."""
+    reach = Reach(["a", "b", "c", "d"], reachable)
+    lm = reach.generalize(s)
+    if s in reachable:
+        assert lm is None
+        return
+    cube = dict(lm.never)
+    assert all(s["abcd".index(v)] in vs for v, vs in cube.items())
+    assert not reach.breaks(lm)
+    assert not any(all(r["abcd".index(v)] in vs for v, vs in cube.items()) for r in reachable)
+    for v in cube:                     # no literal can go
+        rest = tuple((u, vs) for u, vs in lm.never if u != v)
+        assert not rest or reach.breaks(Lemma(never=rest))
+    seen = {v: {r["abcd".index(v)] for r in reachable} for v in cube}
+    for v, vs in lm.never:             # no reachable value can join a literal
+        for x in seen[v] - set(vs):
+            wider = tuple((u, tuple(sorted(set(ws) | {x})) if u == v else ws) for u, ws in lm.never)
+            assert reach.breaks(Lemma(never=wider))
+
+
+def test_cpu_renamings_move_per_cpu_state_with_its_cpu():
+    from tdxproof.engines.induction import cpu_renamings
+    from tdxproof.model.lower import lower_policy
+    model, _, _ = lower_policy("policies/upstream.tdx", cpus=3)
+    enc = encode(model, 3)
+    rens = cpu_renamings(enc)
+    assert len(rens) == 5                                   # 3! - 1
+    swap12 = next(r for r in rens if r["online[1]"] == "online[2]" and r["online[0]"] == "online[0]")
+    assert swap12["pc[cpuhp/1]"] == "pc[cpuhp/2]" and swap12["held[cpuhp/2,cpu_hotplug_lock,1]"] == \
+        "held[cpuhp/1,cpu_hotplug_lock,1]"
+    assert "cpuhp_startup[1]" not in swap12                 # indexed by cpuhp state, not by CPU
+    for r in rens:                                          # a bijection on the state variables
+        assert set(r) <= set(enc.vocab.names) and sorted(r.values()) == sorted(r)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import operator
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
@@ -162,20 +163,31 @@ class Reach:
         self.names = names
         self.pos = {n: j for j, n in enumerate(names)}
         self.count = len(states)
-        rows: list[dict[int, list[int]]] = [{} for _ in names]
-        for r, s in enumerate(states):
-            for j, v in enumerate(s):
-                rows[j].setdefault(v, []).append(r)
-        self.mask: list[dict[int, int]] = []
-        for d in rows:
-            m = {}
-            for v, rs in d.items():
-                bits = bytearray((len(states) + 7) // 8)
-                for r in rs:
-                    bits[r >> 3] |= 1 << (r & 7)
-                m[v] = int.from_bytes(bits, "little")
-            self.mask.append(m)
+        self.mask: list[dict[int, int]] = [self._column(states, j) for j in range(len(names))]
         self.full = (1 << len(states)) - 1
+
+    @staticmethod
+    def _column(states: list[State], j: int) -> dict[int, int]:
+        """value -> bitmask of the states (bit r: states[r]) for variable j, in C
+        loops: one byte per state, translated to '0'/'1' per value, read base 2.
+        Wider values (program counters) are coded 255 at a time."""
+        values = sorted(set(map(operator.itemgetter(j), states)))
+        out = {}
+        for lo in range(0, len(values), 255):
+            if values[-1] < 256:
+                batch, col = values, bytes(map(operator.itemgetter(j), states))
+                code = {v: v for v in batch}
+            else:
+                batch = values[lo:lo + 255]
+                code = {v: k + 1 for k, v in enumerate(batch)}
+                col = bytes(code.get(s[j], 0) for s in states)
+            for v in batch:
+                table = bytearray(b"0" * 256)
+                table[code[v]] = ord("1")
+                out[v] = int(col.translate(table)[::-1], 2)
+            if values[-1] < 256:
+                break
+        return out
 
     def lit(self, j: int, values) -> int:
         m = 0

@@ -51,9 +51,8 @@ def summarize(r: dict) -> str:
     text = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
     stats = r["doc"].get("stats", {})
     if "lemmas" in stats:      # kind: the invariant's size and what learning it cost
-        text += (f"; invariant of {stats['lemmas']:,} lemmas ({stats['blocked']:,} blocked, "
-                 f"{stats.get('images', 0):,} CPU images), {stats['calls']:,} solver calls, "
-                 f"{stats['solver_s']:.0f} s in Z3")
+        text += (f"; invariant of {stats['lemmas']:,} lemmas ({stats['blocked']:,} blocked states), "
+                 f"{stats['calls']:,} solver calls, {stats['solver_s']:.0f} s in Z3")
     return text + ("; violated: " + ", ".join(bad) if bad else "")
 
 

@@ -159,17 +159,3 @@ def test_a_generalised_cube_excludes_its_state_and_no_reachable_one(reachable, s
             wider = tuple((u, tuple(sorted(set(ws) | {x})) if u == v else ws) for u, ws in lm.never)
             assert reach.breaks(Lemma(never=wider))
 
-
-def test_cpu_renamings_move_per_cpu_state_with_its_cpu():
-    from tdxproof.engines.induction import cpu_renamings
-    from tdxproof.model.lower import lower_policy
-    model, _, _ = lower_policy("policies/upstream.tdx", cpus=3)
-    enc = encode(model, 3)
-    rens = cpu_renamings(enc)
-    assert len(rens) == 5                                   # 3! - 1
-    swap12 = next(r for r in rens if r["online[1]"] == "online[2]" and r["online[0]"] == "online[0]")
-    assert swap12["pc[cpuhp/1]"] == "pc[cpuhp/2]" and swap12["held[cpuhp/2,cpu_hotplug_lock,1]"] == \
-        "held[cpuhp/1,cpu_hotplug_lock,1]"
-    assert "cpuhp_startup[1]" not in swap12                 # indexed by cpuhp state, not by CPU
-    for r in rens:                                          # a bijection on the state variables
-        assert set(r) <= set(enc.vocab.names) and sorted(r.values()) == sorted(r)

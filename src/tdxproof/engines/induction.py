@@ -28,7 +28,6 @@ certificate anyone can re-check without trusting the search.
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 import operator
 import time
@@ -41,7 +40,6 @@ from z3.z3 import _to_ast_array
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.concrete import ConcreteSystem, Exploration, State
 from tdxproof.encode.system import Encoding, encode
-from tdxproof.encode.vocab import MODES
 from tdxproof.engines.bmc import schedule_of
 from tdxproof.engines.explicit import check_witness
 from tdxproof.engines.solver import Sat, Unknown, check, make_solver
@@ -243,39 +241,6 @@ def _lemma_vars(lm: Lemma) -> list[tuple[str, tuple[int, ...] | None]]:
     return list(lm.never) if lm.never else [(lm.var, None)]
 
 
-def cpu_renamings(enc: Encoding) -> list[dict[str, str]]:
-    """For each non-identity permutation of the CPUs, the state variables renamed:
-    per-CPU cells and the per-CPU kthreads' variables move with their CPU. Values
-    are not renamed (a variable holding a CPU number keeps it), so an image of a
-    lemma is only a guess, which `strengthen` checks on the reachable states."""
-    v = enc.vocab
-    n = v.n
-    cells = {name: (var, i) for (var, i), name in v.cells.items()}
-    per_cpu = {var.name for var in v.model.vars if var.per_cpu}
-    kthread = {c.name: c for c in v.contexts if c.kthread is not None}
-    out = []
-    for perm in itertools.permutations(range(n)):
-        if list(perm) == list(range(n)):
-            continue
-        ren: dict[str, str] = {}
-        for name, (var, i) in cells.items():
-            if var in per_cpu:
-                ren[name] = v.cells[(var, perm[i])]
-        for c in kthread.values():
-            other = kthread[f"{c.kthread.name}/{perm[c.home_cpu]}"]
-            mine = [v.pc(c), v.status(c), v.aux(c), v.irqs(c), v.ipi(c), v.saved(c)]
-            theirs = [v.pc(other), v.status(other), v.aux(other), v.irqs(other), v.ipi(other), v.saved(other)]
-            mine += [v.local(c, k) for k in range(c.auto.nlocals)]
-            theirs += [v.local(other, k) for k in range(other.auto.nlocals)]
-            for lock in v.model.locks:
-                for mode in MODES.values():
-                    mine.append(v.held(c, lock.index, mode))
-                    theirs.append(v.held(other, lock.index, mode))
-            ren.update(zip(mine, theirs))
-        out.append(ren)
-    return out
-
-
 @dataclass
 class Strengthened:
     lemmas: list[Lemma]
@@ -283,7 +248,7 @@ class Strengthened:
 
 
 def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.BoolRef],
-               timeout_s: float | None, chunk: int = 8, renamings: list[dict[str, str]] = (),
+               timeout_s: float | None, chunk: int = 8,
                progress: Callable[[int, dict], None] | None = None) -> Strengthened | Unknown:
     """Add lemmas until their conjunction is inductive and excludes every `bad`
     state (formulas over step 0; a step's failing check, over steps 0 and 1).
@@ -294,9 +259,7 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
     excluded by a cube generalised against the reachable states (IC3's blocking,
     with the exact reachable set of this N as the oracle instead of frames).
     Because the lemmas only grow, a (path, lemma) pair found unbreakable stays
-    so: each pair is asked once, a few paths per query. Each new cube's images
-    under `renamings` (the CPUs permuted) are added too when no reachable state
-    meets them: one solver call then blocks the same situation on every CPU."""
+    so: each pair is asked once, a few paths per query."""
     s0, s1 = enc.state(0), enc.state(1)
     names = enc.vocab.names
     # Z3's default solver: on these queries (a few thousand lemmas, incremental,
@@ -316,8 +279,7 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
     upto = [0] * len(groups)
     breaks: list[list[int]] = [[] for _ in paths]    # path -> the lemmas it may break, ascending
     broken: list[z3.BoolRef] = []
-    stats = {"calls": 0, "solver_s": 0.0, "generalize_s": 0.0, "unsat": 0, "blocked": 0, "images": 0}
-    known: set[Lemma] = set()
+    stats = {"calls": 0, "solver_s": 0.0, "generalize_s": 0.0, "unsat": 0, "blocked": 0}
 
     def add(lm: Lemma) -> None:
         i = len(broken)
@@ -363,14 +325,6 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
         lemmas.append(lm)
         add(lm)
         stats["blocked"] += 1
-        known.add(lm)
-        for ren in renamings:
-            image = Lemma(never=tuple(sorted((ren.get(v, v), vs) for v, vs in lm.never)))
-            if image not in known and not reach.breaks(image):
-                known.add(image)
-                lemmas.append(image)
-                add(image)
-                stats["images"] += 1
         if progress is not None:
             progress(len(lemmas), stats)
 
@@ -530,7 +484,6 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
         lemmas = [Lemma(n, tuple(sorted(reach.mask[j]))) for j, n in enumerate(enc.vocab.names)]
         lemmas += [Lemma(prop=p.name) for p in todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
         got = strengthen(enc, reach, lemmas, [b for p in todo if (b := _bad(enc, p)) is not None], timeout_s,
-                         renamings=cpu_renamings(enc),
                          progress=lambda k, st: say(f"strengthening: {k:,} lemmas, {st['calls']:,} solver calls"))
         if isinstance(got, Unknown):
             for p in todo:

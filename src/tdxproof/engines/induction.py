@@ -248,7 +248,7 @@ class Strengthened:
 
 
 def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.BoolRef],
-               timeout_s: float | None, chunk: int = 8,
+               timeout_s: float | None, chunk: int = 4,
                progress: Callable[[int, dict], None] | None = None) -> Strengthened | Unknown:
     """Add lemmas until their conjunction is inductive and excludes every `bad`
     state (formulas over step 0; a step's failing check, over steps 0 and 1).

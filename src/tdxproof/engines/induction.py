@@ -49,6 +49,7 @@ from tdxproof.model import ir
 from tdxproof.results import Proof, PropertyResult, RunResult, Schedule, Verdict
 
 FORMAT = "tdxproof-certificate/2"
+MEMORY_BUDGET = 10 << 30     # bytes for the reachable states of the encoding
 
 
 @dataclass(frozen=True)
@@ -455,7 +456,10 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
     say("compiling the encoding")
     cs = ConcreteSystem.build(enc)
     say("enumerating the encoding's states")
-    exp = cs.explore(max_states)
+    # each state is a tuple of Python ints (~8 bytes a variable, plus the search's
+    # bookkeeping): stay within a memory budget rather than be killed for it
+    limit = min(max_states, MEMORY_BUDGET // (8 * len(enc.vocab.names) + 200))
+    exp = cs.explore(limit)
     props = [p for p in model.properties if properties is None or p.name in properties]
     expects = {e.prop: e.verdict for e in model.expects}
     results: dict[str, PropertyResult] = {}
@@ -478,7 +482,8 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
     if todo and not exp.complete:
         for p in todo:
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
-                                             reason=f"more than {max_states} states to learn lemmas from")
+                                             reason=f"more than {limit:,} states to learn lemmas from"
+                                             + (" (memory bound)" if limit < max_states else ""))
         todo = []
     if todo:
         say("strengthening: lemmas from the reachable states")

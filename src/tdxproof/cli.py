@@ -106,7 +106,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
             from pathlib import Path
 
             from tdxproof.engines.induction import verify_kind
-            note = " (Z3, induction with lemmas; certificates re-checked)"
+            note = " (Z3, learned inductive invariant, re-checked)"
             say = _say() if sys.stderr.isatty() else None
             run = verify_kind(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
                               timeout_s=timeout, progress=say,

@@ -565,10 +565,19 @@ def render_value(enc: Encoding, var: str, v: int) -> str:
         ctx = next(c for c in enc.vocab.contexts if enc.vocab.pc(c) == var)
         if v >= len(ctx.auto.nodes):
             return "idle"
-        node = ctx.auto.nodes[v]
-        span = getattr(node.stmt, "span", None)
-        return f"{node.owner}:{span.line}" if span is not None and getattr(node, "owner", None) else f"node {v}"
+        return _point(ctx.auto.nodes, v)
     return str(_signed(v))
+
+
+def _point(nodes, v: int) -> str:
+    """`function:line`, with `#node` when several program points share the line."""
+    def label(node) -> str | None:
+        span = getattr(node.stmt, "span", None)
+        return f"{node.owner}:{span.line}" if span is not None and getattr(node, "owner", None) else None
+    mine = label(nodes[v])
+    if mine is None:
+        return f"node {v}"
+    return mine if sum(1 for nd in nodes if label(nd) == mine) == 1 else f"{mine}#{v}"
 
 
 def render_lemma(enc: Encoding, lm: Lemma) -> str:

@@ -43,6 +43,10 @@ def expect_words(r: PropertyResult) -> str:
     return f"expect {r.expected}: {'ok' if ok else 'MISMATCH'}"
 
 
+def _n(k: int, what: str) -> str:
+    return f"{k:,} {what}{'' if k == 1 else 's'}"
+
+
 def render_summary(run: RunResult, *, engine_note: str = "") -> str:
     lines = [f"{run.policy}: {run.cpus} CPUs, engine {run.engine}{engine_note}"]
     if run.engine == "explicit":
@@ -50,8 +54,8 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         lines.append(f"explored {run.states:,} states ({done})")
     if run.engine == "kind" and "lemmas" in run.stats:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
-                     f"{run.states:,} reachable states of the encoding ({run.stats['blocked']:,} blocked "
-                     f"states, {run.stats['calls']:,} solver calls); re-checked on the plain encoding")
+                     f"{run.states:,} reachable states of the encoding ({_n(run.stats['blocked'], 'state')} "
+                     f"blocked, {_n(run.stats['calls'], 'solver call')}); re-checked on the plain encoding")
     lines.append("")
     width = max((len(r.name) for r in run.results), default=10) + 2
     vw = max((len(verdict_words(r)) for r in run.results), default=10) + 2

@@ -277,14 +277,16 @@ Exit codes:
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.argument("certificate", type=click.Path(dir_okay=False))
 @click.option("--timeout", type=click.FloatRange(0.1), default=None, help="Seconds per solver call.")
+@click.option("--show", is_flag=True, help="Print the invariant in the policy's words, per-CPU copies folded.")
 @click.option("--debug", is_flag=True)
-def recheck(policy: str, certificate: str, timeout: float | None, debug: bool) -> None:
+def recheck(policy: str, certificate: str, timeout: float | None, show: bool, debug: bool) -> None:
     """Re-check CERTIFICATE (written by `verify --engine kind --certificate`)
     against POLICY without the search that found it: on a plain encoding, the
     initial states satisfy its lemmas, one step keeps them, and they imply
     each property it names."""
     def run() -> int:
-        from tdxproof.engines.induction import Certificate
+        from tdxproof.encode.system import encode
+        from tdxproof.engines.induction import Certificate, fold_cpus
         from tdxproof.engines.induction import recheck as recheck_certificate
 
         try:
@@ -295,6 +297,9 @@ def recheck(policy: str, certificate: str, timeout: float | None, debug: bool) -
         model, _ = _lower(policy, cert.cpus)
         problems = recheck_certificate(model, cert, timeout_s=timeout)
         what = f"{certificate}: {len(cert.lemmas):,} lemmas, {policy} with {cert.cpus} CPUs"
+        if show:
+            lines = fold_cpus(encode(model, cert.cpus), cert.lemmas)
+            click.echo("\n".join(f"  {line}" for line in lines))
         if not problems:
             click.echo(f"{what}: re-checks; proves {', '.join(cert.proves)}")
             return ExitCode.HOLDS.value

@@ -118,8 +118,9 @@ def test_recheck_through_the_cli(tmp_path):
     res = runner.invoke(cli, ["verify", str(good), "--engine", "kind", "--property", "below-four",
                               "--certificate", str(cert)])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["recheck", str(good), str(cert)])
+    res = runner.invoke(cli, ["recheck", str(good), str(cert), "--show"])
     assert res.exit_code == 0 and "re-checks; proves below-four" in res.output, res.output
+    assert "  x in {0, 1, 2, 3}" in res.output
     # without its lemmas over x, what is left is not inductive
     d = json.loads(cert.read_text())
     d["lemmas"] = [lm for lm in d["lemmas"] if lm.get("var") != "x" and "never" not in lm]
@@ -159,3 +160,20 @@ def test_a_generalised_cube_excludes_its_state_and_no_reachable_one(reachable, s
             wider = tuple((u, tuple(sorted(set(ws) | {x})) if u == v else ws) for u, ws in lm.never)
             assert reach.breaks(Lemma(never=wider))
 
+
+
+def test_lemmas_for_every_cpu_fold_into_one_line():
+    from tdxproof.engines.induction import fold_cpus
+    enc = encode(tdx(COUNTER), 2)
+    copies = [Lemma(f"online[{c}]", (0, 1)) for c in (0, 1)]
+    copies += [Lemma(never=((f"held[cpuhp/{c},cpu_hotplug_lock,2]", (1,)), (f"online[{c}]", (0,)))) for c in (0, 1)]
+    pairs = [Lemma(never=((f"online[{c}]", (0,)), (f"online[{d}]", (0,)))) for c, d in ((0, 1), (1, 0))]
+    lonely = [Lemma(never=(("online[1]", (0,)), ("x", (3,))))]
+    lines = fold_cpus(enc, copies + pairs + lonely + [Lemma(prop="below-four")])
+    assert lines == [
+        "for every CPU c: online[c] in {0, 1}",
+        "for every CPU c: never held[cpuhp/c,cpu_hotplug_lock,2] == 1 and online[c] == 0",
+        "for all distinct CPUs c, d: never online[c] == 0 and online[d] == 0",
+        "never online[1] == 0 and x == 3",               # CPU 0's copy is not there: not folded
+        "the property `below-four`",
+    ]

@@ -28,6 +28,7 @@ certificate anyone can re-check without trusting the search.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import operator
 import time
@@ -40,6 +41,7 @@ from z3.z3 import _to_ast_array
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.concrete import ConcreteSystem, Exploration, State
 from tdxproof.encode.system import Encoding, encode
+from tdxproof.encode.vocab import MODES
 from tdxproof.engines.bmc import schedule_of
 from tdxproof.engines.explicit import check_witness
 from tdxproof.engines.solver import Sat, Unknown, check, make_solver
@@ -580,22 +582,87 @@ def _point(nodes, v: int) -> str:
     return mine if sum(1 for nd in nodes if label(nd) == mine) == 1 else f"{mine}#{v}"
 
 
-def render_lemma(enc: Encoding, lm: Lemma) -> str:
-    if lm.prop is not None:
-        return f"the property `{lm.prop}`"
-    if lm.never:
-        return "never " + " and ".join(_member(enc, v, vs) for v, vs in lm.never)
-    return _member(enc, lm.var, lm.values)
+def cpu_slots(enc: Encoding) -> dict[str, tuple[str, int]]:
+    """State variables that belong to one CPU: name -> (template with `{}` for the
+    CPU, the CPU). Per-CPU cells (`online[1]`) and the variables of per-CPU
+    kthreads (`pc[cpuhp/1]`, `held[cpuhp/1,cpu_hotplug_lock,1]`)."""
+    v = enc.vocab
+    out: dict[str, tuple[str, int]] = {}
+    per_cpu = {var.name for var in v.model.vars if var.per_cpu}
+    for (var, i), name in v.cells.items():
+        if var in per_cpu:
+            out[name] = (f"{var}[{{}}]", i)
+    for c in v.contexts:
+        if c.kthread is None:
+            continue
+        mine = [v.pc(c), v.status(c), v.aux(c), v.irqs(c), v.ipi(c), v.saved(c)]
+        mine += [v.local(c, k) for k in range(c.auto.nlocals)]
+        mine += [v.held(c, lock.index, mode) for lock in v.model.locks for mode in MODES.values()]
+        for name in mine:
+            out[name] = (name.replace(f"{c.kthread.name}/{c.home_cpu}", f"{c.kthread.name}/{{}}"), c.home_cpu)
+    return out
 
 
-def _member(enc: Encoding, var: str, values: tuple[int, ...]) -> str:
-    vals = [render_value(enc, var, v) for v in values]
-    return f"{var} == {vals[0]}" if len(vals) == 1 else f"{var} in {{{', '.join(vals)}}}"
+def fold_cpus(enc: Encoding, lemmas: Iterable[Lemma]) -> list[str]:
+    """The lemmas in the policy's words, with the copies of one lemma for every
+    (distinct) choice of CPUs folded into one `for every CPU c: ...` line."""
+    slots = cpu_slots(enc)
+    letters = "cdefgh"
+    groups: dict[tuple, list[tuple[int, ...]]] = {}
+    order: list[tuple] = []
+    for lm in lemmas:
+        if lm.prop is not None:
+            key: tuple = ("prop", lm.prop)
+            cpus: tuple[int, ...] = ()
+        else:
+            lits = lm.never if lm.never else ((lm.var, lm.values),)
+            seen: list[int] = []
+            parts = []
+            for var, vs in lits:
+                if var in slots and len(seen) < len(letters):
+                    tmpl, cpu = slots[var]
+                    if cpu not in seen:
+                        seen.append(cpu)
+                    # values render the same for every CPU's copy (shared automaton)
+                    parts.append((tmpl, seen.index(cpu), tuple(render_value(enc, var, x) for x in vs)))
+                else:
+                    parts.append((var, None, tuple(render_value(enc, var, x) for x in vs)))
+            key, cpus = ("never" if lm.never else "in", tuple(parts)), tuple(seen)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(cpus)
+    lines = []
+    n = enc.vocab.n
+    for key in order:
+        if key[0] == "prop":
+            lines.append(f"the property `{key[1]}`")
+            continue
+        kind, parts = key
+        if kind == "in" and len(parts[0][2]) == 1:
+            continue        # a constant of this policy: not worth a line
+        got = set(groups[key])
+        k = len(next(iter(got)))
+        everyone = set(itertools.permutations(range(n), k))
+        if k and got == everyone:
+            names = [(tmpl.format(letters[i]) if i is not None else tmpl, vals) for tmpl, i, vals in parts]
+            head = f"for every CPU {letters[0]}: " if k == 1 else \
+                f"for all distinct CPUs {', '.join(letters[:k])}: "
+            lines.append(head + _say_lemma(kind, names))
+        else:
+            for cpus in groups[key]:
+                names = [(tmpl.format(cpus[i]) if i is not None else tmpl, vals) for tmpl, i, vals in parts]
+                lines.append(_say_lemma(kind, names))
+    return lines
+
+
+def _say_lemma(kind: str, lits: list[tuple[str, tuple[str, ...]]]) -> str:
+    said = [f"{var} == {vals[0]}" if len(vals) == 1 else f"{var} in {{{', '.join(vals)}}}" for var, vals in lits]
+    return ("never " + " and ".join(said)) if kind == "never" else said[0]
 
 
 def render_certificate(enc: Encoding, cert: Certificate, limit: int | None = None) -> tuple[str, ...]:
-    # single-valued variables are constants of this policy: not worth a line
-    lines = [render_lemma(enc, lm) for lm in cert.lemmas if lm.prop is not None or lm.never or len(lm.values) > 1]
+    lines = fold_cpus(enc, cert.lemmas)
     if limit is not None and len(lines) > limit:
-        lines = lines[:limit] + [f"... and {len(cert.lemmas) - limit:,} more (--certificate writes them all)"]
+        lines = lines[:limit] + [f"... and {len(lines) - limit:,} more (--certificate writes them all)"]
     return tuple(lines)

@@ -84,7 +84,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     from tdxproof.engines.trace import build_trace
     from tdxproof.interp.program import Program
     from tdxproof.render.json import render_json
-    from tdxproof.render.text import render_summary, render_witness
+    from tdxproof.render.text import render_proof, render_summary, render_witness
 
     model, loaded = _lower(policy, cpus)
     known = {p.name for p in model.properties}
@@ -151,6 +151,9 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
                 if r.verdict in (Verdict.VIOLATED,):
                     click.echo("")
                     click.echo(render_witness(r, verbose=verbose))
+            if verbose and (proof := render_proof(run)) is not None:
+                click.echo("")
+                click.echo(proof)
     except BrokenPipeError:
         # the reader went away (`| head`): the verdict still decides the exit code
         import os

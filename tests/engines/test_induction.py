@@ -101,6 +101,8 @@ def test_kind_through_the_cli(tmp_path):
     assert r["verdict"] == "proved" and r["certificate"]["lemmas"] > 0 and r["certificate"]["k"] == 1
     res = runner.invoke(cli, ["verify", str(good), "--engine", "kind"])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["verify", str(good), "--engine", "kind", "--verbose"])
+    assert res.exit_code == 0 and "── the inductive invariant" in res.output and "  x in {0, 1, 2, 3}" in res.output
     assert "unreachable (proved" in res.output
     bad = tmp_path / "bad.tdx"
     bad.write_text(COUNTER.replace("x < 4", "x < 3"))

@@ -64,6 +64,19 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
     return "\n".join(lines)
 
 
+def render_proof(run: RunResult) -> str | None:
+    """The invariant behind the proved verdicts (its first lines), once: every
+    property kind proves in one run shares it."""
+    proof = next((r.proof for r in run.results if r.proof is not None), None)
+    if proof is None:
+        return None
+    head = f"── the inductive invariant ({proof.lemmas:,} lemmas; first lines) "
+    lines = [head + "─" * max(0, 78 - len(head))]
+    lines += [f"  {line}" for line in proof.text]
+    lines.append("  (--certificate FILE writes it whole; `tdxproof recheck POLICY FILE --show` prints it)")
+    return "\n".join(lines)
+
+
 def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
     title = {Verdict.VIOLATED: "violated", Verdict.COVERED: "covered"}.get(r.verdict, r.verdict.value)
     head = f"── {r.name}: {title} "

@@ -614,7 +614,7 @@ class Blocks:
         if actor.repeat == 0:
             p.cur[self.v.aux(c)] = bv(0)
         for k in range(self.auto.nlocals):
-            p.cur[self.v.local(c, k)] = z3.If(restart, bv(0), p.cur[self.v.local(c, k)])
+            p.cur[self.v.local(c, k)] = bv(0)      # dead once the body ends, restart or not
         p.done = True
 
     def _glue(self, p: _PS) -> None:

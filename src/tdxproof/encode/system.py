@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import z3
 
 from tdxproof.encode.flatten import flatten
+from tdxproof.encode.liveness import forget_dead_locals
 from tdxproof.encode.symbolic import Blocks, Path, b2bv, truth
 from tdxproof.encode.vocab import DONE, IDLE, MODES, NO_PC, PCW, RUN, Context, Vocab, bv
 from tdxproof.model import ir
@@ -190,6 +191,14 @@ def encode(model: ir.Model, n: int | None = None) -> Encoding:
         for start in b.starts():
             for p in b.paths_from(start, s0):
                 paths.append((b.c.index, p))
+    # what no context's path shows: the properties. (The deadlock condition reads
+    # a blocked context's locals at its blocking node, where the path that would
+    # proceed reads them too, and waiting tasks' lock slots: see liveness.py.)
+    pre = Encoding(model, n, vocab, blocks, paths, z3.BoolVal(True), {}, s0, s1, sel0)
+    outside = [pre.quiescent(s0)]
+    outside += [pre.expr(p.expr, s0) for p in model.properties
+                if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
+    paths = forget_dead_locals(vocab, paths, s0, outside)
     if len(paths) >= (1 << SELW):
         raise RuntimeError("too many block paths for the selector")
     writers: dict[str, list[int]] = {name: [] for name in vocab.names}

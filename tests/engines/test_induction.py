@@ -179,3 +179,12 @@ def test_lemmas_for_every_cpu_fold_into_one_line():
         "never online[1] == 0 and x == 3",               # CPU 0's copy is not there: not folded
         "the property `below-four`",
     ]
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_the_encoding_reaches_as_many_states_as_the_interpreter(name):
+    """Both forget dead locals (the encoder from its block paths, the interpreter
+    from its code): the same reachable states, counted the same."""
+    from tdxproof.engines.explicit import verify_explicit
+    model = tdx(CATALOGUE[name])
+    assert len(ConcreteSystem.build(encode(model, 2)).explore().states) == verify_explicit(model, cpus=2).states

@@ -180,11 +180,12 @@ class ConcreteSystem:
         by_start: dict[tuple[int, int], list[tuple[int, Callable]]] = {}
         events: dict[int, Callable] = {}
         for i, (ci, p) in enumerate(enc.paths):
-            outs = [(pos[n], z3.simplify(t)) for n, t in p.updates.items()]
+            outs = [(pos[n], t) for n, t in p.updates.items()]
+            # the guard as one conjunction, simplified: folds across its conjuncts
             fn = compile_fn(f"path{i}", index, z3.simplify(z3.And(p.guard)), outs)
             by_start.setdefault((ci, p.start), []).append((i, fn))
             if p.events:
-                events[i] = compile_fn(f"events{i}", index, None, [(prop, z3.simplify(cond)) for prop, cond in p.events])
+                events[i] = compile_fn(f"events{i}", index, None, list(p.events))
         pc_pos = [pos[enc.vocab.pc(c)] for c in enc.vocab.contexts]
         return ConcreteSystem(enc, index, by_start, events, pc_pos)
 

@@ -198,7 +198,11 @@ def encode(model: ir.Model, n: int | None = None) -> Encoding:
     outside = [pre.quiescent(s0)]
     outside += [pre.expr(p.expr, s0) for p in model.properties
                 if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
-    paths = forget_dead_locals(vocab, paths, s0, outside)
+    # simplify each path once, for every engine: constant-folded lock and pointer
+    # arguments vanish from the template, the concrete code and the lemma search
+    paths = [(ci, Path(p.start, [z3.simplify(g) for g in p.guard], {k: z3.simplify(t) for k, t in p.updates.items()},
+                       [(prop, z3.simplify(cond)) for prop, cond in p.events], p.labels))
+             for ci, p in forget_dead_locals(vocab, paths, s0, outside)]
     if len(paths) >= (1 << SELW):
         raise RuntimeError("too many block paths for the selector")
     writers: dict[str, list[int]] = {name: [] for name in vocab.names}
@@ -206,13 +210,12 @@ def encode(model: ir.Model, n: int | None = None) -> Encoding:
     events: dict[int, list[z3.BoolRef]] = {}
     for i, (ci, p) in enumerate(paths):
         on = sel0 == z3.BitVecVal(i, SELW)
-        # simplify once here: constant-folded lock and pointer arguments vanish from the template
-        body = [z3.simplify(g) for g in p.guard] + [s1[name] == z3.simplify(term) for name, term in p.updates.items()]
+        body = list(p.guard) + [s1[name] == term for name, term in p.updates.items()]
         parts.append(z3.Implies(on, z3.And(body)))
         for name in p.updates:
             writers[name].append(i)
         for prop, cond in p.events:
-            events.setdefault(prop, []).append(z3.And(on, z3.Not(z3.simplify(cond))))
+            events.setdefault(prop, []).append(z3.And(on, z3.Not(cond)))
     for name in vocab.names:
         ws = writers[name]
         if not ws:

@@ -275,10 +275,10 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
     paths: list[z3.BoolRef] = []
     writers: dict[str, list[tuple[int, int | None]]] = {}    # variable -> (path, constant written)
     for k, (_, p) in enumerate(enc.paths):
-        updates = {n: z3.simplify(t) for n, t in p.updates.items()}
-        step = p.guard + [_eq(s1[n], t) for n, t in updates.items()] + [f for n, f in frame.items() if n not in updates]
+        step = p.guard + [_eq(s1[n], t) for n, t in p.updates.items()] + \
+            [f for n, f in frame.items() if n not in p.updates]
         paths.append(_and(step))
-        for n, t in updates.items():
+        for n, t in p.updates.items():
             writers.setdefault(n, []).append((k, t.as_long() if z3.is_bv_value(t) else None))
     groups = [range(lo, min(lo + chunk, len(paths))) for lo in range(0, len(paths), chunk)]
     upto = [0] * len(groups)

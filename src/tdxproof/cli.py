@@ -55,8 +55,8 @@ def _lower(path: str, cpus: int | None):
               help="`explicit`: exhaustive search on the reference interpreter; `bmc`: bounded model "
                    "checking with Z3 (shortest violations up to --depth; a clean run says \"holds up to "
                    "depth k\", never \"proved\"); `kind`: an inductive invariant learned against the "
-                   "reachable states, \"proved\" only once it re-checks (violations replayed as for the others). `auto` uses "
-                   "explicit. PDR is not built yet.")
+                   "reachable states, \"proved\" only once it re-checks (violations replayed as for the "
+                   "others). `auto` uses explicit. PDR is not built yet.")
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
               help="kind: write the certificate (the inductive lemmas, JSON) here.")
 @click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
@@ -289,7 +289,7 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
     each property it names."""
     def run() -> int:
         from tdxproof.encode.system import encode
-        from tdxproof.engines.induction import Certificate, fold_cpus
+        from tdxproof.engines.induction import Certificate, fold_cpus, only_undecided
         from tdxproof.engines.induction import recheck as recheck_certificate
 
         try:
@@ -298,10 +298,11 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageFailure(f"{certificate}: not a readable certificate: {exc}") from None
         model, _ = _lower(policy, cert.cpus)
-        problems = recheck_certificate(model, cert, timeout_s=timeout)
+        enc = encode(model, cert.cpus)
+        problems = recheck_certificate(model, cert, timeout_s=timeout, enc=enc)
         what = f"{certificate}: {len(cert.lemmas):,} lemmas, {policy} with {cert.cpus} CPUs"
         if show:
-            lines = fold_cpus(encode(model, cert.cpus), cert.lemmas)
+            lines = fold_cpus(enc, cert.lemmas)
             click.echo("\n".join(f"  {line}" for line in lines))
         if not problems:
             click.echo(f"{what}: re-checks; proves {', '.join(cert.proves)}")
@@ -309,8 +310,7 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
         click.echo(f"{what}: does NOT re-check")
         for p in problems:
             click.echo(f"  - {p}")
-        undecided = all("undecided" in p for p in problems)
-        return ExitCode.UNKNOWN.value if undecided else ExitCode.VIOLATED.value
+        return ExitCode.UNKNOWN.value if only_undecided(problems) else ExitCode.VIOLATED.value
     sys.exit(_run(run, debug))
 
 

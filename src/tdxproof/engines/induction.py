@@ -383,11 +383,13 @@ def plain_transition(enc: Encoding, s0: dict, s1: dict) -> tuple[z3.BoolRef, dic
 
 
 def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | None = None,
-            timeout_s: float | None = None) -> list[str]:
-    """Every reason the certificate does not prove what it claims (empty: it does)."""
+            timeout_s: float | None = None, enc: Encoding | None = None) -> list[str]:
+    """Every reason the certificate does not prove what it claims (empty: it does).
+    `enc`: the model's encoding at the certificate's N, if the caller has it (the
+    plain transition is built from its block paths either way)."""
     problems: list[str] = []
     try:
-        enc = encode(model, cert.cpus)
+        enc = enc if enc is not None else encode(model, cert.cpus)
         a = {n: z3.BitVec(f"plain.{n}", enc.vocab.widths[n]) for n in enc.vocab.names}
         b = {n: z3.BitVec(f"plain.{n}'", enc.vocab.widths[n]) for n in enc.vocab.names}
         inv_a = _and([lemma_formula(enc, lm, a) for lm in cert.lemmas])
@@ -431,6 +433,11 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
         problems += [f"a reachable state breaks the lemma {lm.to_json()}" for lm in cert.lemmas
                      if lm.prop is None and reach.breaks(lm)]
     return problems
+
+
+def only_undecided(problems: list[str]) -> bool:
+    """The re-check found nothing wrong but the solver gave up somewhere."""
+    return bool(problems) and all("undecided" in p for p in problems)
 
 
 # ---------------------------------------------------------------- the engine
@@ -503,8 +510,8 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
             proved = [p.name for p in todo]
             cert = Certificate(model.path, n, tuple(got.lemmas), tuple(proved))
             say(f"re-checking {len(got.lemmas):,} lemmas on the plain encoding")
-            problems = recheck(model, cert, exp.states, timeout_s)
-            if problems and all("undecided" in p for p in problems):
+            problems = recheck(model, cert, exp.states, timeout_s, enc)
+            if only_undecided(problems):
                 # the solver gave up: no verdict, never a wrong one
                 for name in proved:
                     results[name] = PropertyResult(name, _prop(model, name).kind.value, Verdict.UNKNOWN, "kind",

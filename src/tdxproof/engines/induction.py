@@ -165,7 +165,6 @@ class Reach:
     def __init__(self, names: list[str], states: list[State]):
         self.names = names
         self.pos = {n: j for j, n in enumerate(names)}
-        self.count = len(states)
         self.mask: list[dict[int, int]] = [self._column(states, j) for j in range(len(names))]
         self.full = (1 << len(states)) - 1
 
@@ -175,21 +174,22 @@ class Reach:
         loops: one byte per state, translated to '0'/'1' per value, read base 2.
         Wider values (program counters) are coded 255 at a time."""
         values = sorted(set(map(operator.itemgetter(j), states)))
+        if not values or values[-1] < 256:
+            return Reach._bits(bytes(map(operator.itemgetter(j), states)), {v: v for v in values})
         out = {}
         for lo in range(0, len(values), 255):
-            if values[-1] < 256:
-                batch, col = values, bytes(map(operator.itemgetter(j), states))
-                code = {v: v for v in batch}
-            else:
-                batch = values[lo:lo + 255]
-                code = {v: k + 1 for k, v in enumerate(batch)}
-                col = bytes(code.get(s[j], 0) for s in states)
-            for v in batch:
-                table = bytearray(b"0" * 256)
-                table[code[v]] = ord("1")
-                out[v] = int(col.translate(table)[::-1], 2)
-            if values[-1] < 256:
-                break
+            code = {v: k + 1 for k, v in enumerate(values[lo:lo + 255])}
+            out.update(Reach._bits(bytes(code.get(s[j], 0) for s in states), code))
+        return out
+
+    @staticmethod
+    def _bits(col: bytes, code: dict[int, int]) -> dict[int, int]:
+        """value -> bitmask of the positions where `col` holds its byte code."""
+        out = {}
+        for v, c in code.items():
+            table = bytearray(b"0" * 256)
+            table[c] = ord("1")
+            out[v] = int(col.translate(table)[::-1], 2)
         return out
 
     def lit(self, j: int, values) -> int:
@@ -371,15 +371,23 @@ def plain_transition(enc: Encoding, s0: dict, s1: dict) -> tuple[z3.BoolRef, dic
     encoding's step-0/1 names, then renamed to s0/s1 in one substitution."""
     names = enc.vocab.names
     a, b = enc.s0, enc.s1
-    steps, events = [], {}
+    steps = []
     for _, p in enc.paths:
         eqs = [_eq(b[n], p.updates[n] if n in p.updates else a[n]) for n in names]
         steps.append(_and(list(p.guard) + eqs))
-        for prop, cond in p.events:
-            events.setdefault(prop, []).append(z3.And(list(p.guard) + [z3.Not(cond)]))
     pairs = [(a[n], s0[n]) for n in names] + [(b[n], s1[n]) for n in names]
     return (z3.substitute(_or(steps), *pairs),
-            {k: z3.substitute(z3.Or(v), *pairs) for k, v in events.items()})
+            {k: z3.substitute(_or(v), *pairs) for k, v in _failing_steps(enc).items()})
+
+
+def _failing_steps(enc: Encoding) -> dict[int, list[z3.BoolRef]]:
+    """For each event/order property (by index), the block paths that fail its
+    check, over the encoding's step-0/1 names."""
+    out: dict[int, list[z3.BoolRef]] = {}
+    for _, p in enc.paths:
+        for prop, ok in p.events:
+            out.setdefault(prop, []).append(_and(list(p.guard) + [z3.Not(ok)]))
+    return out
 
 
 def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | None = None,
@@ -560,7 +568,7 @@ def _bad(enc: Encoding, p: ir.Property) -> z3.BoolRef | None:
     whose lemma is the property itself."""
     if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER):
         idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
-        fails = [_and(list(path.guard) + [z3.Not(ok)]) for _, path in enc.paths for k, ok in path.events if k == idx]
+        fails = _failing_steps(enc).get(idx)
         return _or(fails) if fails else None
     if p.kind is ir.PropKind.DEADLOCK:
         return enc.deadlock(enc.state(0), "@kind")
@@ -671,5 +679,6 @@ def _say_lemma(kind: str, lits: list[tuple[str, tuple[str, ...]]]) -> str:
 def render_certificate(enc: Encoding, cert: Certificate, limit: int | None = None) -> tuple[str, ...]:
     lines = fold_cpus(enc, cert.lemmas)
     if limit is not None and len(lines) > limit:
-        lines = lines[:limit] + [f"... and {len(lines) - limit:,} more (--certificate writes them all)"]
+        lines = lines[:limit] + [f"... and {len(lines) - limit:,} more (--certificate FILE writes them all; "
+                                 "`tdxproof recheck POLICY FILE --show` prints them)"]
     return tuple(lines)

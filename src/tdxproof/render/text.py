@@ -70,17 +70,18 @@ def render_proof(run: RunResult) -> str | None:
     proof = next((r.proof for r in run.results if r.proof is not None), None)
     if proof is None:
         return None
-    head = f"── the inductive invariant ({proof.lemmas:,} lemmas; first lines) "
-    lines = [head + "─" * max(0, 78 - len(head))]
-    lines += [f"  {line}" for line in proof.text]
-    lines.append("  (--certificate FILE writes it whole; `tdxproof recheck POLICY FILE --show` prints it)")
-    return "\n".join(lines)
+    return "\n".join([_rule(f"the inductive invariant ({proof.lemmas:,} lemmas; first lines)")]
+                     + [f"  {line}" for line in proof.text])
+
+
+def _rule(title: str) -> str:
+    head = f"── {title} "
+    return head + "─" * max(0, 78 - len(head))
 
 
 def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
     title = {Verdict.VIOLATED: "violated", Verdict.COVERED: "covered"}.get(r.verdict, r.verdict.value)
-    head = f"── {r.name}: {title} "
-    out = [head + "─" * max(0, 78 - len(head))]
+    out = [_rule(f"{r.name}: {title}")]
     if r.doc:
         out.append(f"{r.name}: {r.doc}")
     if r.static is not None:

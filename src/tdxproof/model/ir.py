@@ -510,6 +510,7 @@ class Actor:
     on_cpu: Expr | None
     locals: tuple[Local, ...]
     body: tuple[Stmt, ...]
+    title: str | None = None   # who runs, in the kernel's words (`modprobe kvm_intel`): witness columns
     span: Span = _span()
 
 
@@ -556,6 +557,15 @@ class Expect:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """A declaration a policy replaced (`override`): for `tdxproof show`."""
+    kind: str                  # fn | var | predicate | actor | property
+    name: str
+    span: Span                 # the override
+    original: Span             # the declaration it replaces
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     path: str
     cpus: int
@@ -580,6 +590,7 @@ class Model:
     invisible_results: frozenset[int] = frozenset()   # calls whose result write is invisible
     movers: tuple[tuple[int, str], ...] = ()          # (sid, B | R | L | N), see model/blocks.py
     files: tuple[str, ...] = ()
+    overrides: tuple[Override, ...] = ()
 
     def function(self, name: str) -> Function:
         return next(f for f in self.functions if f.name == name)

@@ -8,7 +8,7 @@ E5xx diagnostics at the `import` line.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from tdxproof.diagnostics import Diagnostics, Note, PolicyError
@@ -24,6 +24,22 @@ class Loaded:
     main: ast.PolicyFile
     files: tuple[ast.PolicyFile, ...]  # dependencies first, main last
     sources: dict[str, SourceFile]
+    imports: dict[str, tuple[str, ...]] = field(default_factory=dict)  # path -> paths it imports directly
+
+    def imported_by(self, path: str) -> set[str]:
+        """Every file `path` imports, directly or not (itself excluded)."""
+        seen: set[str] = set()
+        todo = list(self.imports.get(path, ()))
+        while todo:
+            p = todo.pop()
+            if p not in seen:
+                seen.add(p)
+                todo.extend(self.imports.get(p, ()))
+        return seen
+
+    @staticmethod
+    def is_prelude(path: str) -> bool:
+        return path.startswith(PRELUDE_PREFIX)
 
 
 def prelude_names() -> list[str]:
@@ -42,14 +58,13 @@ def load_policy(path: str, text: str | None = None) -> Loaded:
     sources: dict[str, SourceFile] = {}
     order: list[ast.PolicyFile] = []
     done: set[str] = set()
+    imports: dict[str, list[str]] = {}
     diags = Diagnostics()
 
     def load(src: SourceFile, stack: tuple[tuple[str, ast.Import | None], ...]) -> ast.PolicyFile:
         sources[src.path] = src
-        try:
-            tree = parse(src)
-        except PolicyError:
-            raise
+        tree = parse(src)
+        mine = imports.setdefault(src.path, [])
         for item in tree.items:
             if not isinstance(item, ast.Import):
                 continue
@@ -59,6 +74,7 @@ def load_policy(path: str, text: str | None = None) -> Loaded:
                             help="available preludes: " + ", ".join(prelude_names()))
                 continue
             key = dep if not isinstance(dep, SourceFile) else dep.path
+            mine.append(key)
             if any(key == p for p, _ in stack):
                 chain = " -> ".join(os.path.basename(p) for p, _ in stack) + " -> " + os.path.basename(key)
                 diags.error("E507", f"import cycle: {chain}", item.span)
@@ -81,7 +97,7 @@ def load_policy(path: str, text: str | None = None) -> Loaded:
         raise _with_sources(exc, sources) from None
     if diags.has_errors:
         raise _with_sources(PolicyError(diags.items), sources)
-    return Loaded(main, tuple(order), sources)
+    return Loaded(main, tuple(order), sources, {k: tuple(v) for k, v in imports.items()})
 
 
 def _with_sources(exc: PolicyError, sources: dict[str, SourceFile]) -> PolicyError:

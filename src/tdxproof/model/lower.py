@@ -15,6 +15,7 @@ from typing import Any, Callable
 from tdxproof.diagnostics import Diagnostic, Diagnostics, Note, PolicyError, did_you_mean
 from tdxproof.model import ir
 from tdxproof.model.load import Loaded, load_policy
+from tdxproof.model.variants import Resolved, resolve
 from tdxproof.source import Span
 from tdxproof.syntax import ast as A
 
@@ -110,9 +111,10 @@ class Lowerer:
 
     # ------------------------------------------------------------ entry
     def run(self) -> ir.Model:
-        items = [(f, it) for f in self.loaded.files for it in f.items]
+        resolved = resolve(self.loaded, self.d)
+        items = resolved.items
         main = self.loaded.main
-        self._params(main)
+        self._params(resolved)
         for _, it in items:
             self._declare_name(it)
         for _, it in items:
@@ -122,15 +124,11 @@ class Lowerer:
             if isinstance(it, A.ConstDecl):
                 self._const(it)
             elif isinstance(it, A.ConfigDecl):
-                self._config(it, [x for x in main.items if isinstance(x, A.SetDecl) and x.name == it.name])
-        for f in self.loaded.files:
-            for it in f.items:
-                if isinstance(it, A.SetDecl) and (f is not main or it.name not in self.configs):
-                    if f is not main:
-                        self.d.error("E411", "`set` belongs in the policy, not in an imported file", it.span)
-                    else:
-                        self.d.error("E201", f"unknown config option `{it.name}`", it.span,
-                                     help=did_you_mean(it.name, self.configs))
+                self._config(it, resolved.sets.get(it.name))
+        for name, it in resolved.sets.items():
+            if name not in self.configs:
+                self.d.error("E201", f"unknown config option `{it.name}`", it.span,
+                             help=did_you_mean(it.name, self.configs))
         for _, it in items:
             if isinstance(it, A.LockClassDecl):
                 self.classes[it.name] = it
@@ -170,7 +168,7 @@ class Lowerer:
                 if sig is not None and sig.decl is fn:
                     functions[sig.index] = self._function(fn, sig)
         actors = [self._actor(it, i) for i, it in enumerate(x for _, x in items if isinstance(x, A.ActorDecl))]
-        expects = self._expects([it for _, it in items if isinstance(it, A.ExpectDecl)])
+        expects = self._expects(resolved.expects)
         for prop in self.props.values():
             if prop.kind is ir.PropKind.STATIC and prop.module not in self.modules:
                 self.d.warning("W210", f"no code is tagged `@{prop.module}`; `{prop.name}` checks nothing",
@@ -182,30 +180,23 @@ class Lowerer:
             lock_classes=tuple(self.class_ir.values()), locks=tuple(self.locks.values()),
             functions=tuple(f for f in functions if f is not None), kthreads=tuple(self.kthreads.values()),
             actors=tuple(actors), properties=tuple(self.props.values()), expects=tuple(expects),
-            atomics=tuple(self.atomics), files=tuple(f.path for f in self.loaded.files))
+            atomics=tuple(self.atomics), files=tuple(f.path for f in self.loaded.files),
+            overrides=tuple(resolved.overrides))
 
     # ------------------------------------------------------------ parameters
-    def _params(self, main: A.PolicyFile) -> None:
-        for f in self.loaded.files:
-            for it in f.items:
-                if isinstance(it, (A.Cpus, A.Packages)) and f is not main:
-                    self.d.error("E411", f"`{'cpus' if isinstance(it, A.Cpus) else 'packages'}` belongs in the "
-                                 "policy, not in an imported file", it.span)
-        cpus = [it for it in main.items if isinstance(it, A.Cpus)]
-        pkgs = [it for it in main.items if isinstance(it, A.Packages)]
-        for extra in cpus[1:] + pkgs[1:]:
-            self.d.error("E204", "parameter declared twice", extra.span)
-        if cpus:
-            self.cpus = cpus[0].count
+    def _params(self, resolved: Resolved) -> None:
+        cpus, pkgs = resolved.cpus, resolved.packages
+        if cpus is not None:
+            self.cpus = cpus.count
             if not 1 <= self.cpus <= 64:
-                self.d.error("E412", f"`cpus {self.cpus}` is out of range 1..64", cpus[0].span)
+                self.d.error("E412", f"`cpus {self.cpus}` is out of range 1..64", cpus.span)
         if self.cli_cpus is not None:
             self.cpus = self.cli_cpus
-        if pkgs:
-            self.packages = pkgs[0].count
+        if pkgs is not None:
+            self.packages = pkgs.count
             if not 1 <= self.packages <= max(self.cpus, 1):
                 self.d.error("E412", f"`packages {self.packages}` must be between 1 and the number of "
-                             f"CPUs ({self.cpus})", pkgs[0].span)
+                             f"CPUs ({self.cpus})", pkgs.span)
                 self.packages = 1
 
     # ------------------------------------------------------------ global names
@@ -243,18 +234,16 @@ class Lowerer:
             return
         self.consts[it.name] = value
 
-    def _config(self, it: A.ConfigDecl, sets: list[A.SetDecl]) -> None:
+    def _config(self, it: A.ConfigDecl, setting: A.SetDecl | None) -> None:
         self.configs.add(it.name)
         try:
             ty = self._type(it.type)
-            value = self._const_eval(sets[-1].value if sets else it.value)
+            value = self._const_eval(setting.value if setting else it.value)
         except _Skip:
             return
-        for extra in sets[:-1]:
-            self.d.error("E204", f"`{it.name}` is set twice", extra.span)
         if not ir.same_kind(ty, value.type) or (
                 isinstance(ty, ir.IntType) and not ty.lo <= value.value <= ty.hi):
-            where = sets[-1].span if sets else it.span
+            where = setting.span if setting else it.span
             self.d.error("E303", f"config option `{it.name}` is {_a(ty)}, not `{value.text}`", where)
             return
         self.consts[it.name] = ir.Lit(value.value, ty, value.text)
@@ -450,10 +439,6 @@ class Lowerer:
                 self.d.error("E312", f"a {prop.kind.value} property is expected to be {words}, not `{it.verdict}`",
                              it.span)
                 continue
-            if it.prop in out:
-                self.d.error("E202", f"`{it.prop}` has two `expect` clauses", it.span,
-                             notes=(Note("the first is here", out[it.prop].span),))
-                continue
             out[it.prop] = ir.Expect(it.prop, it.verdict, it.span)
         return list(out.values())
 
@@ -489,7 +474,8 @@ class Lowerer:
         self.body = None
         if it.copies < 1:
             self.d.error("E412", "an actor needs at least one copy", it.span)
-        return ir.Actor(it.name, index, max(it.copies, 1), it.repeat, on_cpu, tuple(body.locals), stmts, it.span)
+        return ir.Actor(it.name, index, max(it.copies, 1), it.repeat, on_cpu, tuple(body.locals), stmts, it.title,
+                        it.span)
 
     def _block(self, stmts: tuple[A.Stmt, ...], *, new_scope: bool = True) -> tuple[ir.Stmt, ...]:
         assert self.body is not None

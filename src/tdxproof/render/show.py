@@ -13,6 +13,11 @@ def _where(span) -> str:
 def render_model(m: ir.Model) -> str:
     out = [f"policy {m.path}: {m.cpus} CPUs, {m.packages} package{'s' if m.packages != 1 else ''}",
            "files: " + ", ".join(m.files), ""]
+    if m.overrides:
+        out.append("overrides (this policy's declaration <- the one it replaces):")
+        for o in m.overrides:
+            out.append(f"  {o.kind} {o.name}: {_where(o.span)} <- {_where(o.original)}")
+        out.append("")
     out.append("state:")
     for v in m.vars:
         dim = "[cpu]" if v.per_cpu else (f"[{v.dim.name}]" if v.dim is not None else "")
@@ -40,7 +45,8 @@ def render_model(m: ir.Model) -> str:
     for a in m.actors:
         rep = {None: "once", 0: "repeats without bound"}.get(a.repeat, f"repeats {a.repeat} times")
         copies = f" x{a.copies}" if a.copies > 1 else ""
-        out.append(f"  actor {a.name}{copies}: {rep}, on CPU {0 if a.on_cpu is None else '(expr)'}, interrupts on")
+        title = f" \"{a.title}\"" if a.title else ""
+        out.append(f"  actor {a.name}{title}{copies}: {rep}, on CPU {0 if a.on_cpu is None else '(expr)'}, interrupts on")
     for k in m.kthreads:
         held = f"; lockdep treats {', '.join(k.lockdep_held)} as held" if k.lockdep_held else ""
         out.append(f"  kthread {k.name}/c for every CPU c: runs work handed to it, on CPU c, interrupts on{held}")

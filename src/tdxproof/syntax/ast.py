@@ -402,6 +402,7 @@ class ActorDecl:
     repeat: int | None  # None: run once; 0: forever; k: k times
     on_cpu: Expr | None
     body: tuple[Stmt, ...]
+    title: str | None = None  # who runs, as a kernel developer names it: `modprobe kvm_intel`
     span: Span = _span()
 
 
@@ -424,8 +425,16 @@ class ExpectDecl:
     span: Span = _span()
 
 
+@dataclass(frozen=True, slots=True)
+class Override:
+    """`override DECL`: DECL replaces the declaration of the same name in a file
+    this one imports (model/variants.py)."""
+    decl: "FnDecl | VarDecl | PredicateDecl | ActorDecl | PropertyDecl"
+    span: Span = _span()
+
+
 Decl = (Import | Cpus | Packages | ConstDecl | ConfigDecl | SetDecl | EnumDecl | VarDecl | PredicateDecl | FnDecl
-        | LockClassDecl | LockDecl | KthreadDecl | ActorDecl | PropertyDecl | ExpectDecl)
+        | LockClassDecl | LockDecl | KthreadDecl | ActorDecl | PropertyDecl | ExpectDecl | Override)
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,8 +147,11 @@ class Build(Transformer):
     def lockdep_held(self, meta, c):
         return str(c[0])
 
+    def override_decl(self, meta, c):
+        return A.Override(c[0], self._span(meta))
+
     def actor_decl(self, meta, c):
-        name, copies, *opts, body = c
+        name, copies, title, *opts, body = c
         repeat: int | None = None
         on_cpu = None
         for opt in opts:
@@ -157,7 +160,7 @@ class Build(Transformer):
             elif isinstance(opt, _OnCpu):
                 on_cpu = opt.expr
         return A.ActorDecl(str(name), int(copies) if copies is not None else 1, repeat, on_cpu,
-                           body, self._tspan(name))
+                           body, _unquote(title) if title is not None else None, self._tspan(name))
 
     def repeat_opt(self, meta, c):
         return _Repeat(int(c[0]) if c[0] is not None else 0)

@@ -51,6 +51,21 @@ class StaticWitness:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One statement of a witness that did something a reader may need, with the
+    call chain that reached it."""
+    step: int                  # the transition it belongs to (1-based)
+    context: str
+    chain: tuple[str, ...]     # outermost first: `vt_init()`, `tdx_hardware_setup()`, `cpus_read_lock()`;
+                               # `<IPI on CPU1>` where an IPI handler starts
+    what: tuple[str, ...]      # `takes cpu_hotplug_lock (read)`, `online[1] = true`, `!! ...`
+    kind: str                  # lock | wait | state | choice | handoff | return | irqs | violation | goal
+    key: bool                  # shown in the condensed view
+    span: Span | None = None   # the statement
+    text: str = ""             # its source text
+
+
+@dataclass(frozen=True, slots=True)
 class TraceRow:
     """One transition of a replayed witness, in the policy's vocabulary."""
     step: int                  # 1-based
@@ -64,6 +79,41 @@ class TraceRow:
     violation: str | None = None
     statements: tuple[tuple[str, str], ...] = ()   # every statement: (function, source text)
     key: bool = True           # shown in the condensed view (a kernel-level event for this property)
+    events: tuple[TraceEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LockUse:
+    lock: str
+    mode: str | None
+    at: str                    # lockdep's `at:`: the function that called the lock operation
+    chain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReport:
+    task: str                  # as the columns name it: `modprobe kvm_intel`, `cpuhp/1`
+    cpu: int
+    held: tuple[LockUse, ...]
+    chain: tuple[str, ...]     # where it stands, outermost first
+    wants: LockUse | None = None
+    waits_for: tuple[str, ...] = ()
+    note: str = ""             # `a pending writer: new readers of cpu_hotplug_lock wait`
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What the end of a witness shows, in the shape kernel developers know
+    (lockdep, WARN, BUG, the hung-task detector); rendered by render/."""
+    kind: str                  # recursive | circular | deadlock | sleep | assert | bug | warn | check
+                               # | invariant | cover
+    title: str                 # `WARNING: possible recursive locking detected`
+    task: TaskReport | None = None          # the task that fails
+    tasks: tuple[TaskReport, ...] = ()      # deadlock: every stuck task; else every task holding locks
+    scenario: tuple[tuple[str, str], ...] = ()   # (task, `lock(cpu_hotplug_lock);`), in time order
+    values: tuple[str, ...] = ()            # what the failing condition read
+    where: str = ""                         # `path:line:col: check ...`
+    order: tuple[str, ...] = ()             # circular: the documented order, `A --> B`
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +124,11 @@ class Trace:
     # every state of the replay (the initial one first): (variable, value) pairs; per-CPU
     # variables as lists; values are bool, int or str (enum members, function names)
     states: tuple[tuple[tuple[str, object], ...], ...] = ()
+    titles: tuple[tuple[str, str], ...] = ()   # context name -> who it is (`modprobe kvm_intel`)
+    report: Report | None = None
+
+    def title(self, context: str) -> str:
+        return dict(self.titles).get(context, context)
 
 
 @dataclass(frozen=True, slots=True)

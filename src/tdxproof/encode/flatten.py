@@ -37,6 +37,7 @@ class Node:
     hidden: int = -1           # callin: slot remembering the target context; range: the bound slot
     ret: tuple[int, ir.LValue | None, int, int] | None = None  # return/end: (caller's next, result, caller frame, call sid)
     mover: str = "N"           # B | R | L | N | cut (NOTE(blocks))
+    first: str | None = None   # a "cut" that starts a block there as this mover (an actor's restart)
     blocking: bool = False     # may block or idle: only the first statement of a block, or after invisible ones
     acquire: tuple[str | None, int] | None = None   # inside an acquire op: (mode, abs slot of `self`)
     consts: dict[int, int] = field(default_factory=dict)   # this instance's parameters known at flatten time
@@ -85,7 +86,9 @@ class Flattener:
         auto = Automaton(a.name, "actor", self.nodes, self.max_local, entry=entry_holder[0], repeat=a.repeat,
                          local_names=self.names)
         if a.repeat is not None:
-            self.nodes[auto.entry].mover = "cut"  # a repeating actor's body starts a new block
+            # a repeating actor's body starts a new block, as what its first statement is
+            entry = self.nodes[auto.entry]
+            entry.first, entry.mover = entry.mover, "cut"
         return auto
 
     def _kthread(self, name: str, work: list[int]) -> Automaton:

@@ -256,7 +256,7 @@ class Blocks:
                 out.append(p)
                 continue
             node = self.auto.nodes[p.node]
-            kind = "N" if node.mover == "cut" else node.mover
+            kind = (node.first or "N") if node.mover == "cut" else node.mover
             if p.started:
                 nxt = continue_phase(node.mover, node.blocking, p.phase)
                 if nxt is None:

@@ -197,7 +197,7 @@ def encode(model: ir.Model, n: int | None = None) -> Encoding:
     pre = Encoding(model, n, vocab, blocks, paths, z3.BoolVal(True), {}, s0, s1, sel0)
     outside = [pre.quiescent(s0)]
     outside += [pre.expr(p.expr, s0) for p in model.properties
-                if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
+                if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER) and p.expr is not None]
     # simplify each path once, for every engine: constant-folded lock and pointer
     # arguments vanish from the template, the concrete code and the lemma search
     paths = [(ci, Path(p.start, [z3.simplify(g) for g in p.guard], {k: z3.simplify(t) for k, t in p.updates.items()},

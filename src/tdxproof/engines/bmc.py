@@ -30,6 +30,11 @@ from tdxproof.results import PropertyResult, RunResult, Schedule, Step, Verdict
 
 def _bad(enc: Encoding, p: ir.Property, k: int) -> z3.BoolRef | None:
     s = enc.state(k)
+    if p.fires_in_steps:
+        idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
+        if k == 0 or idx not in enc.events:
+            return None
+        return enc.event_bad(idx, k - 1)
     match p.kind:
         case ir.PropKind.INVARIANT:
             bad = z3.Not(enc.expr(p.expr, s))

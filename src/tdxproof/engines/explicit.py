@@ -88,7 +88,7 @@ def check_witness(prog: Program, p: ir.Property, schedule: Schedule) -> None:
         raise InternalError(f"witness for `{p.name}` does not replay: {exc}") from exc
     last = rep.states[-1]
     env = StateEnv(prog, last)
-    if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER):
+    if p.fires_in_steps:
         idx = prog.prop_index[p.name]
         if not rep.outcomes or idx not in rep.outcomes[-1].events:
             raise InternalError(f"witness for `{p.name}` does not end in the failing check")

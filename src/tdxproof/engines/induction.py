@@ -424,13 +424,14 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
         except ValueError as exc:
             problems.append(str(exc))
             continue
+        if p.fires_in_steps:
+            bad = events.get(index[name])
+            if bad is not None:
+                unsat(f"no step from the lemmas fails `{name}`", inv_a, bad)
+            continue
         match p.kind:
             case ir.PropKind.INVARIANT | ir.PropKind.COVER:
                 unsat(f"the lemmas imply `{name}`", inv_a, z3.Not(lemma_formula(enc, Lemma(prop=name), a)))
-            case ir.PropKind.EVENT | ir.PropKind.ORDER:
-                bad = events.get(index[name])
-                if bad is not None:
-                    unsat(f"no step from the lemmas fails `{name}`", inv_a, bad)
             case ir.PropKind.DEADLOCK:
                 unsat("no deadlock in a state of the lemmas", inv_a, enc.deadlock(a, "@plain"))
             case _:
@@ -506,7 +507,8 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
         say("strengthening: lemmas from the reachable states")
         reach = Reach(enc.vocab.names, exp.states)
         lemmas = [Lemma(n, tuple(sorted(reach.mask[j]))) for j, n in enumerate(enc.vocab.names)]
-        lemmas += [Lemma(prop=p.name) for p in todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
+        lemmas += [Lemma(prop=p.name) for p in todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)
+                   and not p.fires_in_steps]
         got = strengthen(enc, reach, lemmas, [b for p in todo if (b := _bad(enc, p)) is not None], timeout_s,
                          progress=lambda k, st: say(f"strengthening: {k:,} lemmas, {st['calls']:,} solver calls"))
         if isinstance(got, Unknown):
@@ -542,7 +544,7 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
 def _find(enc: Encoding, cs: ConcreteSystem, exp: Exploration, p: ir.Property,
           dead: Callable[[State], bool]) -> tuple[State, int | None] | None:
     """A shortest schedule to a violation (or to the cover goal): (state, last path)."""
-    if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER):
+    if p.fires_in_steps:
         idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
         got = exp.first_event.get(idx)
         return got
@@ -566,7 +568,7 @@ def _bad(enc: Encoding, p: ir.Property) -> z3.BoolRef | None:
     """The states (and steps) a proof of `p` must exclude besides its lemma:
     a step whose check fails, or a deadlock. None for invariants and covers,
     whose lemma is the property itself."""
-    if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER):
+    if p.fires_in_steps:
         idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
         fails = _failing_steps(enc).get(idx)
         return _or(fails) if fails else None

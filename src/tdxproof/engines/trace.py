@@ -1,15 +1,32 @@
-"""Turn a replayed schedule into a Trace: rows of what each transition did, in
-the policy's vocabulary (function, statement, state changes, waits)."""
+"""Turn a replayed schedule into a Trace in the policy's vocabulary.
+
+For every statement of every transition: the call chain that reached it and what
+it did (a lock taken or released, state changed, work handed to a kthread, a
+choice, interrupts switched), then the wait a context is left in, and at the end
+a Report in the shape kernel developers know (lockdep, WARN, BUG, a deadlock's
+held locks). Which events a condensed witness shows is decided here, for the
+property at hand (`TraceEvent.key`); renderers only lay them out.
+"""
 
 from __future__ import annotations
 
-from tdxproof.interp.program import MODE_NAME, Program
+from dataclasses import dataclass, field
+from importlib import resources
+
+from tdxproof.interp.evaluate import compile_expr
+from tdxproof.interp.program import CALL, CALLIN, MODE_NAME, Program
 from tdxproof.interp.replay import replay
-from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
-from tdxproof.interp.step import Blocked, current_cpu, deadlocked, run_context, walk_block
+from tdxproof.interp.state import DONE, IDLE, RET, RUN, State, StateEnv
+from tdxproof.interp.step import Blocked, Machine, current_cpu, deadlocked, run_context, walk_block
 from tdxproof.model import ir
-from tdxproof.model.wellformed import sub_exprs
-from tdxproof.results import Schedule, Trace, TraceRow
+from tdxproof.model.load import PRELUDE_PREFIX
+from tdxproof.model.wellformed import sub_exprs, walk_stmts
+from tdxproof.results import LockUse, Report, Schedule, TaskReport, Trace, TraceEvent, TraceRow
+
+# event properties of the preludes whose failure the kernel reports as BUG / WARN
+KERNEL_REPORTS = {"no-kernel-bug": "bug", "no-kernel-warn": "warn"}
+LOCK_REPORTS = ("recursive", "circular", "deadlock")   # told by the locks alone
+LABEL = 36            # characters of a call-chain label before arguments give way
 
 
 def fmt_value(prog: Program, ty: ir.Type, v: int) -> str:
@@ -19,17 +36,16 @@ def fmt_value(prog: Program, ty: ir.Type, v: int) -> str:
         case ir.EnumType(members=members):
             return members[v] if 0 <= v < len(members) else str(v)
         case ir.FnType() | ir.NullType():
-            return "null" if v == 0 else prog.fn_by_index[v - 1].name
+            return "NULL" if v == 0 else prog.fn_by_index[v - 1].name
         case ir.LockType():
             return prog.lock_names[v]
     return str(v)
 
 
-def _source_text(prog: Program, span) -> str:
+def source_text(span) -> str:
+    """The source text of a statement (the line up to an opening brace)."""
     if span is None:
         return ""
-    from tdxproof.model.load import PRELUDE_PREFIX
-    from importlib import resources
     try:
         if span.path.startswith(PRELUDE_PREFIX):
             text = resources.files("tdxproof.prelude").joinpath(span.path[len(PRELUDE_PREFIX):]).read_text()
@@ -48,16 +64,520 @@ def _source_text(prog: Program, span) -> str:
     return line[:-1].rstrip() if line.endswith("{") else line
 
 
-def _call_site(prog: Program, frames: tuple, span):
-    """For a step inside a lock operation, the call in the nearest ordinary
-    function (`cpus_read_lock();` rather than the lock's `atomic` block)."""
-    for k in range(len(frames) - 1, -1, -1):
-        code = prog.codes[frames[k][0]]
-        if code.fn is None or code.fn.lock_class is None:
-            if k == len(frames) - 1:
-                return span
-            return code.instrs[frames[k][1] - 1].span
-    return span
+@dataclass
+class _Part:
+    """One thing a statement did."""
+    kind: str                  # lock | wait | state | choice | handoff | return | irqs | violation | goal | end
+    text: str
+    subject: object = None     # the lock, variable or context it is about
+    key: bool = False
+
+
+@dataclass
+class _Stmt:
+    step: int
+    ci: int
+    frames: tuple
+    chain: tuple[str, ...]
+    span: object
+    text: str
+    parts: list[_Part] = field(default_factory=list)
+    full: tuple[str, ...] = ()     # the chain with nothing folded (for the failing statement)
+
+
+class _Builder:
+    def __init__(self, prog: Program, prop: ir.Property, schedule: Schedule):
+        self.prog, self.prop, self.schedule = prog, prop, schedule
+        self.model = prog.model
+        self.rep = replay(prog, schedule)
+        self.titles = [self._title(c) for c in prog.contexts]
+        self.wrappers = _lock_wrappers(self.model)
+        self.field_at = {off: (prog.lock_names[lk], name) for (lk, name), off in prog.field_off.items()}
+        s0 = self.rep.states[0]
+        self.shadow: list[list[str | None]] = [[self._label(fr) for fr in ctx[0]] for ctx in s0[1]]
+        self.acq: list[list[LockUse]] = [[] for _ in prog.contexts]
+        self.stmts: list[_Stmt] = []
+
+    # ---- names
+    def _title(self, spec) -> str:
+        if spec.actor is not None and spec.actor.title:
+            return spec.actor.title + (f" #{spec.name.split('#')[1]}" if "#" in spec.name else "")
+        return spec.name
+
+    def _label(self, frame: tuple, values: list[int] | None = None) -> str | None:
+        """`cpu_up(1)`: the function and the arguments that say which CPU, lock,
+        state or callback (numbers and flags left out); NULLs and then trailing
+        arguments give way to `...` past LABEL characters."""
+        code = self.prog.codes[frame[0]]
+        if code.fn is None:
+            return None                       # an actor's body: the column says who it is
+        args = []
+        for p, v in zip(code.fn.params, values if values is not None else frame[2]):
+            if not isinstance(p.type, (ir.BoolType, ir.IntType)):
+                args.append(fmt_value(self.prog, p.type, v))
+        if len(code.name) + sum(len(a) + 2 for a in args) > LABEL:
+            args = [a for a in args if a != "NULL"]
+        if len(code.name) + sum(len(a) + 2 for a in args) > LABEL:
+            keep: list[str] = []
+            for a in args:
+                if len(code.name) + sum(len(x) + 2 for x in keep) + len(a) + 7 > LABEL:
+                    break
+                keep.append(a)
+            args = keep + ["..."]
+        return f"{code.name}({', '.join(args)})"
+
+    def _call_args(self, state: State, ci: int) -> list[int] | None:
+        """The arguments of the call context `ci` is about to make, evaluated in the
+        caller (the callee's own copies may be forgotten once dead)."""
+        m = Machine(self.prog, state, ci)
+        if m.code < 0:
+            return None
+        ins = self.prog.codes[m.code].instrs[m.pc]
+        if ins.op == CALL:
+            return [fa(m) for fa in ins.c]
+        if ins.op == CALLIN:
+            return [fa(m) for fa in ins.b]
+        return None
+
+    def _chain(self, ci: int, frames: tuple, *, full: bool = False) -> tuple[str, ...]:
+        """Outermost first. Unless `full`, a lock operation under a one-line wrapper
+        (`cpus_read_lock()` -> `percpu_down_read()`) is folded into the wrapper, and
+        what runs inside a lock operation (`might_sleep()`) is not shown."""
+        labels = self.shadow[ci]
+        out: list[str] = []
+        for i, fr in enumerate(frames):
+            code = self.prog.codes[fr[0]]
+            label = labels[i] if i < len(labels) else self._label(fr)
+            if not full and i > 0:
+                above = self.prog.codes[frames[i - 1][0]]
+                if above.fn is not None and above.fn.lock_class is not None:
+                    break
+                if code.fn is not None and code.fn.lock_class is not None and above.name in self.wrappers:
+                    break
+            if label is not None:
+                out.append(label)
+            if fr[3] >= 0 and (i == 0 or frames[i - 1][3] < 0):
+                out.append(f"<IPI on CPU{fr[3]}>")
+        return tuple(out)
+
+    def _at(self, frames: tuple) -> str:
+        """lockdep's `at:`: the function that called the lock operation (or its
+        one-line wrapper)."""
+        for fr in reversed(frames):
+            code = self.prog.codes[fr[0]]
+            if code.fn is not None and (code.fn.lock_class is not None or code.name in self.wrappers):
+                continue
+            return code.name.removeprefix("actor ") + "()"
+        return "?"
+
+    # ---- the walk
+    def run(self) -> Trace:
+        prog, rep = self.prog, self.rep
+        rows: list[TraceRow] = []
+        nsteps = len(self.schedule.steps)
+        for k, (step, ci) in enumerate(zip(self.schedule.steps, rep.contexts)):
+            before = rep.states[k]
+            first = len(self.stmts)
+            s = before
+            verbose: list[tuple[str, str]] = []
+            for frames, out in walk_block(prog, before, ci, step.choice):
+                st = self._statement(k + 1, ci, s, out, frames, last=k == nsteps - 1)
+                verbose.append((_function(prog, frames), st.text))
+                s = out.state
+            after = rep.states[k + 1]
+            waits = None
+            res = run_context(prog, after, ci)
+            if isinstance(res, Blocked):
+                waits = self._wait(k + 1, ci, after, res)
+            mine = self.stmts[first:]
+            head = mine[0] if mine else None
+            rows.append(TraceRow(k + 1, prog.contexts[ci].name, current_cpu(prog, before[1][ci], ci),
+                                 _function(prog, before[1][ci][0]), head.span if head else None,
+                                 head.text if head else "",
+                                 tuple(p.text for st in mine for p in st.parts
+                                       if p.kind not in ("wait", "violation", "goal")),
+                                 waits, next((p.text for st in mine for p in st.parts if p.kind == "violation"),
+                                             None), tuple(verbose)))
+        report = self._report()
+        self._mark(report)
+        events = {r.step: [] for r in rows}
+        for st in self.stmts:
+            for p in st.parts:
+                events[st.step].append(TraceEvent(st.step, prog.contexts[st.ci].name, st.chain, (p.text,), p.kind,
+                                                  p.key, st.span, st.text))
+        rows = [_with_events(r, tuple(events[r.step])) for r in rows]
+        seen: list[tuple[str, int]] = []
+        for r in rows:
+            if r.key and all(name != r.context for name, _ in seen):
+                seen.append((r.context, prog.contexts[rep.contexts[r.step - 1]].home_cpu))
+        everyone = [(c.name, c.home_cpu) for c in prog.contexts if c.name in {r.context for r in rows}]
+        seen += [c for c in everyone if c not in seen]
+        return Trace(tuple(rows), tuple(seen), tuple(report.values), tuple(_valuation(prog, st) for st in rep.states),
+                     tuple((c.name, t) for c, t in zip(prog.contexts, self.titles)), report)
+
+    def _statement(self, step: int, ci: int, s0: State, out, frames: tuple, *, last: bool) -> _Stmt:
+        prog = self.prog
+        s1 = out.state
+        st = _Stmt(step, ci, frames, self._chain(ci, frames), out.span, source_text(out.span),
+                   full=self._chain(ci, frames, full=True))
+        c0, c1 = s0[1][ci], s1[1][ci]
+        # locks of this context
+        held0, held1 = list(c0[1]), list(c1[1])
+        for h in list(held1):
+            if h in held0:
+                held0.remove(h)
+                continue
+            name, mode = prog.lock_names[h[0]], MODE_NAME[h[1]]
+            self.acq[ci].append(LockUse(name, mode, self._at(frames), st.full))
+            st.parts.append(_Part("lock", f"takes {name}{_mode(mode)}", name))
+        for h in held0:
+            name, mode = prog.lock_names[h[0]], MODE_NAME[h[1]]
+            for i in range(len(self.acq[ci]) - 1, -1, -1):
+                if (self.acq[ci][i].lock, self.acq[ci][i].mode) == (name, mode):
+                    del self.acq[ci][i]
+                    break
+            st.parts.append(_Part("lock", f"releases {name}{_mode(mode)}", name))
+        # shared state
+        g0, g1 = s0[0], s1[0]
+        for var in self.model.vars:
+            off, size = prog.var_off[var.name], prog.var_size[var.name]
+            for i in range(size):
+                if g0[off + i] != g1[off + i]:
+                    cell = var.name if not var.indexed else (
+                        f"{var.name}[{i}]" if var.per_cpu else f"{var.name}[{var.dim.members[i]}]")
+                    st.parts.append(_Part("state", f"{cell} = {fmt_value(prog, var.type, g1[off + i])}", var.name))
+        for off, (lock, fname) in self.field_at.items():
+            if g0[off] != g1[off]:
+                text = (f"{lock} writer pending: new readers wait" if fname == "block" and g1[off]
+                        else f"{lock}.{fname} = {g1[off]}")
+                st.parts.append(_Part("lock", text, lock))
+        if c0[2] != c1[2]:
+            st.parts.append(_Part("irqs", "interrupts off" if c1[2] else "interrupts on"))
+        # other contexts: work handed over, results collected
+        for j, (o0, o1) in enumerate(zip(s0[1], s1[1])):
+            if j == ci:
+                continue
+            if o0[3] == IDLE and o1[3] == RUN:
+                self.shadow[j] = [self._label(fr, self._call_args(s0, ci) if n == 0 else None)
+                                  for n, fr in enumerate(o1[0])]
+                work = self.shadow[j][0] if self.shadow[j] else "work"
+                st.parts.append(_Part("handoff", f"hands {work} to {self.titles[j]}, waits", j))
+            elif o0[3] == RET and o1[3] == IDLE:
+                st.parts.append(_Part("return", f"{self.titles[j]} returned {o0[4]}", j))
+        if c1[3] == RET and c0[3] != RET:
+            st.parts.append(_Part("end", f"returns {c1[4]}"))
+        elif c1[3] == DONE and c0[3] != DONE:
+            st.parts.append(_Part("end", "finishes"))
+        if out.choice is not None and out.choice != "succeeds":
+            text = st.text.removeprefix("if ")
+            st.parts.append(_Part("choice", f"{text}: {out.choice}" if text.startswith("may fail")
+                                  else f"chooses {out.choice}"))
+        if last and self.prop.fires_in_steps and prog.prop_index[self.prop.name] in out.events:
+            if self.prop.kind is ir.PropKind.COVER:
+                st.parts.append(_Part("goal", f"-> {self.prop.name}: `{_cond_text(st.text)}` is met"))
+            elif self.prop.kind is ir.PropKind.ORDER:
+                st.parts.append(_Part("violation", f"!! takes {self.prop.forbidden[0]} while holding "
+                                                   f"{self.prop.forbidden[1]}"))
+            else:
+                st.parts.append(_Part("violation", f"!! {self.prop.name}: `{_cond_text(st.text)}` is false"))
+            st.chain = st.full
+        self.shadow[ci] = self._relabel(self.shadow[ci], c0[0], c1[0], self._call_args(s0, ci))
+        self.stmts.append(st)
+        return st
+
+    def _relabel(self, labels: list, old: tuple, new: tuple, args: list[int] | None) -> list:
+        keep = 0
+        while keep < min(len(old), len(new)) and old[keep][0] == new[keep][0]:
+            keep += 1
+        pushed = new[keep:]
+        return labels[:keep] + [self._label(fr, args if len(pushed) == 1 else None) for fr in pushed]
+
+    def _wait(self, step: int, ci: int, state: State, blocked: Blocked) -> str:
+        frames = state[1][ci][0]
+        who = ", ".join(self.titles[j] for j in sorted(blocked.waits or ())) or "any other context"
+        chain = self._chain(ci, frames)
+        st = _Stmt(step, ci, frames, chain, blocked.span, source_text(blocked.span), full=chain)
+        lock = self._wanted(frames)
+        if lock is not None:
+            text = f"waits for {lock.lock}{_mode(lock.mode)}: {who}"
+            st.parts.append(_Part("wait", text, lock.lock))
+        else:
+            text = f"waits for {who}"
+            st.parts.append(_Part("wait", text, tuple(sorted(blocked.waits or ()))))
+        self.stmts.append(st)
+        return text
+
+    def _wanted(self, frames: tuple) -> LockUse | None:
+        """The lock a context stands at the acquire of, if it does."""
+        for i, fr in enumerate(frames):
+            code = self.prog.codes[fr[0]]
+            if code.fn is not None and code.fn.lock_class is not None and code.fn.role == "acquire" and fr[2]:
+                return LockUse(self.prog.lock_names[fr[2][0]], code.fn.mode, self._at(frames[:i + 1]),
+                               self._chain_of(frames))
+        return None
+
+    def _chain_of(self, frames: tuple) -> tuple[str, ...]:
+        return tuple(x for x in (self._label(fr) for fr in frames) if x is not None)
+
+    # ---- the end
+    def _report(self) -> Report:
+        prog, prop, rep = self.prog, self.prop, self.rep
+        last = rep.states[-1]
+        if prop.kind is ir.PropKind.DEADLOCK:
+            return self._deadlock(last)
+        if prop.fires_in_steps:
+            fail = next((st for st in reversed(self.stmts)
+                         if any(p.kind in ("violation", "goal") for p in st.parts)), None)
+            assert fail is not None
+            if prop.kind is ir.PropKind.COVER:
+                return Report("cover", f"`{prop.name}` is reached", self._task(fail.ci, fail.frames, fail.full),
+                              (), (), tuple(self._check_values(fail)), f"{fail.span}: {fail.text}")
+            return self._event(fail)
+        return self._state_report(last)
+
+    def _task(self, ci: int, frames: tuple, chain: tuple[str, ...], **kw) -> TaskReport:
+        return TaskReport(self.titles[ci], current_cpu(self.prog, (frames,), ci) if frames else
+                          self.prog.contexts[ci].home_cpu, tuple(self.acq[ci]), chain, **kw)
+
+    def _holders(self, besides: set[int]) -> tuple[TaskReport, ...]:
+        last = self.rep.states[-1]
+        return tuple(self._task(ci, last[1][ci][0], self._chain_of(last[1][ci][0]))
+                     for ci in range(len(self.prog.contexts)) if self.acq[ci] and ci not in besides)
+
+    def _deadlock(self, state: State) -> Report:
+        blocked, waits = {}, {}
+        for ci in range(len(self.prog.contexts)):
+            res = run_context(self.prog, state, ci)
+            if isinstance(res, Blocked):
+                blocked[ci], waits[ci] = res.waits, res
+        stuck = sorted(deadlocked(state, blocked))
+        tasks = []
+        for ci in stuck:
+            frames = state[1][ci][0]
+            wanted = self._wanted(frames)
+            note = ""
+            if wanted is not None and wanted.mode == "write" and self._block_set(state, wanted.lock):
+                note = f"a pending writer: new readers of {wanted.lock} wait"
+            tasks.append(self._task(ci, frames, self._chain_of(frames), wants=wanted,
+                                    waits_for=tuple(self.titles[j] for j in sorted(waits[ci].waits or ())),
+                                    note=note))
+        locks = {t.wants.lock for t in tasks if t.wants}
+        scenario = []
+        for st in self.stmts:
+            if st.ci not in stuck:
+                continue
+            for p in st.parts:
+                if p.subject in locks and p.kind in ("lock", "wait"):
+                    scenario.append((self.titles[st.ci], _scenario_line(p)))
+        return Report("deadlock", "INFO: these tasks are blocked forever (deadlock)", None, tuple(tasks),
+                      tuple(scenario), (), "")
+
+    def _block_set(self, state: State, lock: str) -> bool:
+        off = self.prog.field_off.get((self.prog.lock_index[lock], "block"))
+        return off is not None and bool(state[0][off])
+
+    def _event(self, fail: _Stmt) -> Report:
+        prog, prop = self.prog, self.prop
+        ci, frames = fail.ci, fail.frames
+        code = prog.codes[frames[-1][0]]
+        fn = code.name
+        where = f"{fail.span}: {fail.text}"
+        values = tuple(self._check_values(fail))
+        chain = fail.full
+        if prop.kind is ir.PropKind.ORDER:
+            first, second = prop.forbidden
+            wanted = LockUse(first, None, self._at(frames), chain)
+            task = self._task(ci, frames, chain, wants=wanted)
+            scen = ((self.titles[ci], f"lock({second});"), ("other task", f"lock({first});"),
+                    ("other task", f"lock({second});"), (self.titles[ci], f"lock({first});"))
+            return Report("circular", "WARNING: possible circular locking dependency detected", task,
+                          self._holders({ci}), scen, values, where,
+                          (f"{first} --> {second}" + (f" ({prop.doc})" if prop.doc else ""),))
+        wanted = self._wanted(frames)
+        if code.fn is not None and code.fn.lock_class is not None and code.fn.role == "acquire":
+            kind, title = "recursive", "WARNING: possible recursive locking detected"
+            lk = wanted.lock if wanted else "?"
+            scen = ((self.titles[ci], f"lock({lk});"), (self.titles[ci], f"lock({lk});"))
+            return Report(kind, title, self._task(ci, frames, chain, wants=wanted), self._holders({ci}), scen,
+                          values, where)
+        cpu = current_cpu(prog, self.rep.states[-2][1][ci], ci)
+        caller = next((label for label in reversed(chain[:-1]) if not label.startswith("<")), "?")
+        if fn == "might_sleep":
+            site = wanted.lock if wanted else ""
+            title = f"BUG: sleeping function called from invalid context at {chain[-2] if len(chain) > 1 else fn}"
+            title += f" ({site})" if site else ""
+            return Report("sleep", title, self._task(ci, frames, chain, wants=wanted), (), (), values, where)
+        if fn.startswith("lockdep_assert"):
+            title = f"WARNING: CPU: {cpu} PID: {self.titles[ci]} at {caller}: {fn}()"
+            return Report("assert", title, self._task(ci, frames, chain), (), (), values, where)
+        kind = KERNEL_REPORTS.get(prop.name, "check")
+        title = {"bug": f"kernel BUG at {_bare(chain[-1]) if chain else fn}!",
+                 "warn": f"WARNING: CPU: {cpu} PID: {self.titles[ci]} at {_bare(chain[-1]) if chain else fn}",
+                 "check": f"{prop.name}: the check fails in {_bare(chain[-1]) if chain else fn} "
+                          f"on CPU{cpu}"}[kind]
+        return Report(kind, title, self._task(ci, frames, chain), (), (), values, where)
+
+    def _check_values(self, fail: _Stmt) -> list[str]:
+        """The values the failing check's condition read, in the state before it."""
+        prog = self.prog
+        check = next((s for body in _bodies(self.model) for s in walk_stmts(body)
+                      if isinstance(s, ir.Check) and s.span == fail.span), None)
+        if check is None:
+            return []
+        before = self._state_before(fail)
+        lines: list[str] = []
+        shown: set[str] = set()
+        top = before[1][fail.ci][0][-1] if before[1][fail.ci][0] else None
+        ctx = before[1][fail.ci]
+        for e in sub_exprs(check.cond):
+            _show_var(prog, e, before, lines, shown)
+            if isinstance(e, ir.Builtin) and e.op in (ir.BuiltinOp.IRQS_OFF, ir.BuiltinOp.IN_IPI) \
+                    and e.op.value not in shown:
+                shown.add(e.op.value)
+                on = ctx[2] if e.op is ir.BuiltinOp.IRQS_OFF else int(bool(ctx[0]) and ctx[0][-1][3] >= 0)
+                lines.append(f"{e.op.value} = {'true' if on else 'false'}")
+            if isinstance(e, ir.LocalRef) and top is not None and e.local.name not in shown:
+                shown.add(e.local.name)
+                lines.append(f"{e.local.name} = {fmt_value(prog, e.local.type, top[2][e.local.slot])}")
+        return lines
+
+    def _state_before(self, target: _Stmt) -> State:
+        k = target.step - 1
+        s = self.rep.states[k]
+        ci = self.rep.contexts[k]
+        for frames, out in walk_block(self.prog, s, ci, self.schedule.steps[k].choice):
+            if out.span == target.span and frames == target.frames:
+                return s
+            s = out.state
+        return s
+
+    def _state_report(self, state: State) -> Report:
+        """Invariants and covers: the statement that last made the condition false
+        (true, for a cover) is where the witness ends; the values it reads."""
+        prog, prop = self.prog, self.prop
+        assert prop.expr is not None
+        fn = compile_expr(prog, prop.expr)
+        want = prop.kind is ir.PropKind.COVER
+        s = self.rep.states[0]
+        flip = None
+        value = bool(fn(StateEnv(prog, s)))
+        for st in self.stmts:
+            if not st.parts or st.parts[0].kind == "wait":
+                continue
+            s2 = self._after(st)
+            v2 = bool(fn(StateEnv(prog, s2)))
+            if v2 != value and v2 == want:
+                flip = st
+            value = v2
+        target = flip or next((st for st in reversed(self.stmts) if st.parts), None)
+        if target is not None:
+            kind = "goal" if want else "violation"
+            text = f"-> {prop.name} is reached" if want else f"!! {prop.name} is false from here"
+            target.parts.append(_Part(kind, text))
+            target.chain = target.full
+        lines: list[str] = []
+        shown: set[str] = set()
+        for e in sub_exprs(prop.expr):
+            if isinstance(e, ir.PredRef):
+                for x in sub_exprs(e.pred.expr):
+                    _show_var(prog, x, state, lines, shown)
+            _show_var(prog, e, state, lines, shown)
+        where = f"{prop.span}: {prop.kind.value} {prop.name}"
+        title = f"`{prop.name}` is reached" if want else f"`{prop.name}` is false"
+        if prop.observe is ir.Observe.QUIESCENT:
+            title += " (at a quiescent state)"
+        return Report("cover" if want else "invariant", title, None, (), (), tuple(lines), where)
+
+    def _after(self, target: _Stmt) -> State:
+        k = target.step - 1
+        s = self.rep.states[k]
+        for frames, out in walk_block(self.prog, s, self.rep.contexts[k], self.schedule.steps[k].choice):
+            if out.span == target.span and frames == target.frames:
+                return out.state
+            s = out.state
+        return self.rep.states[k + 1]
+
+    # ---- what the condensed view shows
+    def _mark(self, report: Report) -> None:
+        """NOTE(condensed): lock findings tell their story with the locks involved
+        (taken, released, waited for), state findings with the state the properties
+        read; decisions (`may fail`, a CPU picked) are always shown, as is work
+        handed to a kthread that then does something shown."""
+        lock_story = report.kind in LOCK_REPORTS
+        locks: set[str] = set()
+        if report.kind == "deadlock":
+            locks = {t.wants.lock for t in report.tasks if t.wants}
+        elif report.task is not None and report.task.wants is not None:
+            locks = {report.task.wants.lock}
+        if report.kind == "circular":
+            locks |= set(self.prop.forbidden)
+        watched = observed_vars(self.model)
+        failing = self.titles.index(report.task.task) if report.task is not None else -1
+        stuck = {self.titles.index(t.task) for t in report.tasks} if report.kind == "deadlock" else set()
+        final_wait = {}
+        for st in self.stmts:
+            if st.parts and st.parts[0].kind == "wait":
+                final_wait[st.ci] = st
+        for st in self.stmts:
+            for p in st.parts:
+                match p.kind:
+                    case "violation" | "goal" | "choice":
+                        p.key = True
+                    case "lock":
+                        p.key = p.subject in locks
+                    case "wait":
+                        p.key = p.subject in locks or (st.ci in stuck and final_wait.get(st.ci) is st)
+                    case "state":
+                        p.key = not lock_story and p.subject in watched
+                    case "irqs":
+                        p.key = report.kind in ("sleep", "assert") and st.ci == failing
+        # work handed over is shown when the kthread does something shown meanwhile
+        for i, st in enumerate(self.stmts):
+            for p in st.parts:
+                if p.kind != "handoff":
+                    continue
+                j = p.subject
+                end = next((k for k in range(i + 1, len(self.stmts)) for q in self.stmts[k].parts
+                            if q.kind == "return" and q.subject == j), len(self.stmts))
+                if any(q.key for s2 in self.stmts[i + 1:end] if s2.ci == j for q in s2.parts):
+                    p.key = True
+                    for q in (self.stmts[end].parts if end < len(self.stmts) else []):
+                        if q.kind == "return" and q.subject == j:
+                            q.key = True
+
+
+def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
+    return _Builder(prog, prop, schedule).run()
+
+
+def _with_events(row: TraceRow, events: tuple[TraceEvent, ...]) -> TraceRow:
+    from dataclasses import replace
+    return replace(row, events=events, key=any(e.key for e in events))
+
+
+def _scenario_line(p: _Part) -> str:
+    if p.kind == "wait":
+        return f"lock({p.subject});  <- waits"
+    if p.text.startswith("takes "):
+        mode = " (read)" if p.text.endswith("(read)") else " (write)" if p.text.endswith("(write)") else ""
+        return f"lock({p.subject}){mode};"
+    if p.text.startswith("releases "):
+        return f"unlock({p.subject});"
+    return p.text
+
+
+def _bare(label: str) -> str:
+    return label.split("(", 1)[0] + "()"
+
+
+def _mode(mode: str | None) -> str:
+    return f" ({mode})" if mode else ""
+
+
+def _cond_text(text: str) -> str:
+    """`check seamcall-in-vmx: vmx[c];` -> `vmx[c]`."""
+    body = text.split(":", 1)[1] if text.startswith("check ") and ":" in text else text
+    return body.strip().rstrip(";").strip()
 
 
 def _function(prog: Program, frames: tuple) -> str:
@@ -68,138 +588,32 @@ def _function(prog: Program, frames: tuple) -> str:
     return prog.codes[frames[-1][0]].name if frames else ""
 
 
-def _var_changes(prog: Program, before: State, after: State) -> list[str]:
-    out = []
-    g0, g1 = before[0], after[0]
-    for var in prog.model.vars:
-        off, size = prog.var_off[var.name], prog.var_size[var.name]
-        for i in range(size):
-            if g0[off + i] != g1[off + i]:
-                if var.per_cpu:
-                    name = f"{var.name}[{i}]"
-                elif var.dim is not None:
-                    name = f"{var.name}[{var.dim.members[i]}]"
-                else:
-                    name = var.name
-                out.append(f"{name} = {fmt_value(prog, var.type, g1[off + i])}")
+def _lock_wrappers(model: ir.Model) -> set[str]:
+    """Functions whose whole body is one call of a lock operation (`cpus_read_lock()`)."""
+    ops = {f.name for f in model.functions if f.lock_class is not None}
+    out = set()
+    for f in model.functions:
+        if f.lock_class is None and len(f.body) == 1 and isinstance(f.body[0], ir.Call) \
+                and isinstance(f.body[0].callee, ir.FnRef) and f.body[0].callee.name in ops:
+            out.add(f.name)
     return out
 
 
-def _mode(md: int) -> str:
-    m = MODE_NAME[md]
-    return f" ({m})" if m else ""
-
-
-def describe_wait(prog: Program, state: State, ci: int, blocked: Blocked) -> str:
-    ctx = state[1][ci]
-    frames = ctx[0]
-    names = [prog.contexts[j].name for j in sorted(blocked.waits or ())]
-    who = ", ".join(names) if names else "any other context"
-    top = prog.codes[frames[-1][0]] if frames else None
-    if top is not None and top.fn is not None and top.fn.lock_class is not None and frames[-1][2]:
-        lock = prog.lock_names[frames[-1][2][0]]
-        stack = [prog.codes[f[0]].name for f in frames
-                 if prog.codes[f[0]].fn is None or prog.codes[f[0]].fn.lock_class is None]
-        where = " -> ".join(n.removeprefix("actor ") + "()" for n in stack[-2:])
-        mode = f" ({top.fn.mode})" if top.fn.mode else ""
-        return f"{where} waits for {lock}{mode}: {who} holds it or is acquiring it"
-    ins = top.instrs[frames[-1][1]] if top is not None else None
-    if ins is not None and ins.op in (3, 4):  # CALLIN, CALLWAIT
-        return f"waits for {who}"
-    return f"waits for {who}"
+def _bodies(model: ir.Model):
+    return [f.body for f in model.functions] + [a.body for a in model.actors]
 
 
 def observed_vars(model: ir.Model) -> set[str]:
     """Variables the properties and checks read: their changes are the kernel-level
     events of a witness."""
     from tdxproof.model.blocks import observed
-    from tdxproof.model.wellformed import walk_stmts
 
     names = observed(model)
-    for body in [f.body for f in model.functions] + [a.body for a in model.actors]:
+    for body in _bodies(model):
         for s in walk_stmts(body):
             if isinstance(s, ir.Check):
                 names |= {x.var.name for x in sub_exprs(s.cond) if isinstance(x, ir.VarRef)}
     return names - {"cpuhp_busy"}
-
-
-def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
-    rep = replay(prog, schedule)
-    watched = observed_vars(prog.model)
-    locky = prop.kind in (ir.PropKind.DEADLOCK, ir.PropKind.ORDER) or prop.name in (
-        "no-recursive-read", "locks-asserted", "no-sleep-in-atomic")
-    rows: list[TraceRow] = []
-    seen: list[tuple[str, int]] = []
-    for k, (step, ci) in enumerate(zip(schedule.steps, rep.contexts)):
-        before, after = rep.states[k], rep.states[k + 1]
-        ctx0, ctx1 = before[1][ci], after[1][ci]
-        changes = _var_changes(prog, before, after)
-        key = any(c.split("[")[0].split(" ")[0] in watched for c in changes)
-        handoff = False
-        held0, held1 = list(ctx0[1]), list(ctx1[1])
-        lock_change = bool(set(held0) ^ set(held1))
-        for h in held1:
-            if h in held0:
-                held0.remove(h)
-            else:
-                changes.append(f"takes {prog.lock_names[h[0]]}{_mode(h[1])}")
-        for h in held0:
-            changes.append(f"releases {prog.lock_names[h[0]]}{_mode(h[1])}")
-        if ctx0[2] != ctx1[2]:
-            changes.append("interrupts off" if ctx1[2] else "interrupts on")
-        for j, (c0, c1) in enumerate(zip(before[1], after[1])):
-            if j == ci:
-                continue
-            if c0[3] == IDLE and c1[3] == RUN:
-                handoff = True
-                fn = prog.codes[c1[0][0][0]].name
-                args = ", ".join(str(a) for a in c1[0][0][2][:len(prog.codes[c1[0][0][0]].fn.params)])
-                changes.append(f"hands {fn}({args}) to {prog.contexts[j].name} and waits")
-            if c0[3] == RET and c1[3] == IDLE:
-                changes.append(f"{prog.contexts[j].name} returned {c0[4]}")
-        if ctx1[3] == RET and ctx0[3] != RET:
-            changes.append(f"returns {ctx1[4]}")
-        if ctx1[3] == DONE and ctx0[3] != DONE:
-            changes.append("finishes")
-        violation = None
-        out = rep.outcomes[k]
-        if prop.kind is ir.PropKind.EVENT and prog.prop_index[prop.name] in out.events and k == len(schedule) - 1:
-            violation = f"check {prop.name} fails"
-        if prop.kind is ir.PropKind.ORDER and prog.prop_index[prop.name] in out.events and k == len(schedule) - 1:
-            first, second = prop.forbidden
-            violation = f"takes {first} while holding {second}"
-        waits = None
-        res = run_context(prog, after, ci)
-        if isinstance(res, Blocked):
-            waits = describe_wait(prog, after, ci, res)
-        name = prog.contexts[ci].name
-        cpu = current_cpu(prog, ctx0, ci)
-        failed = step.choice is not None and "fails" in step.choice.split(", ")
-        walked = list(walk_block(prog, before, ci, step.choice))
-        if step.choice is not None:
-            for _, o in walked:
-                if o.choice is not None:
-                    text = _source_text(prog, o.span).removeprefix("if ")
-                    changes.append(f"{text}: {o.choice}" if "may fail" in text else f"chooses {o.choice}")
-        if locky:
-            # lock rules and deadlocks: the lock events, waits and hand-offs tell the story
-            key = handoff or lock_change or waits is not None or violation is not None
-        else:
-            key = key or handoff or failed or violation is not None
-        frames_at = next((fr for fr, o in walked if o.span == out.span), ctx0[0])
-        site = _call_site(prog, frames_at, out.span)
-        rows.append(TraceRow(k + 1, name, cpu, _function(prog, ctx0[0]), out.span,
-                             _source_text(prog, site), tuple(changes), waits, violation,
-                             _statements(prog, walked), key))
-    for row in rows:
-        if row.key and all(name != row.context for name, _ in seen):
-            seen.append((row.context, prog.contexts[rep.contexts[row.step - 1]].home_cpu))
-    final = _final(prog, prop, rep.states[-1])
-    if prop.kind is ir.PropKind.EVENT and schedule.steps:
-        final = _failed_check(prog, prop, rep.states[-2], rep.contexts[-1], schedule.steps[-1].choice)
-    everyone = [(c.name, c.home_cpu) for c in prog.contexts if c.name in {r.context for r in rows}]
-    seen += [c for c in everyone if c not in seen]
-    return Trace(tuple(rows), tuple(seen), tuple(final), tuple(_valuation(prog, st) for st in rep.states))
 
 
 def _plain(prog: Program, ty: ir.Type, v: int) -> object:
@@ -218,64 +632,6 @@ def _valuation(prog: Program, state: State) -> tuple[tuple[str, object], ...]:
         vals = [_plain(prog, var.type, state[0][off + i]) for i in range(size)]
         out.append((var.name, vals if var.indexed else vals[0]))
     return tuple(out)
-
-
-def _statements(prog: Program, walked: list) -> tuple[tuple[str, str], ...]:
-    """Every statement of one transition, for --verbose."""
-    return tuple((_function(prog, frames), _source_text(prog, out.span)) for frames, out in walked)
-
-
-def _failed_check(prog: Program, prop: ir.Property, state: State, ci: int, choice: str | None) -> list[str]:
-    """The failing check of the last transition, with the values its condition reads."""
-    from tdxproof.model.wellformed import walk_stmts
-
-    idx = prog.prop_index[prop.name]
-    before = state
-    for _, out in walk_block(prog, state, ci, choice):
-        if idx in out.events:
-            bodies = [f.body for f in prog.model.functions] + [a.body for a in prog.model.actors]
-            check = next((st for body in bodies for st in walk_stmts(body)
-                          if isinstance(st, ir.Check) and st.prop == prop.name and st.span == out.span), None)
-            lines = [f"at {out.span}: {_source_text(prog, out.span)}"]
-            if check is not None:
-                shown: set[str] = set()
-                top = before[1][ci][0][-1] if before[1][ci][0] else None
-                for e in sub_exprs(check.cond):
-                    _show_var(prog, e, before, lines, shown)
-                    if isinstance(e, ir.LocalRef) and top is not None and e.local.name not in shown:
-                        shown.add(e.local.name)
-                        lines.append(f"{e.local.name} = {fmt_value(prog, e.local.type, top[2][e.local.slot])}")
-            return lines
-        before = out.state
-    return []
-
-
-def _final(prog: Program, prop: ir.Property, state: State) -> list[str]:
-    lines: list[str] = []
-    if prop.kind is ir.PropKind.DEADLOCK:
-        blocked = {}
-        waits = {}
-        for ci in range(len(prog.contexts)):
-            res = run_context(prog, state, ci)
-            if isinstance(res, Blocked):
-                blocked[ci] = res.waits
-                waits[ci] = res
-        for ci in sorted(deadlocked(state, blocked)):
-            ctx = state[1][ci]
-            held = ", ".join(prog.lock_names[lk] + _mode(md) for lk, md in ctx[1]) or "nothing"
-            status = " (finished)" if ctx[3] == DONE else ""
-            lines.append(f"{prog.contexts[ci].name}{status} holds {held}; "
-                         f"{describe_wait(prog, state, ci, waits[ci])}")
-        return lines
-    if prop.expr is None:
-        return lines
-    shown: set[str] = set()
-    for e in sub_exprs(prop.expr):
-        if isinstance(e, ir.PredRef):
-            for x in sub_exprs(e.pred.expr):
-                _show_var(prog, x, state, lines, shown)
-        _show_var(prog, e, state, lines, shown)
-    return lines
 
 
 def _show_var(prog: Program, e: ir.Expr, state: State, lines: list[str], shown: set[str]) -> None:

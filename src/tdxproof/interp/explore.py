@@ -70,7 +70,8 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                   if p.kind is ir.PropKind.INVARIANT and p.expr is not None]
     covers = [(p, compile_expr(prog, p.expr)) for p in props if p.kind is ir.PropKind.COVER and p.expr is not None]
     deadlock_props = [p for p in props if p.kind is ir.PropKind.DEADLOCK]
-    event_names = {p.name for p in props if p.kind in (ir.PropKind.EVENT, ir.PropKind.ORDER)}
+    event_names = {p.name for p in props if p.fires_in_steps}
+    goal_names = {p.name for p in props if p.fires_in_steps and p.kind is ir.PropKind.COVER}
     prop_names = [p.name for p in model.properties]
 
     search = _Search(prog)
@@ -127,9 +128,9 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                 for out in res:
                     for ev in out.events:
                         name = prop_names[ev]
-                        if name in event_names and name not in result.violations:
-                            result.violations[name] = Found(search.schedule_to(
-                                idx, Step(prog.contexts[ci].name, out.choice)))
+                        found = result.covered if name in goal_names else result.violations
+                        if name in event_names and name not in found:
+                            found[name] = Found(search.schedule_to(idx, Step(prog.contexts[ci].name, out.choice)))
                     ns = out.state
                     if ns in search.index:
                         continue

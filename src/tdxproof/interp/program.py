@@ -58,6 +58,7 @@ class Instr:
     result_local: bool = True  # CALL: the result (if any) goes to a local
     mover: str = "N"       # NOTE(blocks): B (invisible), R (acquire), L (release), N; "cut": always a boundary
     blocking: bool = False # may block or idle: only ever the first statement of a block
+    first: str | None = None  # a "cut" that starts a block there as this mover (an actor's restart)
 
 
 @dataclass
@@ -181,7 +182,8 @@ class Program:
             ins.blocking = ins.op in (AWAIT, REQUIRE, CALLIN, CALLWAIT, IPI_ENTER, PICK) or (
                 ins.op == ATOMIC and ins.a is not None)
         if repeats and code.instrs:
-            code.instrs[0].mover = "cut"   # a repeating actor's body starts a new block
+            # a repeating actor's body starts a new block, as what its first statement is
+            code.instrs[0].first, code.instrs[0].mover = code.instrs[0].mover, "cut"
         self._resolve_jumps(code)
         self._liveness(code)
         return code

@@ -211,7 +211,9 @@ class Machine:
 
     def first_kind(self) -> str:
         kind, _ = self.next_kind()
-        return "N" if kind in (None, "cut") else kind
+        if kind == "cut":
+            return self.prog.codes[self.code].instrs[self.pc].first or "N"
+        return "N" if kind is None else kind
 
 
 def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:

@@ -25,6 +25,11 @@ Two more boundaries keep every block loop-free (as large-block encoding needs):
 the advance of a loop (`for` back edge) and the first statement of an actor's
 body (a repeating actor restarts there) always start a new block.
 
+Ghost statements (NOTE(ghost) in model/lower.py) are invisible by construction:
+they write only ghost state, which no real statement reads, so running them with
+the adjacent step changes nothing any context does; they only fix the instant at
+which the properties' bookkeeping samples the state.
+
 Locks held are *must* information: what every path to the statement holds,
 from the entry of its root (actor body, kthread work) down the call graph.
 """
@@ -282,6 +287,9 @@ def compute_blocks(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> t
             if res is None or isinstance(res, ir.LocalRef) or (
                     isinstance(res, ir.VarRef) and res.var.name not in watched and covered(res.var.name, excl)):
                 quiet_results.add(s.sid)
+        if s.sid in model.ghost:
+            invisible.add(s.sid)   # NOTE(ghost): it cannot change what any context does
+            continue
         if special:
             continue
         if isinstance(s, ir.Call):

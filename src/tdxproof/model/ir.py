@@ -548,6 +548,12 @@ class Property:
     forbidden: tuple[str, ...] = ()
     span: Span = _span()
 
+    @property
+    def fires_in_steps(self) -> bool:
+        """Decided by steps, not states: `check` events, lock orders, and covers
+        met by `cover NAME: cond;` statements (lowered to a check of `!cond`)."""
+        return self.kind in (PropKind.EVENT, PropKind.ORDER) or (self.kind is PropKind.COVER and self.expr is None)
+
 
 @dataclass(frozen=True, slots=True)
 class Expect:
@@ -591,6 +597,7 @@ class Model:
     movers: tuple[tuple[int, str], ...] = ()          # (sid, B | R | L | N), see model/blocks.py
     files: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
+    ghost: frozenset[int] = frozenset()               # NOTE(ghost): sids of ghost statements
 
     def function(self, name: str) -> Function:
         return next(f for f in self.functions if f.name == name)

@@ -62,6 +62,8 @@ class _Body:
     scopes: list[dict[str, ir.Local]] = field(default_factory=lambda: [{}])
     loops: int = 0
     in_atomic: bool = False
+    ghost_locals: set[int] = field(default_factory=set)   # slots of `ghost let` locals
+    reading: str | None = None   # "ghost" in ghost code, "check" in a check: may read ghost locals
     is_actor: bool = False
     loop_vars: set[int] = field(default_factory=set)
 
@@ -104,6 +106,7 @@ class Lowerer:
         self.sid = itertools.count(1)
         self.qid = itertools.count(1)
         self.atomics: list[tuple[str, Span]] = []
+        self.ghost_sids: set[int] = set()
         self.qscope: list[dict[str, ir.QVar]] = []
         self.body: _Body | None = None
         self.cpus = 2
@@ -168,6 +171,7 @@ class Lowerer:
                 if sig is not None and sig.decl is fn:
                     functions[sig.index] = self._function(fn, sig)
         actors = [self._actor(it, i) for i, it in enumerate(x for _, x in items if isinstance(x, A.ActorDecl))]
+        self._ghost_reads([f for f in functions if f is not None], actors)
         expects = self._expects(resolved.expects)
         for prop in self.props.values():
             if prop.kind is ir.PropKind.STATIC and prop.module not in self.modules:
@@ -181,7 +185,7 @@ class Lowerer:
             functions=tuple(f for f in functions if f is not None), kthreads=tuple(self.kthreads.values()),
             actors=tuple(actors), properties=tuple(self.props.values()), expects=tuple(expects),
             atomics=tuple(self.atomics), files=tuple(f.path for f in self.loaded.files),
-            overrides=tuple(resolved.overrides))
+            overrides=tuple(resolved.overrides), ghost=frozenset(self.ghost_sids))
 
     # ------------------------------------------------------------ parameters
     def _params(self, resolved: Resolved) -> None:
@@ -408,7 +412,7 @@ class Lowerer:
         kind = ir.PropKind(it.kind)
         observe = {ir.PropKind.EVENT: ir.Observe.EVENT, ir.PropKind.STATIC: ir.Observe.STATIC,
                    ir.PropKind.ORDER: ir.Observe.EVENT}.get(
-            kind, ir.Observe(it.observe or "every"))
+            kind, ir.Observe(it.observe or ("every" if it.expr is not None else "event")))
         if observe is ir.Observe.QUIESCENT and "quiescent" not in self.preds:
             self.d.error("E207", "`at quiescent` needs a `predicate quiescent: ...;` (the kernel preludes "
                          "declare one)", it.span)
@@ -597,19 +601,31 @@ class Lowerer:
                                      "under which the block runs", st.span)
                 self.atomics.append((mech, s.span))
                 return [ir.Atomic(next(self.sid), mech, inner, s.span)]
-            case A.Check(prop=prop, cond=cond):
+            case A.Check(prop=prop, cond=cond, reach=reach):
                 p = self.prop_decls.get(prop)
+                stmt, want = ("cover", "cover NAME \"...\";") if reach else ("check", "event NAME \"...\";")
                 if p is None:
                     self.d.error("E207", f"unknown property `{prop}`", s.span,
-                                 help=did_you_mean(prop, self.prop_decls) or "declare it: `event NAME \"...\";`")
+                                 help=did_you_mean(prop, self.prop_decls) or f"declare it: `{want}`")
                     raise _Skip
-                if p.kind != "event":
-                    self.d.error("E317", f"`check` needs an event property, and `{prop}` is {_a_kind(p.kind)}",
-                                 s.span, notes=(Note(f"`{prop}` is declared here", p.span),))
+                if (p.kind, p.expr is None) != (("cover", True) if reach else ("event", True)):
+                    what = "a cover goal declared without a condition" if reach else "an event property"
+                    self.d.error("E317", f"`{stmt}` needs {what}, and `{prop}` is "
+                                 + (f"a cover goal with a condition" if p.kind == "cover" else _a_kind(p.kind)),
+                                 s.span, notes=(Note(f"`{prop}` is declared here", p.span),),
+                                 help=f"declare it: `{want}`")
                     raise _Skip
-                c = self._expr(cond, expect=ir.BOOL)
-                self._want(ir.BOOL, c, cond.span, "`check`")
+                b.reading = "check"
+                try:
+                    c = self._expr(cond, expect=ir.BOOL)
+                finally:
+                    b.reading = None
+                self._want(ir.BOOL, c, cond.span, f"`{stmt}`")
+                if reach:   # the goal is met where `!cond` fails, as an event's check does
+                    c = ir.Unary("!", c, ir.BOOL, c.span)
                 return [ir.Check(next(self.sid), prop, c, s.span)]
+            case A.GhostStmt(stmt=inner):
+                return [self._ghost(inner)]
             case A.ForCpu(var=var, where=where, body=body):
                 return [self._loop(s, var, ir.CPU, where, body, lambda sid, local, w, stmts:
                                    ir.ForCpu(sid, local, w, stmts, s.span))]
@@ -650,6 +666,53 @@ class Lowerer:
                     raise _Skip
                 return [ir.Hold(next(self.sid), release, e, mode, s.span)]
         raise AssertionError(s)
+
+    def _ghost(self, inner: A.Let | A.Assign) -> ir.Stmt:
+        """NOTE(ghost): ghost code reads anything and writes only ghost state, so
+        it cannot change what the kernel does; it is no scheduling point (model/
+        blocks.py runs it with its context's adjacent step)."""
+        b = self.body
+        assert b is not None
+        if inner.value is not None and _is_user_call(inner.value, self):
+            self.d.error("E416", "ghost code cannot call functions", inner.span)
+            raise _Skip
+        b.reading = "ghost"
+        try:
+            [st] = self._stmt(inner)
+        finally:
+            b.reading = None
+        assert isinstance(st, ir.Assign)
+        target = st.target
+        if isinstance(inner, A.Let):
+            assert isinstance(target, ir.LocalRef)
+            b.ghost_locals.add(target.local.slot)
+        elif not ((isinstance(target, ir.VarRef) and target.var.ghost) or
+                  (isinstance(target, ir.LocalRef) and target.local.slot in b.ghost_locals)):
+            self.d.error("E417", f"ghost code can only write ghost state, and {_describe(inner.target)} is not "
+                         "ghost", inner.span)
+            raise _Skip
+        self.ghost_sids.add(st.sid)
+        return st
+
+    def _ghost_reads(self, functions: list[ir.Function], actors: list[ir.Actor]) -> None:
+        """NOTE(ghost): what ghost code writes, only ghost code and checks may read."""
+        from tdxproof.model.wellformed import sub_exprs, walk_exprs, walk_stmts
+
+        bodies = [f.body for f in functions] + [a.body for a in actors]
+        written = {st.target.var.name for body in bodies for st in walk_stmts(body)
+                   if st.sid in self.ghost_sids and isinstance(st, ir.Assign) and isinstance(st.target, ir.VarRef)}
+        if not written:
+            return
+        for body in bodies:
+            for st in walk_stmts(body):
+                if st.sid in self.ghost_sids or isinstance(st, ir.Check):
+                    continue
+                for top in walk_exprs(st):
+                    for e in sub_exprs(top):
+                        if isinstance(e, ir.VarRef) and e.var.name in written:
+                            self.d.error("E419", f"`{e.var.name}` is written by ghost code, so only ghost code "
+                                         "and checks can read it", e.span or st.span)
+                            written.discard(e.var.name)
 
     def _loop(self, s: Any, var: str, ty: ir.Type, where: A.Expr | None, body: tuple[A.Stmt, ...],
               make: Callable[..., ir.Stmt], loop: bool = True) -> ir.Stmt:
@@ -898,6 +961,10 @@ class Lowerer:
         if self.body is not None:
             local = self.body.lookup(name)
             if local is not None:
+                if local.slot in self.body.ghost_locals and self.body.reading is None:
+                    self.d.error("E418", f"`{name}` is a ghost local: only ghost code and checks can read it",
+                                 span)
+                    raise _Skip
                 return ir.LocalRef(local, span)
         if name in self.consts:
             c = self.consts[name]

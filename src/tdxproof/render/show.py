@@ -55,6 +55,8 @@ def render_model(m: ir.Model) -> str:
     for p in m.properties:
         where = {ir.Observe.EVERY: "at every step", ir.Observe.QUIESCENT: "at quiescent states",
                  ir.Observe.EVENT: "where `check` runs", ir.Observe.STATIC: "on the call graph"}[p.observe]
+        if p.kind is ir.PropKind.COVER and p.expr is None:
+            where = "where `cover` statements run"
         if p.kind is ir.PropKind.DEADLOCK:
             where = "in every state (wait-for graph)"
         if p.kind is ir.PropKind.ORDER:

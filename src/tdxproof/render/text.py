@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import textwrap
 
+from tdxproof.render.report import render_report
+from tdxproof.render.table import render_table
 from tdxproof.results import PropertyResult, RunResult, Trace, Verdict
 
-COL = 38
+COL = 96
 
 
 def verdict_words(r: PropertyResult) -> str:
@@ -85,58 +87,41 @@ def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
     if r.doc:
         out.append(f"{r.name}: {r.doc}")
     if r.static is not None:
-        out.append("call chain: " + " -> ".join(r.static.chain))
-        out.append(f"  {r.static.span}: {r.static.what}")
+        out.append(render_static(r))
         return "\n".join(out)
     if r.trace is None:
         return "\n".join(out)
-    out.append(render_trace(r.trace, verbose=verbose))
-    if r.verdict is Verdict.VIOLATED:
-        where = {"quiescent": " (at a quiescent state)", "every": ""}.get(r.observe, "")
-        if r.kind == "deadlock":
-            out.append("deadlock: these contexts wait on each other forever:")
-        elif r.kind in ("event", "order"):
-            out.append(f"the check of `{r.name}` fails at step {len(r.trace.rows)}")
-        else:
-            out.append(f"`{r.name}` is false after step {len(r.trace.rows)}{where}:")
-    elif r.verdict is Verdict.COVERED:
-        out.append(f"`{r.name}` is reached after step {len(r.trace.rows)}:")
-    for line in r.trace.final:
-        out.append(f"    {line}")
+    out.append("")
+    out.append(render_steps(r.trace) if verbose else render_table(r.trace))
+    if not verbose:
+        shown = sum(1 for row in r.trace.rows if row.key)
+        out.append(f"  ({shown} of {len(r.trace.rows)} steps shown; --verbose shows every statement)")
+    if r.trace.report is not None:
+        out.append("")
+        out.extend(render_report(r.trace.report))
     return "\n".join(out)
 
 
-def render_trace(trace: Trace, *, verbose: bool = False) -> str:
-    shown = {r.context for r in trace.rows if verbose or r.key}
-    contexts = [(n, c) for n, c in trace.contexts if n in shown]
-    cols = [name for name, _ in contexts]
-    index = {name: i for i, name in enumerate(cols)}
-    header = "step  " + " | ".join(f"{f'{name} (CPU {cpu})':<{COL}}" for name, cpu in contexts)
-    lines = [header.rstrip(), "----  " + "-+-".join("-" * COL for _ in cols)]
+def render_static(r: PropertyResult) -> str:
+    w = r.static
+    assert w is not None
+    lines = ["call chain: " + " -> ".join(w.chain), f"  {w.span}: {w.what}"]
+    return "\n".join(lines)
+
+
+def render_steps(trace: Trace) -> str:
+    """--verbose: every transition, every statement, with its number."""
+    lines = []
     for row in trace.rows:
-        cell: list[str] = []
-        if verbose:
-            for fn, text in row.statements:
-                cell.extend(_wrap(f"{fn}: {text}"))
-        elif row.key:
-            cell.extend(_wrap(row.text if row.text.startswith(row.function) else f"{row.function}: {row.text}"))
-        else:
-            continue
+        lines.append(f"{row.step:>4}  {trace.title(row.context)} (CPU{row.cpu})")
+        for fn, text in row.statements:
+            lines.extend("        " + x for x in _wrap(f"{fn}: {text}"))
         for c in row.changes:
-            cell.extend(_wrap("  " + c))
+            lines.extend("          " + x for x in _wrap(c))
         if row.violation:
-            cell.extend(_wrap("  !! " + row.violation))
+            lines.append(f"          {row.violation}")
         if row.waits:
-            cell.extend(_wrap("  .. " + row.waits))
-        col = index[row.context]
-        for n, text in enumerate(cell):
-            cells = [""] * len(cols)
-            cells[col] = text
-            prefix = f"{row.step:>4}  " if n == 0 else "      "
-            lines.append((prefix + " | ".join(f"{c:<{COL}}" for c in cells)).rstrip())
-    if not verbose:
-        hidden = sum(1 for r in trace.rows if not r.key)
-        lines.append(f"      ({hidden} of {len(trace.rows)} steps not shown: internal bookkeeping; --verbose shows all)")
+            lines.extend("          .. " + x for x in _wrap(row.waits))
     return "\n".join(lines)
 
 

@@ -209,6 +209,7 @@ class Check:
     prop: str
     cond: Expr
     span: Span = _span()
+    reach: bool = False  # `cover NAME: cond;`: the cover goal is met where this runs with cond true
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,13 @@ class Hold:
 
 Stmt = (Let | Assign | ExprStmt | If | MayFail | Return | Await | Require | Atomic | Check
         | ForCpu | ForRange | Pick | Either | Break | Ipi | Hold)
+
+
+@dataclass(frozen=True, slots=True)
+class GhostStmt:
+    """`ghost let x = e;` / `ghost x = e;`: ghost code, for the properties only."""
+    stmt: "Let | Assign"
+    span: Span = _span()
 
 
 # ---- declarations ----

@@ -182,6 +182,9 @@ class Build(Transformer):
     def cover_decl(self, meta, c):
         return self._prop("cover", meta, c, True)
 
+    def cover_event_decl(self, meta, c):
+        return self._prop("cover", meta, c, False)
+
     def event_decl(self, meta, c):
         return self._prop("event", meta, c, False)
 
@@ -229,6 +232,9 @@ class Build(Transformer):
     def in_ctx(self, meta, c):
         return A.InCtx(str(c[0]), c[1], self._span(meta))
 
+    def ghost_stmt(self, meta, c):
+        return A.GhostStmt(c[0], self._span(meta))
+
     def let_stmt(self, meta, c):
         return A.Let(str(c[0]), c[1], c[2], c[3], self._span(meta))
 
@@ -268,6 +274,9 @@ class Build(Transformer):
 
     def check_stmt(self, meta, c):
         return A.Check(str(c[0]), c[1], self._span(meta))
+
+    def cover_stmt(self, meta, c):
+        return A.Check(str(c[0]), c[1], self._span(meta), reach=True)
 
     def for_cpu_stmt(self, meta, c):
         return A.ForCpu(str(c[0]), c[1], c[2], self._span(meta))

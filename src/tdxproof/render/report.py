@@ -1,0 +1,106 @@
+"""The end of a witness in the shapes kernel developers know: lockdep's reports
+(kernel/locking/lockdep.c: print_deadlock_bug(), print_circular_bug(),
+print_lock(); lockdep_print_held_locks()), WARN/BUG with a call trace, and a
+deadlock as every blocked task with the locks it holds and the one it wants."""
+
+from __future__ import annotations
+
+from tdxproof.results import LockUse, Report, TaskReport
+
+
+def _lock(u: LockUse) -> str:
+    mode = f", {u.mode}" if u.mode else ""
+    return f"({u.lock}){mode}, at: {u.at}"
+
+
+def _held(t: TaskReport) -> list[str]:
+    n = len(t.held)
+    if not n:
+        return [f"no locks held by {t.task}."]
+    out = [f"{n} lock{'s' if n != 1 else ''} held by {t.task}:"]
+    out += [f" #{i}: {_lock(u)}" for i, u in enumerate(t.held)]
+    return out
+
+
+def _backtrace(chain: tuple[str, ...]) -> list[str]:
+    return [f" {label}" for label in reversed(chain)]
+
+
+def _scenario(scenario: tuple[tuple[str, str], ...]) -> list[str]:
+    tasks: list[str] = []
+    for task, _ in scenario:
+        if task not in tasks:
+            tasks.append(task)
+    width = max([len(t) for t in tasks] + [len(x) for _, x in scenario]) + 4
+    out = [" Possible unsafe locking scenario:", ""]
+    out.append("       " + "".join(f"{t:<{width}}" for t in tasks).rstrip())
+    out.append("       " + "".join(f"{'-' * len(t):<{width}}" for t in tasks).rstrip())
+    for task, line in scenario:
+        out.append(("  " + " " * (5 + width * tasks.index(task)) + line).rstrip())
+    out += ["", " *** DEADLOCK ***"]
+    return out
+
+
+def _rule(title: str, ch: str) -> str:
+    return ch * len(title)
+
+
+def render_report(r: Report) -> list[str]:
+    t = r.task
+    match r.kind:
+        case "recursive":
+            assert t is not None
+            out = [_rule(r.title, "="), r.title, _rule(r.title, "-")]
+            out += [f"{t.task} (CPU{t.cpu}) is trying to acquire lock:"]
+            out += [f"  {_lock(t.wants)}" if t.wants else "  ?", ""]
+            mine = [u for u in t.held if t.wants and u.lock == t.wants.lock]
+            out += ["but task is already holding lock:"] + [f"  {_lock(u)}" for u in mine] + [""]
+            out += ["other info that might help us debug this:"] + _scenario(r.scenario)
+            out += ["", " May be due to missing lock nesting notation", ""]
+            out += _held(t) + ["", "stack backtrace:"] + _backtrace(t.chain)
+            return out
+        case "circular":
+            assert t is not None
+            out = [_rule(r.title, "="), r.title, _rule(r.title, "-")]
+            out += [f"{t.task} (CPU{t.cpu}) is trying to acquire lock:", f"  {_lock(t.wants)}" if t.wants else "", ""]
+            out += ["but task is already holding lock:"] + [f"  {_lock(u)}" for u in t.held] + [""]
+            out += ["which lock already depends on the new lock: the documented order is"]
+            out += [f"  {o}" for o in r.order] + [""]
+            out += ["other info that might help us debug this:"] + _scenario(r.scenario)
+            out += [""] + _held(t) + ["", "stack backtrace:"] + _backtrace(t.chain)
+            return out
+        case "deadlock":
+            out = [r.title, _rule(r.title, "-")]
+            for task in r.tasks:
+                if task.wants is not None:
+                    out.append(f"{task.task} (CPU{task.cpu}) is blocked trying to acquire lock:")
+                    out.append(f"  {_lock(task.wants)}" + (f"  -- {task.note}" if task.note else ""))
+                else:
+                    where = task.chain[-1] if task.chain else "?"
+                    out.append(f"{task.task} (CPU{task.cpu}) is blocked in {where}")
+                if task.waits_for:
+                    out.append(f"  waiting for: {', '.join(task.waits_for)}")
+            if r.scenario:
+                out += [""] + _scenario(r.scenario)
+            out += ["", "Showing all locks held in the system:"]
+            for task in r.tasks:
+                out += _held(task)
+            return out
+        case "sleep" | "assert" | "bug" | "warn" | "check":
+            assert t is not None
+            cut = r.kind in ("assert", "warn", "check")
+            out = ["------------[ cut here ]------------"] if cut else []
+            out.append(r.title)
+            if r.kind == "sleep":
+                out.append(f"task: {t.task} (CPU{t.cpu})")
+            out += [f"  {v}" for v in r.values]
+            out.append(f"  at {r.where}")
+            if r.kind == "sleep" or t.held:
+                out += _held(t)
+            out += ["Call Trace:"] + _backtrace(t.chain)
+            if cut:
+                out.append("---[ end trace ]---")
+            return out
+        case "invariant" | "cover":
+            return [r.title, f"  at {r.where}"] + [f"  {v}" for v in r.values]
+    raise AssertionError(r.kind)

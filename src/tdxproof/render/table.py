@@ -1,0 +1,116 @@
+"""The interleaving table of a witness, as kernel commit messages draw it: one
+column per context, time going down, each step the call chain that reached it
+(indented one space per call, only the part that differs from the column's
+previous step), what it did at the end of its line, the failing statement last.
+
+Too many contexts for a terminal: one event per line block, the context named.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from tdxproof.results import Trace, TraceEvent
+
+WIDTH = 118        # the whole table, indent included
+MIN_COL = 26
+SEQUENTIAL_FROM = 4   # contexts
+
+
+def _mark(e: TraceEvent) -> str:
+    text = e.what[0] if e.what else ""
+    if text.startswith(("!!", "->")):
+        return text
+    return "<- " + text
+
+
+def leaves(trace: Trace, *, everything: bool = False) -> list[tuple[str, tuple[str, ...], list[str]]]:
+    """(context, chain, annotations) for each shown statement, in time order;
+    consecutive events of one statement share a leaf."""
+    out: list[tuple[str, tuple[str, ...], list[str]]] = []
+    for row in trace.rows:
+        for e in row.events:
+            if not (e.key or everything):
+                continue
+            if out and out[-1][:2] == (e.context, e.chain):
+                if _mark(e) not in out[-1][2]:
+                    out[-1][2].append(_mark(e))
+            else:
+                out.append((e.context, e.chain, [_mark(e)]))
+    return out
+
+
+def render_table(trace: Trace, *, everything: bool = False) -> str:
+    shown = leaves(trace, everything=everything)
+    cols = []
+    for ctx, _, _ in shown:
+        if ctx not in cols:
+            cols.append(ctx)
+    cpu = dict(trace.contexts)
+    heads = [f"{trace.title(c)} (CPU{cpu.get(c, 0)})" for c in cols]
+    if len(cols) >= SEQUENTIAL_FROM:
+        return _sequential(shown, dict(zip(cols, heads)))
+    layout = []                      # (column, chain lines, depth, notes)
+    prev: dict[str, tuple[str, ...]] = {}
+    for ctx, chain, notes in shown:
+        before = prev.get(ctx, ())
+        same = 0
+        while same < min(len(before), len(chain)) and before[same] == chain[same]:
+            same += 1
+        if same == len(chain) and chain:
+            same -= 1                     # the same function again: name it once more
+        layout.append((cols.index(ctx), [" " * d + chain[d] for d in range(same, len(chain))], len(chain), notes))
+        prev[ctx] = chain
+    natural = [len(h) for h in heads]
+    for col, lines, depth, notes in layout:
+        one = (lines[-1] if lines else " " * depth) + "  " + notes[0]
+        natural[col] = max([natural[col], len(one)] + [len(x) for x in lines])
+    budget = WIDTH - 2 - 3 * (len(cols) - 1)
+    widths = list(natural)
+    while sum(widths) > budget and max(widths) > MIN_COL:
+        widths[widths.index(max(widths))] -= 1
+    out = ["  " + "   ".join(f"{h:<{w}}" for h, w in zip(heads, widths)).rstrip(),
+           "  " + "   ".join(f"{'-' * len(h):<{w}}" for h, w in zip(heads, widths)).rstrip()]
+    for col, lines, depth, notes in layout:
+        width = widths[col]
+        body = list(lines)
+        rest = list(notes)
+        if body and len(body[-1]) + 2 + len(rest[0]) <= width:
+            body[-1] += "  " + rest.pop(0)
+        body += [" " * (depth + 1) + n for n in rest]
+        for line in body:
+            for piece in _fit(line, width):
+                cells = [""] * len(cols)
+                cells[col] = piece
+                out.append(("  " + "   ".join(f"{c:<{w}}" for c, w in zip(cells, widths))).rstrip())
+    return "\n".join(out)
+
+
+def _fit(line: str, width: int) -> list[str]:
+    if len(line) <= width:
+        return [line]
+    indent = len(line) - len(line.lstrip())
+    return textwrap.wrap(line.strip(), width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 3),
+                         break_long_words=False, break_on_hyphens=False) or [line[:width]]
+
+
+def _sequential(shown, heads: dict[str, str]) -> str:
+    out: list[str] = []
+    prev: dict[str, tuple[str, ...]] = {}
+    current = None
+    for ctx, chain, notes in shown:
+        if ctx != current:
+            out.append(f"  {heads[ctx]}:")
+            current = ctx
+        before = prev.get(ctx, ())
+        same = 0
+        while same < min(len(before), len(chain)) and before[same] == chain[same]:
+            same += 1
+        if same == len(chain) and chain:
+            same -= 1
+        lines = ["    " + " " * d + chain[d] for d in range(same, len(chain))] or ["    "]
+        lines[-1] += "  " + notes[0]
+        lines += ["    " + " " * (len(chain) + 1) + n for n in notes[1:]]
+        prev[ctx] = chain
+        out.extend(lines)
+    return "\n".join(line.rstrip() for line in out)

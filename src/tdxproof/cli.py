@@ -7,6 +7,7 @@ input or usage, 3 unknown (state limit without a verdict), 4 internal error,
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -80,13 +81,44 @@ def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: s
 
 def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
             timeout: float | None, max_states: int, fmt: str, verbose: bool, certificate: str | None = None) -> int:
-    from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
-    from tdxproof.engines.trace import build_trace
-    from tdxproof.interp.program import Program
     from tdxproof.render.json import render_json
     from tdxproof.render.text import render_proof, render_summary, render_witness
 
     model, loaded = _lower(policy, cpus)
+    run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate)
+    code = exit_code(run.results).value
+    try:
+        if fmt == "json":
+            click.echo(render_json(run))
+        elif fmt == "itf":
+            from tdxproof.render.itf import render_itf
+            click.echo(render_itf(run))
+        elif fmt == "md":
+            from tdxproof.render.markdown import render_markdown
+            click.echo(render_markdown(run))
+        else:
+            click.echo(render_summary(run, engine_note=note))
+            for r in run.results:
+                if r.verdict in (Verdict.VIOLATED,):
+                    click.echo("")
+                    click.echo(render_witness(r, verbose=verbose))
+            if verbose and (proof := render_proof(run)) is not None:
+                click.echo("")
+                click.echo(proof)
+    except BrokenPipeError:
+        # the reader went away (`| head`): the verdict still decides the exit code
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
+
+
+def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
+                timeout: float | None, max_states: int, certificate: str | None = None):
+    """Run the chosen engine on the model; witnesses come back with their traces.
+    A run-time model error is bad input (exit 2), in every engine."""
+    from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
+    from tdxproof.engines.trace import attach_traces
+
     known = {p.name for p in model.properties}
     for name in properties:
         if name not in known:
@@ -127,38 +159,69 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     finally:
         if progress is not None:
             click.echo("\r\033[K", nl=False, err=True)
-    prog = Program(model, run.cpus)
-    docs = {p.name: p for p in model.properties}
-    results = []
-    for r in run.results:
-        p = docs[r.name]
-        trace = build_trace(prog, p, r.schedule) if r.schedule is not None else None
-        results.append(replace(r, doc=p.doc, observe=p.observe.value, trace=trace))
-    run = replace(run, results=tuple(results))
-    code = exit_code(run.results).value
-    try:
-        if fmt == "json":
-            click.echo(render_json(run))
+    return attach_traces(model, run), note
+
+
+WITNESS_HELP = """\b
+Exit codes:
+  0    the witness is written
+  1    there is none: the property holds (or the cover goal is unreachable)
+  2    bad input or usage
+  3    unknown: no verdict within the limits
+  4    internal error
+  130  interrupted
+"""
+
+
+@cli.command(epilog=WITNESS_HELP)
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--property", "prop", required=True, metavar="NAME", help="The property whose witness to write.")
+@click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs (overrides the policy's `cpus`).")
+@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc", "kind"]), default="auto", show_default=True)
+@click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True, help="bmc: deepest schedule.")
+@click.option("--timeout", type=click.FloatRange(0.1), default=None, help="bmc, kind: seconds per solver call.")
+@click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json", "itf"]), default="text", show_default=True)
+@click.option("--verbose", is_flag=True, help="text: every statement of every step.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write it here (default: stdout).")
+@click.option("--debug", is_flag=True)
+def witness(policy: str, prop: str, cpus: int | None, engine: str, depth: int, timeout: float | None,
+            max_states: int, fmt: str, verbose: bool, output: str | None, debug: bool) -> None:
+    """Write the shortest schedule that breaks PROPERTY of POLICY (or reaches its
+    cover goal), replayed, for documentation: the interleaving table and report
+    (text), Markdown with a Mermaid diagram (md), JSON, or ITF."""
+    def run() -> int:
+        from dataclasses import replace as _replace
+
+        from tdxproof.render.json import render_json
+        from tdxproof.render.text import render_witness, verdict_words
+
+        model, loaded = _lower(policy, cpus)
+        result_run, _ = _engine_run(model, loaded, cpus, (prop,), engine, depth, timeout, max_states)
+        [r] = result_run.results
+        if r.verdict is Verdict.UNKNOWN:
+            click.echo(f"{policy}: {prop}: {verdict_words(r)}: no witness", err=True)
+            return ExitCode.UNKNOWN.value
+        if r.verdict not in (Verdict.VIOLATED, Verdict.COVERED):
+            click.echo(f"{policy}: {prop}: {verdict_words(r)}: there is no witness", err=True)
+            return ExitCode.VIOLATED.value
+        if fmt == "md":
+            from tdxproof.render.markdown import render_witness_md
+            text = render_witness_md(r)
+        elif fmt == "json":
+            text = render_json(_replace(result_run, results=(r,)))
         elif fmt == "itf":
             from tdxproof.render.itf import render_itf
-            click.echo(render_itf(run))
-        elif fmt == "md":
-            from tdxproof.render.markdown import render_markdown
-            click.echo(render_markdown(run))
+            text = render_itf(_replace(result_run, results=(r,)))
         else:
-            click.echo(render_summary(run, engine_note=note))
-            for r in run.results:
-                if r.verdict in (Verdict.VIOLATED,):
-                    click.echo("")
-                    click.echo(render_witness(r, verbose=verbose))
-            if verbose and (proof := render_proof(run)) is not None:
-                click.echo("")
-                click.echo(proof)
-    except BrokenPipeError:
-        # the reader went away (`| head`): the verdict still decides the exit code
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return code
+            text = render_witness(r, verbose=verbose)
+        if output:
+            from pathlib import Path
+            Path(output).write_text(text.rstrip("\n") + "\n")
+        else:
+            click.echo(text)
+        return ExitCode.HOLDS.value
+    sys.exit(_run(run, debug))
 
 
 def _progress():
@@ -186,9 +249,14 @@ Exit codes:
 """
 
 
-def _check_one(path: str, cpus: int | None, max_states: int):
+PROOFS_BEGIN = "<!-- generated by tdxproof check --write-proofs: begin -->"
+PROOFS_END = "<!-- generated by tdxproof check --write-proofs: end -->"
+
+
+def _check_one(path: str, cpus: int | None, max_states: int, traces: bool):
     """Runs in a worker process: lower and verify one policy (results pickle)."""
     from tdxproof.engines.explicit import verify_explicit
+    from tdxproof.engines.trace import attach_traces
     from tdxproof.model.lower import lower_policy
 
     try:
@@ -196,10 +264,28 @@ def _check_one(path: str, cpus: int | None, max_states: int):
     except PolicyError as exc:
         return ("error", exc.diagnostics, getattr(exc, "sources", {}))
     run = verify_explicit(model, cpus=cpus, max_states=max_states)
-    docs = {p.name: p for p in model.properties}
-    run = replace(run, results=tuple(replace(r, doc=docs[r.name].doc) for r in run.results))
-    spans = {(model.path, p.name): p.span for p in model.properties}
-    return ("ok", run, spans)
+    if traces:
+        run = attach_traces(model, run)
+    else:
+        docs = {p.name: p for p in model.properties}
+        run = replace(run, results=tuple(replace(r, doc=docs[r.name].doc) for r in run.results))
+    expects = {e.prop: e.span for e in model.expects}
+    where = {p.name: {"property": p.span, "expect": expects.get(p.name)} for p in model.properties}
+    return ("ok", run, where, _about(path))
+
+
+def _about(path: str) -> str:
+    """The comment that opens a policy: what design it is."""
+    lines = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("//"):
+                    break
+                lines.append(line[2:].strip())
+    except OSError:
+        return ""
+    return "\n".join(lines).strip()
 
 
 @cli.command(epilog=CHECK_HELP)
@@ -210,16 +296,28 @@ def _check_one(path: str, cpus: int | None, max_states: int):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "sarif"]), default="text",
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the report here.")
+@click.option("--write-proofs", is_flag=True,
+              help="Write one Markdown record per policy under --proofs-dir (verdicts, witnesses, diagrams).")
+@click.option("--check-proofs", is_flag=True,
+              help="Compare the records under --proofs-dir (and the --readme table) with what they would be "
+                   "now; exit 1 if any is stale.")
+@click.option("--proofs-dir", type=click.Path(file_okay=False), default="proofs", show_default=True)
+@click.option("--readme", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With --write-proofs/--check-proofs: the file whose generated table (between the "
+                   "tdxproof markers) lists every policy against every property.")
 @click.option("--debug", is_flag=True)
 def check(paths: tuple[str, ...], cpus: int | None, jobs: int | None, max_states: int, fmt: str,
-          output: str | None, debug: bool) -> None:
+          output: str | None, write_proofs: bool, check_proofs: bool, proofs_dir: str, readme: str | None,
+          debug: bool) -> None:
     """Pre-merge check: verify every policy under PATHS (files or directories of
     .tdx files) and compare each verdict with the policy's expect clauses."""
-    sys.exit(_run(lambda: _check(paths, cpus, jobs, max_states, fmt, output), debug))
+    sys.exit(_run(lambda: _check(paths, cpus, jobs, max_states, fmt, output, write_proofs, check_proofs,
+                                 proofs_dir, readme), debug))
 
 
 def _check(paths: tuple[str, ...], cpus: int | None, jobs: int | None, max_states: int, fmt: str,
-           output: str | None) -> int:
+           output: str | None, write_proofs: bool = False, check_proofs: bool = False, proofs_dir: str = "proofs",
+           readme: str | None = None) -> int:
     import os
     from concurrent.futures import ProcessPoolExecutor
     from pathlib import Path
@@ -235,26 +333,27 @@ def _check(paths: tuple[str, ...], cpus: int | None, jobs: int | None, max_state
             files.append(p)
     if not files:
         raise UsageFailure("no .tdx files under " + ", ".join(paths))
+    records = write_proofs or check_proofs
+    traces = records or fmt in ("json", "sarif")
     workers = min(jobs or os.cpu_count() or 1, len(files))
+    args = (files, [cpus] * len(files), [max_states] * len(files), [traces] * len(files))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            outcomes = list(pool.map(_check_one, files, [cpus] * len(files), [max_states] * len(files)))
+            outcomes = list(pool.map(_check_one, *args))
     else:
-        outcomes = [_check_one(f, cpus, max_states) for f in files]
+        outcomes = [_check_one(*a) for a in zip(*args)]
     errors = [o for o in outcomes if o[0] == "error"]
     for _, diags, sources in errors:
         click.echo(render_text(diags, sources), err=True)
-    runs = [o[1] for o in outcomes if o[0] == "ok"]
-    spans: dict = {}
-    for o in outcomes:
-        if o[0] == "ok":
-            spans.update(o[2])
+    ok = [o for o in outcomes if o[0] == "ok"]
+    runs = [o[1] for o in ok]
+    where = {(o[1].policy, name): w for o in ok for name, w in o[2].items()}
     if fmt == "json":
         text = "[\n" + ",\n".join(render_json(r) for r in runs) + "\n]"
     elif fmt == "junit":
         text = render_junit(runs)
     elif fmt == "sarif":
-        text = render_sarif(runs, spans)
+        text = render_sarif(runs, where)
     else:
         text = render_check_text(runs)
     if output:
@@ -263,7 +362,46 @@ def _check(paths: tuple[str, ...], cpus: int | None, jobs: int | None, max_state
         click.echo(text)
     if errors:
         return ExitCode.USAGE.value
-    return exit_code(tuple(r for run in runs for r in run.results), check_expectations=True).value
+    code = exit_code(tuple(r for run in runs for r in run.results), check_expectations=True).value
+    if records:
+        command = "tdxproof check " + " ".join(paths) + (f" --cpus {cpus}" if cpus else "") + " --write-proofs"
+        changed = _records(ok, proofs_dir, readme, command, write=write_proofs)
+        again = command + (f" --readme {readme}" if readme else "")
+        for name in changed:
+            click.echo(f"wrote {name}" if write_proofs else f"{name}: stale; regenerate with `{again}`", err=True)
+        if changed and not write_proofs and code == ExitCode.HOLDS.value:
+            code = ExitCode.VIOLATED.value
+    return code
+
+
+def _records(ok: list, proofs_dir: str, readme: str | None, command: str, *, write: bool) -> list[str]:
+    """Write (or only compare) the records and the README table: the files that
+    differ(ed) from what they are now."""
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from tdxproof.render.records import record_name, render_record, render_table, splice
+
+    out: dict[Path, str] = {}
+    for _, run, _, about in ok:
+        out[Path(proofs_dir) / record_name(run.policy)] = render_record(run, about=about, command=command,
+                                                                          version=version("tdxproof"))
+    if readme is not None:
+        text = Path(readme).read_text()
+        rel = os.path.relpath(proofs_dir, os.path.dirname(os.path.abspath(readme)) or ".")
+        new = splice(text, render_table([o[1] for o in ok], proofs_dir=rel), PROOFS_BEGIN, PROOFS_END)
+        if new is None:
+            raise UsageFailure(f"{readme}: no `{PROOFS_BEGIN}` ... `{PROOFS_END}` markers to put the table between")
+        out[Path(readme)] = new
+    changed = []
+    for path, text in out.items():
+        if path.exists() and path.read_text() == text:
+            continue
+        changed.append(str(path))
+        if write:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return changed
 
 
 RECHECK_HELP = """\b

@@ -48,6 +48,12 @@ class StaticWitness:
     chain: tuple[str, ...]
     what: str
     span: Span
+    # how each link after the first is made: `calls`, or `registers` (a function
+    # passed as a value: a callback, run later by whoever calls through it)
+    links: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()     # the contexts that run the offending code
+    text: str = ""                 # the offending statement
+    entry: str = ""                # who runs the chain's first link (`modprobe kvm_intel`)
 
 
 @dataclass(frozen=True, slots=True)

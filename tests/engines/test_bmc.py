@@ -37,6 +37,22 @@ CATALOGUE = {
         fn one() { pick cpu c where c != 0 { x++; } }
         actor a repeat 2 { one(); }
         invariant x-small: x < 2;""",
+    # cover goals met by `cover` statements, on values ghost code sampled a step
+    # earlier (NOTE(ghost)), and a ghost variable an invariant reads
+    "ghost-and-cover-statements": BASE + """
+        var x: int[0..3] = 0;
+        ghost var last: int[0..3] = 0;
+        cover saw-two "b saw x at 2, and x moved on";
+        cover saw-three "b saw x at 3";
+        actor a repeat 2 { x++; }
+        actor b {
+            ghost let v = x;
+            let d = cpu_down(1);
+            ghost last = x;
+            cover saw-two: v == 2 && x == 2;
+            cover saw-three: v == 3;
+        }
+        invariant last-small: last < 2;""",
     "mutex-across-cpu-up": BASE + """
         lock m: mutex;
         fn up(cpu c) -> int { mutex_lock(m); mutex_unlock(m); return 0; }
@@ -57,6 +73,7 @@ PROPS = {
     "machine-check": {"mce-fails", "seamcall-in-vmx"},
     "mutex-across-cpu-up": {"no-deadlock", "locks-asserted"},
     "pick-after-restart": {"x-small", "no-deadlock"},
+    "ghost-and-cover-statements": {"saw-two", "saw-three", "last-small"},
 }
 DEPTH = 12
 

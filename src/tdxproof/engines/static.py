@@ -9,9 +9,11 @@ to that statement, callbacks included (a function passed as a value is
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 
 from tdxproof.model import ir
+from tdxproof.engines.trace import source_text
+from tdxproof.model.blocks import executors
 from tdxproof.model.wellformed import CallGraph, sub_exprs, walk_exprs, walk_stmts
 from tdxproof.results import PropertyResult, StaticWitness, Verdict
 
@@ -43,32 +45,70 @@ def check_static(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResul
                 offenders.append((f.name, s, hit[0]))
     if not offenders:
         return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", cpus)
-    # shortest chain from any actor (BFS over calls and callback registrations)
-    parent: dict[str, str | None] = {}
-    queue: deque[str] = deque()
+    # from any actor, the chain with the fewest registrations, then the shortest
+    # (Dijkstra over calls and callback registrations): a developer follows calls
+    parent: dict[str, tuple[str, str, ir.Stmt] | None] = {}
+    cost: dict[str, tuple[int, int]] = {}
+    heap: list[tuple[tuple[int, int], str]] = []
     for a in model.actors:
         node = f"actor {a.name}"
-        parent[node] = None
-        queue.append(node)
-    while queue:
-        node = queue.popleft()
-        for callee, _ in graph.calls(node) + graph.registers.get(node, []):
-            if callee not in parent:
-                parent[callee] = node
-                queue.append(callee)
+        parent[node], cost[node] = None, (0, 0)
+        heapq.heappush(heap, ((0, 0), node))
+    while heap:
+        c, node = heapq.heappop(heap)
+        if c > cost[node]:
+            continue
+        edges = [(t, "calls", st) for t, st in graph.calls(node)] + [(t, "registers", st) for t, st in
+                                                                     graph.registers.get(node, [])]
+        for callee, how, st in edges:
+            nc = (c[0] + (how == "registers"), c[1] + 1)
+            if callee not in cost or nc < cost[callee]:
+                cost[callee], parent[callee] = nc, (node, how, st)
+                heapq.heappush(heap, (nc, callee))
     best = None
     for fname, stmt, name in offenders:
         if fname not in parent:
             continue
-        chain = [fname]
+        chain, links = [fname], []
         while parent[chain[-1]] is not None:
-            chain.append(parent[chain[-1]])  # type: ignore[arg-type]
+            up, how, st = parent[chain[-1]]  # type: ignore[misc]
+            links.append(_link(graph, chain[-1], how, st))
+            chain.append(up)
         chain.reverse()
+        links.reverse()
         if best is None or len(chain) < len(best[0]):
-            best = (chain, stmt, name)
+            best = (chain, links, stmt, name)
     if best is None:  # offending code that no actor reaches still breaks the rule
         fname, stmt, name = offenders[0]
-        best = ([fname], stmt, name)
-    chain, stmt, name = best
-    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in chain), f"uses `{name}`", stmt.span)
+        best = ([fname], [], stmt, name)
+    chain, links, stmt, name = best
+    runs = tuple(sorted(_who(model, w) for w in executors(model, graph).get(chain[-1], set())))
+    entry = chain[0].removeprefix("actor ")
+    actor = next((a for a in model.actors if a.name == entry), None)
+    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in chain), f"uses `{name}`", stmt.span,
+                            tuple(links), runs, source_text(stmt.span), actor.title or actor.name if actor else entry)
     return PropertyResult(prop.name, prop.kind.value, Verdict.VIOLATED, "static", cpus, static=witness)
+
+
+def _link(graph: CallGraph, callee: str, how: str, st: ir.Stmt) -> str:
+    """How a chain reaches `callee` from the statement `st`, in words."""
+    if how == "registers":
+        return f"registered as a callback here, not called: {source_text(st.span)}"
+    words = []
+    if isinstance(st, ir.Call) and st.kthread is not None:
+        words.append(f"handed to {st.kthread.name}/N")
+    if isinstance(st, ir.Call) and not isinstance(st.callee, ir.FnRef):
+        who = next(((body, reg) for body, regs in graph.registers.items() for target, reg in regs
+                    if target == callee), None)
+        where = f", registered by {who[0].removeprefix('actor ')}(): {source_text(who[1].span)}" if who else ""
+        words.append("called through a function pointer" + where)
+    return "; ".join(words) or "calls"
+
+
+def _who(model: ir.Model, who: str) -> str:
+    """`kthread cpuhp` -> `cpuhp/N`; `actor hotplug` -> its title."""
+    kind, name = who.split(" ", 1)
+    if kind == "kthread":
+        return f"{name}/N"
+    actor = next((a for a in model.actors if a.name == name), None)
+    return (actor.title or name) if actor else name

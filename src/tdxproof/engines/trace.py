@@ -21,7 +21,7 @@ from tdxproof.interp.step import Blocked, Machine, current_cpu, deadlocked, run_
 from tdxproof.model import ir
 from tdxproof.model.load import PRELUDE_PREFIX
 from tdxproof.model.wellformed import sub_exprs, walk_stmts
-from tdxproof.results import LockUse, Report, Schedule, TaskReport, Trace, TraceEvent, TraceRow
+from tdxproof.results import LockUse, Report, RunResult, Schedule, TaskReport, Trace, TraceEvent, TraceRow
 
 # event properties of the preludes whose failure the kernel reports as BUG / WARN
 KERNEL_REPORTS = {"no-kernel-bug": "bug", "no-kernel-warn": "warn"}
@@ -469,10 +469,16 @@ class _Builder:
             if v2 != value and v2 == want:
                 flip = st
             value = v2
-        target = flip or next((st for st in reversed(self.stmts) if st.parts), None)
+        last = next((st for st in reversed(self.stmts) if st.parts and st.parts[0].kind != "wait"), None)
+        target = flip or last
         if target is not None:
             kind = "goal" if want else "violation"
             text = f"-> {prop.name} is reached" if want else f"!! {prop.name} is false from here"
+            if prop.observe is ir.Observe.QUIESCENT and target is not last and last is not None:
+                # observed only once no hotplug operation is in flight: say where, last
+                text = text.replace("from here", "from here (observed once quiescent, below)")
+                last.parts.append(_Part(kind, f"!! {prop.name} is false at this quiescent state"))
+                last.chain = last.full
             target.parts.append(_Part(kind, text))
             target.chain = target.full
         lines: list[str] = []
@@ -550,6 +556,21 @@ def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
     return _Builder(prog, prop, schedule).run()
 
 
+def attach_traces(model: ir.Model, run: RunResult) -> RunResult:
+    """Each result with its property's doc and where it is observed, and each
+    witness with its trace (replayed once more, on the reference interpreter)."""
+    from dataclasses import replace
+
+    prog = Program(model, run.cpus)
+    props = {p.name: p for p in model.properties}
+    results = []
+    for r in run.results:
+        p = props[r.name]
+        trace = build_trace(prog, p, r.schedule) if r.schedule is not None else None
+        results.append(replace(r, doc=p.doc, observe=p.observe.value, trace=trace))
+    return replace(run, results=tuple(results))
+
+
 def _with_events(row: TraceRow, events: tuple[TraceEvent, ...]) -> TraceRow:
     from dataclasses import replace
     return replace(row, events=events, key=any(e.key for e in events))
@@ -609,11 +630,14 @@ def observed_vars(model: ir.Model) -> set[str]:
     from tdxproof.model.blocks import observed
 
     names = observed(model)
+    bookkeeping = {"cpuhp_busy"}    # the `quiescent` counter
     for body in _bodies(model):
         for s in walk_stmts(body):
             if isinstance(s, ir.Check):
                 names |= {x.var.name for x in sub_exprs(s.cond) if isinstance(x, ir.VarRef)}
-    return names - {"cpuhp_busy"}
+            if s.sid in model.ghost and isinstance(s, ir.Assign) and isinstance(s.target, ir.VarRef):
+                bookkeeping.add(s.target.var.name)   # what ghost code keeps for the properties
+    return names - bookkeeping
 
 
 def _plain(prog: Program, ty: ir.Type, v: int) -> object:

@@ -55,9 +55,41 @@ def render_junit(runs: list[RunResult]) -> str:
     return "\n".join(out)
 
 
-def render_sarif(runs: list[RunResult], spans: dict[tuple[str, str], object]) -> str:
+def _uri(path: str) -> str:
+    """A prelude file by its place in the package source, where that exists."""
+    from os.path import exists
+    if path.startswith("<prelude>/"):
+        local = "src/tdxproof/prelude/" + path.removeprefix("<prelude>/")
+        return local if exists(local) else path
+    return path
+
+
+def _location(span, message: str | None = None) -> dict:
+    loc: dict = {"physicalLocation": {"artifactLocation": {"uri": _uri(span.path)},
+                                      "region": {"startLine": span.line, "startColumn": span.col}}}
+    if message:
+        loc["message"] = {"text": message}
+    return loc
+
+
+def _failing(r: PropertyResult):
+    if r.static is not None:
+        return r.static.span
+    if r.trace is not None:
+        for row in reversed(r.trace.rows):
+            for e in reversed(row.events):
+                if e.kind in ("violation", "goal") and e.span is not None:
+                    return e.span
+    return None
+
+
+def render_sarif(runs: list[RunResult], where: dict[tuple[str, str], dict]) -> str:
     """One SARIF result per violated property or differing expectation; the rule id
-    is the property name."""
+    is the property name. Each points at a file of the repository: the `expect`
+    clause that claims the verdict, else the property's declaration in the policy,
+    else the policy's first line; the prelude declaration and the failing
+    statement are related locations. Level `error` for an expectation that fails,
+    `note` for a violation the policy expects, `warning` for one it says nothing of."""
     results = []
     rules: dict[str, dict] = {}
     for run in runs:
@@ -66,15 +98,30 @@ def render_sarif(runs: list[RunResult], spans: dict[tuple[str, str], object]) ->
             if r.verdict is not Verdict.VIOLATED and st != "MISMATCH":
                 continue
             rules.setdefault(r.name, {"id": r.name, "shortDescription": {"text": r.doc or r.name}})
-            span = spans.get((run.policy, r.name))
-            loc = {}
-            if span is not None:
-                loc = {"physicalLocation": {"artifactLocation": {"uri": span.path},
-                                            "region": {"startLine": span.line, "startColumn": span.col}}}
-            level = "error" if st == "MISMATCH" else "warning"
-            text = f"{r.name}: {verdict_words(r)}" + (f" (expected {r.expected})" if r.expected else "")
-            results.append({"ruleId": r.name, "level": level, "message": {"text": text},
-                            "locations": [loc] if loc else []})
+            w = where.get((run.policy, r.name), {})
+            prop, expect = w.get("property"), w.get("expect")
+            related = []
+            if expect is not None and not expect.path.startswith("<prelude>/"):
+                primary = _location(expect)
+            elif prop is not None and not prop.path.startswith("<prelude>/"):
+                primary = _location(prop)
+            else:
+                primary = {"physicalLocation": {"artifactLocation": {"uri": run.policy},
+                                                "region": {"startLine": 1, "startColumn": 1}}}
+            if prop is not None and primary["physicalLocation"]["artifactLocation"]["uri"] != _uri(prop.path):
+                related.append(_location(prop, f"`{r.name}` is declared here"))
+            fail = _failing(r)
+            if fail is not None:
+                related.append(_location(fail, "where it fails" if r.verdict is Verdict.VIOLATED else "where"))
+            for i, loc in enumerate(related):
+                loc["id"] = i
+            level = "error" if st == "MISMATCH" else ("note" if r.expected == "violated" else "warning")
+            text = f"{run.policy}: {r.name}: {verdict_words(r)}" + (
+                f" (the policy expects {r.expected})" if r.expected else "")
+            res = {"ruleId": r.name, "level": level, "message": {"text": text}, "locations": [primary]}
+            if related:
+                res["relatedLocations"] = related
+            results.append(res)
     doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
            "runs": [{"tool": {"driver": {"name": "tdxproof", "rules": list(rules.values())}},
                      "results": results}]}

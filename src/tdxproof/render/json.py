@@ -28,14 +28,24 @@ def _result(r: PropertyResult) -> dict:
             out["witness"]["rows"] = [
                 {"step": row.step, "context": row.context, "cpu": row.cpu, "function": row.function,
                  "span": asdict(row.span) if row.span else None, "statement": row.text,
-                 "changes": list(row.changes), "waits": row.waits, "violation": row.violation}
+                 "changes": list(row.changes), "waits": row.waits, "violation": row.violation,
+                 "shown": row.key,
+                 "events": [{"chain": list(e.chain), "what": list(e.what), "kind": e.kind, "shown": e.key,
+                             "span": asdict(e.span) if e.span else None, "statement": e.text}
+                            for e in row.events]}
                 for row in r.trace.rows]
+            out["witness"]["contexts"] = [{"context": name, "cpu": cpu, "title": r.trace.title(name)}
+                                          for name, cpu in r.trace.contexts]
             out["witness"]["final"] = list(r.trace.final)
+            if r.trace.report is not None:
+                out["witness"]["report"] = asdict(r.trace.report)
     if r.proof is not None:
         out["certificate"] = {"k": r.proof.k, "lemmas": r.proof.lemmas, "first_lemmas": list(r.proof.text),
                               "rechecked_on": r.proof.rechecked}
     if r.static is not None:
-        out["call_chain"] = {"chain": list(r.static.chain), "what": r.static.what, "span": asdict(r.static.span)}
+        out["call_chain"] = {"chain": list(r.static.chain), "what": r.static.what, "span": asdict(r.static.span),
+                             "links": list(r.static.links), "run_by": list(r.static.runs),
+                             "statement": r.static.text, "entry": r.static.entry}
     return out
 
 

@@ -1,10 +1,13 @@
-"""`--format md`: a Markdown verdict table, and for each witness an interleaving
-table and a Mermaid sequence diagram, for documentation."""
+"""`--format md`: a Markdown verdict table, and for each witness the interleaving
+table (as text, the way it goes into a commit message), a Mermaid sequence
+diagram of the same events, and the end report, for documentation."""
 
 from __future__ import annotations
 
-from tdxproof.render.text import verdict_words
-from tdxproof.results import PropertyResult, RunResult, Verdict
+from tdxproof.render.report import render_report
+from tdxproof.render.table import leaves, render_table
+from tdxproof.render.text import render_static, verdict_words
+from tdxproof.results import PropertyResult, RunResult, Trace, Verdict
 
 
 def _cell(text: str) -> str:
@@ -12,49 +15,55 @@ def _cell(text: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    return text.replace(";", ",").replace("#", "").replace(":", " -")[:90]
+    """Mermaid note text: no `;`, `#` or `:` (they end or escape a statement)."""
+    return text.replace(";", ",").replace("#", "").replace(":", " -")[:110]
+
+
+def _alias(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def render_mermaid(trace: Trace) -> list[str]:
+    shown = leaves(trace)
+    cols: list[str] = []
+    for ctx, _, _ in shown:
+        if ctx not in cols:
+            cols.append(ctx)
+    out = ["```mermaid", "sequenceDiagram"]
+    for c in cols:
+        out.append(f"    participant {_alias(c)} as {_mermaid_text(trace.title(c))}")
+    for ctx, chain, notes in shown:
+        me = _alias(ctx)
+        where = chain[-1] if chain else ""
+        for note in notes:
+            text = note.removeprefix("<- ")
+            if text.startswith("hands ") and ", waits" in text:
+                target = next((c for c in cols if f" to {trace.title(c)}," in text), None)
+                if target is not None:
+                    out.append(f"    {me}->>{_alias(target)}: {_mermaid_text(text.split(' to ')[0])}")
+                    continue
+            if " returned " in text:
+                source = next((c for c in cols if text.startswith(trace.title(c) + " returned")), None)
+                if source is not None:
+                    out.append(f"    {_alias(source)}-->>{me}: {_mermaid_text(text)}")
+                    continue
+            out.append(f"    Note over {me}: {_mermaid_text(f'{where} {text}'.strip())}")
+    out.append("```")
+    return out
 
 
 def render_witness_md(r: PropertyResult) -> str:
-    assert r.trace is not None
     out = [f"### `{r.name}`: {verdict_words(r)}", ""]
     if r.doc:
         out += [f"> {r.doc}", ""]
-    cols = [name for name, _ in r.trace.contexts if any(row.context == name and row.key for row in r.trace.rows)]
-    out.append("| step | " + " | ".join(f"`{c}`" for c in cols) + " |")
-    out.append("|---|" + "---|" * len(cols))
-    for row in r.trace.rows:
-        if not row.key:
-            continue
-        parts = [f"`{row.function}`: `{_cell(row.text)}`"] + [_cell(c) for c in row.changes]
-        if row.violation:
-            parts.append(f"**{_cell(row.violation)}**")
-        if row.waits:
-            parts.append(f"*{_cell(row.waits)}*")
-        cells = ["<br>".join(parts) if c == row.context else "" for c in cols]
-        out.append(f"| {row.step} | " + " | ".join(cells) + " |")
-    out += ["", "```mermaid", "sequenceDiagram"]
-    for c in cols:
-        out.append(f"    participant {c.replace('/', '_').replace('#', '_')} as {c}")
-    alias = {c: c.replace("/", "_").replace("#", "_") for c in cols}
-    for row in r.trace.rows:
-        if not row.key or row.context not in alias:
-            continue
-        me = alias[row.context]
-        for change in row.changes:
-            if change.startswith("hands ") and " to " in change:
-                target = change.split(" to ")[1].split(" and ")[0]
-                if target in alias:
-                    out.append(f"    {me}->>{alias[target]}: {_mermaid_text(change.split(' to ')[0])}")
-                    continue
-            out.append(f"    Note over {me}: {_mermaid_text(change)}")
-        if row.waits:
-            out.append(f"    Note over {me}: {_mermaid_text(row.waits)}")
-        if row.violation:
-            out.append(f"    Note over {me}: VIOLATION - {_mermaid_text(row.violation)}")
-    out += ["```", ""]
-    if r.trace.final:
-        out += ["State at the end:", ""] + [f"- `{_cell(x)}`" for x in r.trace.final] + [""]
+    if r.static is not None:
+        out += ["```text", render_static(r).strip("\n"), "```", ""]
+        return "\n".join(out)
+    assert r.trace is not None
+    out += ["```text", render_table(r.trace), "```", ""]
+    out += render_mermaid(r.trace) + [""]
+    if r.trace.report is not None:
+        out += ["```text"] + render_report(r.trace.report) + ["```", ""]
     return "\n".join(out)
 
 
@@ -67,6 +76,6 @@ def render_markdown(run: RunResult) -> str:
         out.append(f"| `{r.name}` | {verdict_words(r)} | {exp} |")
     out.append("")
     for r in run.results:
-        if r.verdict is Verdict.VIOLATED and r.trace is not None:
+        if r.verdict is Verdict.VIOLATED and (r.trace is not None or r.static is not None):
             out.append(render_witness_md(r))
     return "\n".join(out)

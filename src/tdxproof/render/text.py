@@ -103,9 +103,20 @@ def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
 
 
 def render_static(r: PropertyResult) -> str:
+    """The call chain to the offending statement, outermost first, each link a call
+    or a registration of a function pointer (run later by whoever calls it)."""
     w = r.static
     assert w is not None
-    lines = ["call chain: " + " -> ".join(w.chain), f"  {w.span}: {w.what}"]
+    lines = ["", f"  {w.chain[-1]}() {w.what}, at {w.span}"]
+    if w.text:
+        lines.append(f"      {w.text}")
+    if w.runs:
+        lines.append(f"  run by: {', '.join(w.runs)}")
+    lines.append("  reached from:")
+    lines.append(f"    {w.entry or w.chain[0]}")
+    for depth, (name, how) in enumerate(zip(w.chain[1:], w.links or ("calls",) * (len(w.chain) - 1))):
+        mark = "" if how == "calls" else f"  <- {how}"
+        lines.append("    " + " " * (depth + 1) + f"{name}(){mark}")
     return "\n".join(lines)
 
 

@@ -45,8 +45,8 @@ def check_static(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResul
                 offenders.append((f.name, s, hit[0]))
     if not offenders:
         return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", cpus)
-    # from any actor, the chain with the fewest registrations, then the shortest
-    # (Dijkstra over calls and callback registrations): a developer follows calls
+    # from any actor, the shortest chain, and of those the one with the fewest
+    # registrations (Dijkstra over calls and callback registrations)
     parent: dict[str, tuple[str, str, ir.Stmt] | None] = {}
     cost: dict[str, tuple[int, int]] = {}
     heap: list[tuple[tuple[int, int], str]] = []
@@ -61,7 +61,7 @@ def check_static(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResul
         edges = [(t, "calls", st) for t, st in graph.calls(node)] + [(t, "registers", st) for t, st in
                                                                      graph.registers.get(node, [])]
         for callee, how, st in edges:
-            nc = (c[0] + (how == "registers"), c[1] + 1)
+            nc = (c[0] + 1, c[1] + (how == "registers"))
             if callee not in cost or nc < cost[callee]:
                 cost[callee], parent[callee] = nc, (node, how, st)
                 heapq.heappush(heap, (nc, callee))

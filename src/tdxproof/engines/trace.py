@@ -61,6 +61,13 @@ def source_text(span) -> str:
     if span.end_line == span.line and span.end_col > span.col:
         return line[span.col - 1:span.end_col - 1].strip()
     line = line[span.col - 1:].strip()
+    if line.endswith("{"):
+        return line[:-1].rstrip()
+    # a statement over several lines (a long condition): join them up to its end
+    for more in lines[span.line:min(span.end_line, span.line + 8)]:
+        if line.endswith((";", "{")):
+            break
+        line += " " + more.strip()
     return line[:-1].rstrip() if line.endswith("{") else line
 
 
@@ -125,6 +132,13 @@ class _Builder:
                 keep.append(a)
             args = keep + ["..."]
         return f"{code.name}({', '.join(args)})"
+
+    def _indirect_call(self, state: State, ci: int) -> bool:
+        m = Machine(self.prog, state, ci)
+        if m.code < 0:
+            return False
+        ins = self.prog.codes[m.code].instrs[m.pc]
+        return ins.op == CALL and ins.a is None
 
     def _call_args(self, state: State, ci: int) -> list[int] | None:
         """The arguments of the call context `ci` is about to make, evaluated in the
@@ -281,8 +295,14 @@ class _Builder:
             else:
                 st.parts.append(_Part("violation", f"!! {self.prop.name}: `{_cond_text(st.text)}` is false"))
             st.chain = st.full
+        pushed = self._indirect_call(s0, ci) and len(c1[0]) > len(c0[0])
         self.shadow[ci] = self._relabel(self.shadow[ci], c0[0], c1[0], self._call_args(s0, ci))
         self.stmts.append(st)
+        if pushed:
+            # a callback run through a function pointer (a cpuhp startup, an IPI
+            # function): part of the story of what ran where, even when it changes nothing
+            chain = self._chain(ci, c1[0])
+            self.stmts.append(_Stmt(step, ci, c1[0], chain, out.span, st.text, [_Part("call", "")], chain))
         return st
 
     def _relabel(self, labels: list, old: tuple, new: tuple, args: list[int] | None) -> list:
@@ -462,14 +482,15 @@ class _Builder:
         flip = None
         value = bool(fn(StateEnv(prog, s)))
         for st in self.stmts:
-            if not st.parts or st.parts[0].kind == "wait":
+            if not st.parts or st.parts[0].kind in ("wait", "call"):
                 continue
             s2 = self._after(st)
             v2 = bool(fn(StateEnv(prog, s2)))
             if v2 != value and v2 == want:
                 flip = st
             value = v2
-        last = next((st for st in reversed(self.stmts) if st.parts and st.parts[0].kind != "wait"), None)
+        last = next((st for st in reversed(self.stmts) if st.parts and st.parts[0].kind not in ("wait", "call")),
+                    None)
         target = flip or last
         if target is not None:
             kind = "goal" if want else "violation"
@@ -535,6 +556,8 @@ class _Builder:
                         p.key = p.subject in locks or (st.ci in stuck and final_wait.get(st.ci) is st)
                     case "state":
                         p.key = not lock_story and p.subject in watched
+                    case "call":
+                        p.key = not lock_story and self.prog.contexts[st.ci].kind == "kthread"
                     case "irqs":
                         p.key = report.kind in ("sleep", "assert") and st.ci == failing
         # work handed over is shown when the kthread does something shown meanwhile

@@ -19,7 +19,7 @@ SEQUENTIAL_FROM = 4   # contexts
 
 def _mark(e: TraceEvent) -> str:
     text = e.what[0] if e.what else ""
-    if text.startswith(("!!", "->")):
+    if not text or text.startswith(("!!", "->")):
         return text
     return "<- " + text
 
@@ -35,6 +35,8 @@ def leaves(trace: Trace, *, everything: bool = False) -> list[tuple[str, tuple[s
             if out and out[-1][:2] == (e.context, e.chain):
                 if _mark(e) not in out[-1][2]:
                     out[-1][2].append(_mark(e))
+                    if "" in out[-1][2] and len(out[-1][2]) > 1:
+                        out[-1][2].remove("")       # a callback entry says nothing more
             else:
                 out.append((e.context, e.chain, [_mark(e)]))
     return out
@@ -108,8 +110,11 @@ def _sequential(shown, heads: dict[str, str]) -> str:
             same += 1
         if same == len(chain) and chain:
             same -= 1
-        lines = ["    " + " " * d + chain[d] for d in range(same, len(chain))] or ["    "]
-        lines[-1] += "  " + notes[0]
+        lines = ["    " + " " * d + chain[d] for d in range(same, len(chain))]
+        if lines:
+            lines[-1] += "  " + notes[0]
+        else:
+            lines = ["    " + " " * len(chain) + notes[0]]
         lines += ["    " + " " * (len(chain) + 1) + n for n in notes[1:]]
         prev[ctx] = chain
         out.extend(lines)

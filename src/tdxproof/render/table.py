@@ -55,14 +55,7 @@ def render_table(trace: Trace, *, everything: bool = False) -> str:
     layout = []                      # (column, chain lines, depth, notes)
     prev: dict[str, tuple[str, ...]] = {}
     for ctx, chain, notes in shown:
-        before = prev.get(ctx, ())
-        same = 0
-        while same < min(len(before), len(chain)) and before[same] == chain[same]:
-            same += 1
-        if same == len(chain) and chain:
-            same -= 1                     # the same function again: name it once more
-        layout.append((cols.index(ctx), [" " * d + chain[d] for d in range(same, len(chain))], len(chain), notes))
-        prev[ctx] = chain
+        layout.append((cols.index(ctx), _new_frames(prev, ctx, chain), len(chain), notes))
     natural = [len(h) for h in heads]
     for col, lines, depth, notes in layout:
         one = (lines[-1] if lines else " " * depth) + "  " + notes[0]
@@ -88,6 +81,19 @@ def render_table(trace: Trace, *, everything: bool = False) -> str:
     return "\n".join(out)
 
 
+def _new_frames(prev: dict[str, tuple[str, ...]], ctx: str, chain: tuple[str, ...]) -> list[str]:
+    """The frames of `chain` below what the column showed last, indented by depth
+    (the same function again is named once more)."""
+    before = prev.get(ctx, ())
+    same = 0
+    while same < min(len(before), len(chain)) and before[same] == chain[same]:
+        same += 1
+    if same == len(chain) and chain:
+        same -= 1
+    prev[ctx] = chain
+    return [" " * d + chain[d] for d in range(same, len(chain))]
+
+
 def _fit(line: str, width: int) -> list[str]:
     if len(line) <= width:
         return [line]
@@ -104,18 +110,11 @@ def _sequential(shown, heads: dict[str, str]) -> str:
         if ctx != current:
             out.append(f"  {heads[ctx]}:")
             current = ctx
-        before = prev.get(ctx, ())
-        same = 0
-        while same < min(len(before), len(chain)) and before[same] == chain[same]:
-            same += 1
-        if same == len(chain) and chain:
-            same -= 1
-        lines = ["    " + " " * d + chain[d] for d in range(same, len(chain))]
+        lines = ["    " + x for x in _new_frames(prev, ctx, chain)]
         if lines:
             lines[-1] += "  " + notes[0]
         else:
             lines = ["    " + " " * len(chain) + notes[0]]
         lines += ["    " + " " * (len(chain) + 1) + n for n in notes[1:]]
-        prev[ctx] = chain
         out.extend(lines)
     return "\n".join(line.rstrip() for line in out)

@@ -132,6 +132,7 @@ class Trace:
     states: tuple[tuple[tuple[str, object], ...], ...] = ()
     titles: tuple[tuple[str, str], ...] = ()   # context name -> who it is (`modprobe kvm_intel`)
     report: Report | None = None
+    initially: tuple[str, ...] = ()            # the initial values the model leaves open (`online = [...]`)
 
     def title(self, context: str) -> str:
         return dict(self.titles).get(context, context)

@@ -134,7 +134,7 @@ def test_synchronize_srcu_inside_the_read_section_deadlocks():
 
 def test_cpu_hotplug_disable_refuses_onlining_and_breaks_hotplug_available():
     m = tdx(BASE + """
-        actor hp repeat 2 { hotplug_one(); }
+        actor hp repeat 2 { online_store(); }
         actor init { cpu_hotplug_disable(); }
     """)
     assert verdicts(m)["hotplug-available"].verdict is Verdict.VIOLATED

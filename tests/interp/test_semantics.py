@@ -263,7 +263,7 @@ def test_any_initial_values_give_every_initial_state_and_witnesses_name_theirs()
 def test_every_witness_replays_and_ends_in_its_violation():
     m = tdx(BASE + """
         actor reader { cpus_read_lock(); cpus_read_lock(); cpus_read_unlock(); cpus_read_unlock(); }
-        actor hp repeat 2 { hotplug_one(); }
+        actor hp repeat 2 { online_store(); }
     """)
     prog = program(m)
     exp = explore(prog)

@@ -40,9 +40,8 @@ def check_static(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResul
         if f.module != prop.module:
             continue
         for s in walk_stmts(f.body):
-            hit = sorted(_names(s) & forbidden)
-            if hit:
-                offenders.append((f.name, s, hit[0]))
+            for hit in sorted(_names(s) & forbidden):
+                offenders.append((f.name, s, hit))
     if not offenders:
         return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", cpus)
     # from any actor, the shortest chain, and of those the one with the fewest
@@ -85,7 +84,9 @@ def check_static(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResul
     runs = tuple(sorted(_who(model, w) for w in executors(model, graph).get(chain[-1], set())))
     entry = chain[0].removeprefix("actor ")
     actor = next((a for a in model.actors if a.name == entry), None)
-    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in chain), f"uses `{name}`", stmt.span,
+    names = sorted({n for f, _, n in offenders if f == chain[-1]}, key=lambda n: prop.forbidden.index(n))
+    what = "uses " + ", ".join(f"`{n}`" for n in names)
+    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in chain), what, stmt.span,
                             tuple(links), runs, source_text(stmt.span), actor.title or actor.name if actor else entry)
     return PropertyResult(prop.name, prop.kind.value, Verdict.VIOLATED, "static", cpus, static=witness)
 

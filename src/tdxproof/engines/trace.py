@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from tdxproof.interp.evaluate import compile_expr
-from tdxproof.interp.program import CALL, CALLIN, MODE_NAME, Program
+from tdxproof.interp.program import BRANCH, CALL, CALLIN, MODE_NAME, Program
 from tdxproof.interp.replay import replay
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State, StateEnv
 from tdxproof.interp.step import Blocked, Machine, current_cpu, deadlocked, run_context, walk_block
@@ -22,6 +22,10 @@ from tdxproof.model import ir
 from tdxproof.model.load import PRELUDE_PREFIX
 from tdxproof.model.wellformed import sub_exprs, walk_stmts
 from tdxproof.results import LockUse, Report, RunResult, Schedule, TaskReport, Trace, TraceEvent, TraceRow
+
+# include/uapi/asm-generic/errno-base.h, errno.h (as prelude/errno.tdx): return codes by name
+ERRNO = {5: "EIO", 6: "ENXIO", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 19: "ENODEV",
+         22: "EINVAL", 28: "ENOSPC", 95: "EOPNOTSUPP"}
 
 # event properties of the preludes whose failure the kernel reports as BUG / WARN
 KERNEL_REPORTS = {"no-kernel-bug": "bug", "no-kernel-warn": "warn"}
@@ -90,6 +94,7 @@ class _Stmt:
     text: str
     parts: list[_Part] = field(default_factory=list)
     full: tuple[str, ...] = ()     # the chain with nothing folded (for the failing statement)
+    held: tuple[LockUse, ...] | None = None   # the locks its context held there (failing statements)
 
 
 class _Builder:
@@ -104,6 +109,9 @@ class _Builder:
         self.shadow: list[list[str | None]] = [[self._label(fr) for fr in ctx[0]] for ctx in s0[1]]
         self.acq: list[list[LockUse]] = [[] for _ in prog.contexts]
         self.stmts: list[_Stmt] = []
+        # the `if` statements that read shared state, by sid
+        self.branches = {s.sid: s for body in _bodies(self.model) for s in walk_stmts(body)
+                         if isinstance(s, ir.If) and any(isinstance(e, ir.VarRef) for e in sub_exprs(s.cond))}
 
     # ---- names
     def _title(self, spec) -> str:
@@ -132,6 +140,27 @@ class _Builder:
                 keep.append(a)
             args = keep + ["..."]
         return f"{code.name}({', '.join(args)})"
+
+    def _branch(self, s0: State, ci: int) -> _Part | None:
+        """An `if` on shared state: which way it went (`if tdx_lp_initialized[c]: yes`)."""
+        m = Machine(self.prog, s0, ci)
+        if m.code < 0:
+            return None
+        ins = self.prog.codes[m.code].instrs[m.pc]
+        if ins.op != BRANCH or ins.span is None:
+            return None
+        stmt = self.branches.get(ins.sid)
+        if stmt is None:
+            return None
+        taken = bool(ins.a(m))
+        # a guard that returns early is the decision a reader needs (`if
+        # tdx_lp_initialized[c] return 0;`); a branch that only skips a body is not
+        body = stmt.then if taken else stmt.other
+        if not body or not isinstance(body[0], ir.Return):
+            return None
+        reads = {e.var.name for e in sub_exprs(stmt.cond) if isinstance(e, ir.VarRef)}
+        return _Part("branch", f"if {_cond_of(source_text(ins.span))}: {'yes' if taken else 'no'}, returns",
+                     frozenset(reads))
 
     def _indirect_call(self, state: State, ci: int) -> bool:
         m = Machine(self.prog, state, ci)
@@ -171,7 +200,9 @@ class _Builder:
             if label is not None:
                 out.append(label)
             if fr[3] >= 0 and (i == 0 or frames[i - 1][3] < 0):
-                out.append(f"<IPI on CPU{fr[3]}>")
+                # on_each_cpu() runs func locally with interrupts off, by IPI elsewhere
+                home = self.prog.contexts[ci].home_cpu
+                out.append("<this CPU, irqs off>" if fr[3] == home else f"<IPI on CPU{fr[3]}>")
         return tuple(out)
 
     def _at(self, frames: tuple) -> str:
@@ -212,6 +243,8 @@ class _Builder:
                                        if p.kind not in ("wait", "violation", "goal")),
                                  waits, next((p.text for st in mine for p in st.parts if p.kind == "violation"),
                                              None), tuple(verbose)))
+        if self.prop.kind is ir.PropKind.DEADLOCK:
+            self._final_waits(len(rows))
         report = self._report()
         self._mark(report)
         events = {r.step: [] for r in rows}
@@ -227,7 +260,16 @@ class _Builder:
         everyone = [(c.name, c.home_cpu) for c in prog.contexts if c.name in {r.context for r in rows}]
         seen += [c for c in everyone if c not in seen]
         return Trace(tuple(rows), tuple(seen), tuple(report.values), tuple(_valuation(prog, st) for st in rep.states),
-                     tuple((c.name, t) for c, t in zip(prog.contexts, self.titles)), report)
+                     tuple((c.name, t) for c, t in zip(prog.contexts, self.titles)), report, self._initially())
+
+    def _initially(self) -> tuple[str, ...]:
+        """The initial values the policy leaves open (`any`), as this witness starts."""
+        out: list[str] = []
+        shown: set[str] = set()
+        for var in self.model.vars:
+            if any(isinstance(e, ir.AnyValue) for e in sub_exprs(var.init)):
+                _show_var(self.prog, ir.VarRef(var, None), self.rep.states[0], out, shown)
+        return tuple(out)
 
     def _statement(self, step: int, ci: int, s0: State, out, frames: tuple, *, last: bool) -> _Stmt:
         prog = self.prog
@@ -259,7 +301,9 @@ class _Builder:
                 if g0[off + i] != g1[off + i]:
                     cell = var.name if not var.indexed else (
                         f"{var.name}[{i}]" if var.per_cpu else f"{var.name}[{var.dim.members[i]}]")
-                    st.parts.append(_Part("state", f"{cell} = {fmt_value(prog, var.type, g1[off + i])}", var.name))
+                    tag = " (ghost)" if var.ghost else ""
+                    st.parts.append(_Part("state", f"{cell} = {fmt_value(prog, var.type, g1[off + i])}{tag}",
+                                          var.name))
         for off, (lock, fname) in self.field_at.items():
             if g0[off] != g1[off]:
                 text = (f"{lock} writer pending: new readers wait" if fname == "block" and g1[off]
@@ -277,9 +321,9 @@ class _Builder:
                 work = self.shadow[j][0] if self.shadow[j] else "work"
                 st.parts.append(_Part("handoff", f"hands {work} to {self.titles[j]}, waits", j))
             elif o0[3] == RET and o1[3] == IDLE:
-                st.parts.append(_Part("return", f"{self.titles[j]} returned {o0[4]}", j))
+                st.parts.append(_Part("return", f"{self.titles[j]} returned {_errno(o0[4])}", j))
         if c1[3] == RET and c0[3] != RET:
-            st.parts.append(_Part("end", f"returns {c1[4]}"))
+            st.parts.append(_Part("end", f"returns {_errno(c1[4])}"))
         elif c1[3] == DONE and c0[3] != DONE:
             st.parts.append(_Part("end", "finishes"))
         if out.choice is not None and out.choice != "succeeds":
@@ -287,6 +331,7 @@ class _Builder:
             st.parts.append(_Part("choice", f"{text}: {out.choice}" if text.startswith("may fail")
                                   else f"chooses {out.choice}"))
         if last and self.prop.fires_in_steps and prog.prop_index[self.prop.name] in out.events:
+            st.held = tuple(self.acq[ci])
             if self.prop.kind is ir.PropKind.COVER:
                 st.parts.append(_Part("goal", f"-> {self.prop.name}: `{_cond_text(st.text)}` is met"))
             elif self.prop.kind is ir.PropKind.ORDER:
@@ -295,6 +340,9 @@ class _Builder:
             else:
                 st.parts.append(_Part("violation", f"!! {self.prop.name}: `{_cond_text(st.text)}` is false"))
             st.chain = st.full
+        decision = self._branch(s0, ci)
+        if decision is not None:
+            st.parts.append(decision)
         pushed = self._indirect_call(s0, ci) and len(c1[0]) > len(c0[0])
         self.shadow[ci] = self._relabel(self.shadow[ci], c0[0], c1[0], self._call_args(s0, ci))
         self.stmts.append(st)
@@ -317,7 +365,7 @@ class _Builder:
         who = ", ".join(self.titles[j] for j in sorted(blocked.waits or ())) or "any other context"
         chain = self._chain(ci, frames)
         st = _Stmt(step, ci, frames, chain, blocked.span, source_text(blocked.span), full=chain)
-        lock = self._wanted(frames)
+        lock = self._wanted(ci, frames)
         if lock is not None:
             text = f"waits for {lock.lock}{_mode(lock.mode)}: {who}"
             st.parts.append(_Part("wait", text, lock.lock))
@@ -327,17 +375,34 @@ class _Builder:
         self.stmts.append(st)
         return text
 
-    def _wanted(self, frames: tuple) -> LockUse | None:
+    def _final_waits(self, step: int) -> None:
+        """Where each deadlocked context stands at the end: a context blocked only
+        later (a writer came after its last step) has no wait recorded yet."""
+        state = self.rep.states[-1]
+        blocked = {}
+        for ci in range(len(self.prog.contexts)):
+            res = run_context(self.prog, state, ci)
+            if isinstance(res, Blocked):
+                blocked[ci] = res
+        for ci in sorted(deadlocked(state, {c: b.waits for c, b in blocked.items()})):
+            mine = [st for st in self.stmts if st.ci == ci]
+            if mine and mine[-1].parts and mine[-1].parts[0].kind == "wait" and mine[-1].frames == state[1][ci][0]:
+                continue
+            self._wait(step, ci, state, blocked[ci])
+
+    def _wanted(self, ci: int, frames: tuple) -> LockUse | None:
         """The lock a context stands at the acquire of, if it does."""
         for i, fr in enumerate(frames):
             code = self.prog.codes[fr[0]]
             if code.fn is not None and code.fn.lock_class is not None and code.fn.role == "acquire" and fr[2]:
                 return LockUse(self.prog.lock_names[fr[2][0]], code.fn.mode, self._at(frames[:i + 1]),
-                               self._chain_of(frames))
+                               self._chain_of(ci, frames))
         return None
 
-    def _chain_of(self, frames: tuple) -> tuple[str, ...]:
-        return tuple(x for x in (self._label(fr) for fr in frames) if x is not None)
+    def _chain_of(self, ci: int, frames: tuple) -> tuple[str, ...]:
+        """Every frame's label (no folding), with the arguments seen at the call."""
+        labels = self.shadow[ci] if len(self.shadow[ci]) == len(frames) else [self._label(fr) for fr in frames]
+        return tuple(x for x in labels if x is not None)
 
     # ---- the end
     def _report(self) -> Report:
@@ -350,18 +415,20 @@ class _Builder:
                          if any(p.kind in ("violation", "goal") for p in st.parts)), None)
             assert fail is not None
             if prop.kind is ir.PropKind.COVER:
-                return Report("cover", f"`{prop.name}` is reached", self._task(fail.ci, fail.frames, fail.full),
-                              (), (), tuple(self._check_values(fail)), f"{fail.span}: {fail.text}")
+                return Report("cover", f"`{prop.name}` is reached",
+                              self._task(fail.ci, fail.frames, fail.full, fail.held), (), (),
+                              tuple(self._check_values(fail)), f"{fail.span}: {fail.text}")
             return self._event(fail)
         return self._state_report(last)
 
-    def _task(self, ci: int, frames: tuple, chain: tuple[str, ...], **kw) -> TaskReport:
+    def _task(self, ci: int, frames: tuple, chain: tuple[str, ...], held: tuple[LockUse, ...] | None = None,
+              **kw) -> TaskReport:
         return TaskReport(self.titles[ci], current_cpu(self.prog, (frames,), ci) if frames else
-                          self.prog.contexts[ci].home_cpu, tuple(self.acq[ci]), chain, **kw)
+                          self.prog.contexts[ci].home_cpu, tuple(self.acq[ci]) if held is None else held, chain, **kw)
 
     def _holders(self, besides: set[int]) -> tuple[TaskReport, ...]:
         last = self.rep.states[-1]
-        return tuple(self._task(ci, last[1][ci][0], self._chain_of(last[1][ci][0]))
+        return tuple(self._task(ci, last[1][ci][0], self._chain_of(ci, last[1][ci][0]))
                      for ci in range(len(self.prog.contexts)) if self.acq[ci] and ci not in besides)
 
     def _deadlock(self, state: State) -> Report:
@@ -374,22 +441,28 @@ class _Builder:
         tasks = []
         for ci in stuck:
             frames = state[1][ci][0]
-            wanted = self._wanted(frames)
+            wanted = self._wanted(ci, frames)
             note = ""
             if wanted is not None and wanted.mode == "write" and self._block_set(state, wanted.lock):
                 note = f"a pending writer: new readers of {wanted.lock} wait"
-            tasks.append(self._task(ci, frames, self._chain_of(frames), wants=wanted,
+            # lockdep records an acquire before the task waits: the wanted lock is "held" too
+            held = tuple(self.acq[ci]) + ((wanted,) if wanted is not None else ())
+            tasks.append(self._task(ci, frames, self._chain_of(ci, frames), held, wants=wanted,
                                     waits_for=tuple(self.titles[j] for j in sorted(waits[ci].waits or ())),
                                     note=note))
         locks = {t.wants.lock for t in tasks if t.wants}
+        still = {(self.titles[ci], u.lock, u.mode) for ci in stuck for u in self.acq[ci]}
         scenario = []
         for st in self.stmts:
             if st.ci not in stuck:
                 continue
             for p in st.parts:
-                if p.subject in locks and p.kind in ("lock", "wait"):
-                    scenario.append((self.titles[st.ci], _scenario_line(p)))
-        return Report("deadlock", "INFO: these tasks are blocked forever (deadlock)", None, tuple(tasks),
+                if p.subject not in locks or p.kind not in ("lock", "wait") or p.text.startswith("releases "):
+                    continue
+                if p.text.startswith("takes ") and (self.titles[st.ci], p.subject, _mode_of(p.text)) not in still:
+                    continue            # taken and given back: not part of the deadlock
+                scenario.append((self.titles[st.ci], _scenario_line(p)))
+        return Report("deadlock", "INFO: tasks blocked forever (deadlock)", None, tuple(tasks),
                       tuple(scenario), (), "")
 
     def _block_set(self, state: State, lock: str) -> bool:
@@ -407,18 +480,19 @@ class _Builder:
         if prop.kind is ir.PropKind.ORDER:
             first, second = prop.forbidden
             wanted = LockUse(first, None, self._at(frames), chain)
-            task = self._task(ci, frames, chain, wants=wanted)
+            task = self._task(ci, frames, chain, fail.held, wants=wanted)
             scen = ((self.titles[ci], f"lock({second});"), ("other task", f"lock({first});"),
                     ("other task", f"lock({second});"), (self.titles[ci], f"lock({first});"))
             return Report("circular", "WARNING: possible circular locking dependency detected", task,
                           self._holders({ci}), scen, values, where,
                           (f"{first} --> {second}" + (f" ({prop.doc})" if prop.doc else ""),))
-        wanted = self._wanted(frames)
+        wanted = self._wanted(ci, frames)
         if code.fn is not None and code.fn.lock_class is not None and code.fn.role == "acquire":
             kind, title = "recursive", "WARNING: possible recursive locking detected"
             lk = wanted.lock if wanted else "?"
-            scen = ((self.titles[ci], f"lock({lk});"), (self.titles[ci], f"lock({lk});"))
-            return Report(kind, title, self._task(ci, frames, chain, wants=wanted), self._holders({ci}), scen,
+            op = "rlock" if wanted is not None and wanted.mode == "read" else "lock"
+            scen = ((self.titles[ci], f"{op}({lk});"), (self.titles[ci], f"{op}({lk});"))
+            return Report(kind, title, self._task(ci, frames, chain, fail.held, wants=wanted), self._holders({ci}), scen,
                           values, where)
         cpu = current_cpu(prog, self.rep.states[-2][1][ci], ci)
         caller = next((label for label in reversed(chain[:-1]) if not label.startswith("<")), "?")
@@ -426,16 +500,16 @@ class _Builder:
             site = wanted.lock if wanted else ""
             title = f"BUG: sleeping function called from invalid context at {chain[-2] if len(chain) > 1 else fn}"
             title += f" ({site})" if site else ""
-            return Report("sleep", title, self._task(ci, frames, chain, wants=wanted), (), (), values, where)
+            return Report("sleep", title, self._task(ci, frames, chain, fail.held, wants=wanted), (), (), values, where)
         if fn.startswith("lockdep_assert"):
-            title = f"WARNING: CPU: {cpu} PID: {self.titles[ci]} at {caller}: {fn}()"
-            return Report("assert", title, self._task(ci, frames, chain), (), (), values, where)
+            # a macro: the warning is at its caller, where the call trace starts
+            title = f"WARNING: CPU: {cpu} at {_bare(caller)}: {fn}()"
+            return Report("assert", title, self._task(ci, frames, chain[:-1], fail.held), (), (), values, where)
         kind = KERNEL_REPORTS.get(prop.name, "check")
-        title = {"bug": f"kernel BUG at {_bare(chain[-1]) if chain else fn}!",
-                 "warn": f"WARNING: CPU: {cpu} PID: {self.titles[ci]} at {_bare(chain[-1]) if chain else fn}",
-                 "check": f"{prop.name}: the check fails in {_bare(chain[-1]) if chain else fn} "
-                          f"on CPU{cpu}"}[kind]
-        return Report(kind, title, self._task(ci, frames, chain), (), (), values, where)
+        site = _bare(chain[-1]) if chain else fn + "()"
+        title = {"bug": f"kernel BUG at {site}!", "warn": f"WARNING: CPU: {cpu} at {site}",
+                 "check": f"tdxproof: `{prop.name}` fails in {site}"}[kind]
+        return Report(kind, title, self._task(ci, frames, chain, fail.held), (), (), values, where)
 
     def _check_values(self, fail: _Stmt) -> list[str]:
         """The values the failing check's condition read, in the state before it."""
@@ -542,22 +616,43 @@ class _Builder:
         failing = self.titles.index(report.task.task) if report.task is not None else -1
         stuck = {self.titles.index(t.task) for t in report.tasks} if report.kind == "deadlock" else set()
         final_wait = {}
+        modes: dict[object, set[tuple[int, str | None]]] = {}
+        waited: set[object] = set()
         for st in self.stmts:
             if st.parts and st.parts[0].kind == "wait":
                 final_wait[st.ci] = st
+            for p in st.parts:
+                if p.kind == "wait" and isinstance(p.subject, str):
+                    waited.add(p.subject)
+                elif p.kind == "lock" and p.text.startswith("takes "):
+                    modes.setdefault(p.subject, set()).add((st.ci, _mode_of(p.text)))
+        # a state finding still needs the locks that order its contexts: one a
+        # context waited for, or a rw-lock read by one context and written by
+        # another (cpu_hotplug_lock between a loader and cpu_up())
+        contended = waited | {lk for lk, ms in modes.items()
+                              if {c for c, m in ms if m == "read"} and {c for c, m in ms if m == "write"}
+                              and len({c for c, _ in ms}) > 1}
+        registrations = {v.name for v in self.model.vars if isinstance(v.type, ir.FnType)}
         for st in self.stmts:
+            kthread = self.prog.contexts[st.ci].kind == "kthread"
             for p in st.parts:
                 match p.kind:
                     case "violation" | "goal" | "choice":
                         p.key = True
                     case "lock":
-                        p.key = p.subject in locks
+                        p.key = p.subject in locks or (not lock_story and p.subject in contended)
                     case "wait":
-                        p.key = p.subject in locks or (st.ci in stuck and final_wait.get(st.ci) is st)
+                        p.key = p.subject in locks or (st.ci in stuck and final_wait.get(st.ci) is st) or (
+                            not lock_story and p.subject in contended)
                     case "state":
-                        p.key = not lock_story and p.subject in watched
+                        # what the properties read, and callbacks registered or removed
+                        p.key = not lock_story and (p.subject in watched or p.subject in registrations)
                     case "call":
-                        p.key = not lock_story and self.prog.contexts[st.ci].kind == "kthread"
+                        p.key = not lock_story and kthread
+                    case "branch":
+                        p.key = not lock_story
+                    case "return":
+                        p.key = not lock_story and not p.text.endswith(" 0")   # an error comes back
                     case "irqs":
                         p.key = report.kind in ("sleep", "assert") and st.ci == failing
         # work handed over is shown when the kthread does something shown meanwhile
@@ -568,11 +663,13 @@ class _Builder:
                 j = p.subject
                 end = next((k for k in range(i + 1, len(self.stmts)) for q in self.stmts[k].parts
                             if q.kind == "return" and q.subject == j), len(self.stmts))
-                if any(q.key for s2 in self.stmts[i + 1:end] if s2.ci == j for q in s2.parts):
+                back = [q for q in (self.stmts[end].parts if end < len(self.stmts) else [])
+                        if q.kind == "return" and q.subject == j]
+                if any(q.key for q in back) or any(q.key for s2 in self.stmts[i + 1:end] if s2.ci == j
+                                                   for q in s2.parts):
                     p.key = True
-                    for q in (self.stmts[end].parts if end < len(self.stmts) else []):
-                        if q.kind == "return" and q.subject == j:
-                            q.key = True
+                    for q in back:
+                        q.key = True
 
 
 def build_trace(prog: Program, prop: ir.Property, schedule: Schedule) -> Trace:
@@ -599,15 +696,22 @@ def _with_events(row: TraceRow, events: tuple[TraceEvent, ...]) -> TraceRow:
     return replace(row, events=events, key=any(e.key for e in events))
 
 
+def _mode_of(text: str) -> str | None:
+    return "read" if text.endswith("(read)") else "write" if text.endswith("(write)") else None
+
+
 def _scenario_line(p: _Part) -> str:
+    """lockdep's scenario lines: `rlock(L);` for a read acquisition, `lock(L);` else."""
     if p.kind == "wait":
-        return f"lock({p.subject});  <- waits"
+        what = "rlock" if "(read)" in p.text else "lock"
+        return f"{what}({p.subject});  <- waits"
     if p.text.startswith("takes "):
-        mode = " (read)" if p.text.endswith("(read)") else " (write)" if p.text.endswith("(write)") else ""
-        return f"lock({p.subject}){mode};"
-    if p.text.startswith("releases "):
-        return f"unlock({p.subject});"
+        return f"{'rlock' if _mode_of(p.text) == 'read' else 'lock'}({p.subject});"
     return p.text
+
+
+def _errno(v: int) -> str:
+    return f"{v} (-{ERRNO[-v]})" if -v in ERRNO else str(v)
 
 
 def _bare(label: str) -> str:
@@ -616,6 +720,11 @@ def _bare(label: str) -> str:
 
 def _mode(mode: str | None) -> str:
     return f" ({mode})" if mode else ""
+
+
+def _cond_of(text: str) -> str:
+    """`if tdx_lp_initialized[c]` -> `tdx_lp_initialized[c]`."""
+    return text.removeprefix("if ").strip()
 
 
 def _cond_text(text: str) -> str:

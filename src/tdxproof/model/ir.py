@@ -318,7 +318,7 @@ class If:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """Nondeterministic branch: `if may fail` (labels fails/succeeds) or `either/or`."""
+    """Nondeterministic branch: `if may fail` (labels succeeds/fails) or `either/or`."""
     sid: int
     kind: str  # may_fail | either
     reason: str | None

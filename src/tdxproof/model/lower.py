@@ -559,8 +559,11 @@ class Lowerer:
                     return list(self._block(then if c.value else (other or ())))
                 return [ir.If(next(self.sid), c, self._block(then), self._block(other or ()), s.span)]
             case A.MayFail(reason=reason, then=then, other=other):
-                return [ir.Choice(next(self.sid), "may_fail", reason, ("fails", "succeeds"),
-                                  (self._block(then), self._block(other or ())), s.span)]
+                # success first: of two shortest witnesses, the search keeps the one
+                # without an injected failure that the finding does not need
+                then_ir = self._block(then)
+                return [ir.Choice(next(self.sid), "may_fail", reason, ("succeeds", "fails"),
+                                  (self._block(other or ()), then_ir), s.span)]
             case A.Either(branches=branches):
                 labels = tuple(f"branch {i + 1}" for i in range(len(branches)))
                 return [ir.Choice(next(self.sid), "either", None, labels,

@@ -15,8 +15,9 @@ def _cell(text: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    """Mermaid note text: no `;`, `#` or `:` (they end or escape a statement)."""
-    return text.replace(";", ",").replace("#", "").replace(":", " -")[:110]
+    """Mermaid note text: no `;` or `#` (they end or escape a statement)."""
+    text = text.replace(";", ",").replace("#", "")
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _alias(name: str) -> str:
@@ -60,7 +61,8 @@ def render_witness_md(r: PropertyResult) -> str:
         out += ["```text", render_static(r).strip("\n"), "```", ""]
         return "\n".join(out)
     assert r.trace is not None
-    out += ["```text", render_table(r.trace), "```", ""]
+    start = [f"  initially: {x}" for x in r.trace.initially] + ([""] if r.trace.initially else [])
+    out += ["```text"] + start + [render_table(r.trace), "```", ""]
     out += render_mermaid(r.trace) + [""]
     if r.trace.report is not None:
         out += ["```text"] + render_report(r.trace.report) + ["```", ""]

@@ -70,37 +70,44 @@ def render_report(r: Report) -> list[str]:
             out += [""] + _held(t) + ["", "stack backtrace:"] + _backtrace(t.chain)
             return out
         case "deadlock":
-            out = [r.title, _rule(r.title, "-")]
+            out = []
             for task in r.tasks:
+                where = task.chain[-1].split("(", 1)[0] + "()" if task.chain else "?"
+                out.append(f"INFO: task {task.task} (CPU{task.cpu}) blocked forever in {where}")
                 if task.wants is not None:
-                    out.append(f"{task.task} (CPU{task.cpu}) is blocked trying to acquire lock:")
-                    out.append(f"  {_lock(task.wants)}" + (f"  -- {task.note}" if task.note else ""))
-                else:
-                    where = task.chain[-1] if task.chain else "?"
-                    out.append(f"{task.task} (CPU{task.cpu}) is blocked in {where}")
+                    out.append(f"  waiting to acquire {_lock(task.wants)}" + (f"  -- {task.note}" if task.note else ""))
                 if task.waits_for:
                     out.append(f"  waiting for: {', '.join(task.waits_for)}")
+                out += ["Call Trace:"] + _backtrace(task.chain) + [""]
             if r.scenario:
-                out += [""] + _scenario(r.scenario)
-            out += ["", "Showing all locks held in the system:"]
+                out += _scenario(r.scenario) + [""]
+            out += ["Showing all locks held in the system:"]
             for task in r.tasks:
                 out += _held(task)
             return out
-        case "sleep" | "assert" | "bug" | "warn" | "check":
+        case "sleep" | "assert" | "bug" | "warn":
             assert t is not None
-            cut = r.kind in ("assert", "warn", "check")
-            out = ["------------[ cut here ]------------"] if cut else []
-            out.append(r.title)
+            out = ["------------[ cut here ]------------", r.title]
             if r.kind == "sleep":
-                out.append(f"task: {t.task} (CPU{t.cpu})")
+                out.append(f"in_atomic(): 1, name: {t.task}")
+            out.append(f"CPU: {t.cpu} Comm: {t.task}")
             out += [f"  {v}" for v in r.values]
             out.append(f"  at {r.where}")
-            if r.kind == "sleep" or t.held:
+            if r.kind == "sleep":
+                out += _held(t)         # __might_sleep() -> debug_show_held_locks()
+            out += ["Call Trace:"] + _backtrace(t.chain) + ["---[ end trace ]---"]
+            return out
+        case "check":
+            assert t is not None
+            out = [r.title, f"  in {t.task} (CPU{t.cpu})"]
+            out += [f"  {v}" for v in r.values]
+            out.append(f"  at {r.where}")
+            if t.held:
                 out += _held(t)
-            out += ["Call Trace:"] + _backtrace(t.chain)
-            if cut:
-                out.append("---[ end trace ]---")
+            out += ["call chain:"] + _backtrace(t.chain)
             return out
         case "invariant" | "cover":
+            if t is not None:       # a cover goal met by a `cover` statement
+                return [r.title, f"  in {t.task} (CPU{t.cpu})", f"  at {r.where}"] + [f"  {v}" for v in r.values]
             return [r.title, f"  at {r.where}"] + [f"  {v}" for v in r.values]
     raise AssertionError(r.kind)

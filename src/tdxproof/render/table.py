@@ -69,8 +69,8 @@ def render_table(trace: Trace, *, everything: bool = False) -> str:
     for col, lines, depth, notes in layout:
         width = widths[col]
         body = list(lines)
-        rest = list(notes)
-        if body and len(body[-1]) + 2 + len(rest[0]) <= width:
+        rest = [n for n in notes if n]
+        if rest and body and len(body[-1]) + 2 + len(rest[0]) <= width:
             body[-1] += "  " + rest.pop(0)
         body += [" " * (depth + 1) + n for n in rest]
         for line in body:
@@ -95,7 +95,9 @@ def _new_frames(prev: dict[str, tuple[str, ...]], ctx: str, chain: tuple[str, ..
 
 
 def _fit(line: str, width: int) -> list[str]:
-    if len(line) <= width:
+    """A line within its column: an annotation wraps, a call chain never does (a
+    long one runs past the column; no other cell shares its line)."""
+    if len(line) <= width or not line.lstrip().startswith(("<-", "!!", "->")):
         return [line]
     indent = len(line) - len(line.lstrip())
     return textwrap.wrap(line.strip(), width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 3),
@@ -111,10 +113,12 @@ def _sequential(shown, heads: dict[str, str]) -> str:
             out.append(f"  {heads[ctx]}:")
             current = ctx
         lines = ["    " + x for x in _new_frames(prev, ctx, chain)]
-        if lines:
-            lines[-1] += "  " + notes[0]
-        else:
-            lines = ["    " + " " * len(chain) + notes[0]]
-        lines += ["    " + " " * (len(chain) + 1) + n for n in notes[1:]]
-        out.extend(lines)
+        notes = [n for n in notes if n]
+        if lines and notes and len(lines[-1]) + 2 + len(notes[0]) <= WIDTH - 2:
+            lines[-1] += "  " + notes.pop(0)
+        elif notes and not lines:
+            lines = ["    " + " " * len(chain) + notes.pop(0)]
+        lines += ["    " + " " * (len(chain) + 1) + n for n in notes]
+        for line in lines:
+            out.extend(_fit(line, WIDTH - 2))
     return "\n".join(line.rstrip() for line in out)

@@ -92,6 +92,8 @@ def render_witness(r: PropertyResult, *, verbose: bool = False) -> str:
     if r.trace is None:
         return "\n".join(out)
     out.append("")
+    if r.trace.initially:
+        out += [f"  initially: {x}" for x in r.trace.initially] + [""]
     out.append(render_steps(r.trace) if verbose else render_table(r.trace))
     if not verbose:
         shown = sum(1 for row in r.trace.rows if row.key)

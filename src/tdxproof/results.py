@@ -88,6 +88,12 @@ class TraceRow:
     events: tuple[TraceEvent, ...] = ()
 
 
+def cpu_name(cpu: int) -> str:
+    """`CPU1`; -1 for a context that picks the CPU each time it runs (a machine
+    check, a vCPU thread)."""
+    return f"CPU{cpu}" if cpu >= 0 else "the CPU it picks"
+
+
 @dataclass(frozen=True, slots=True)
 class LockUse:
     lock: str

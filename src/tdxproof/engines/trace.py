@@ -256,8 +256,8 @@ class _Builder:
         seen: list[tuple[str, int]] = []
         for r in rows:
             if r.key and all(name != r.context for name, _ in seen):
-                seen.append((r.context, prog.contexts[rep.contexts[r.step - 1]].home_cpu))
-        everyone = [(c.name, c.home_cpu) for c in prog.contexts if c.name in {r.context for r in rows}]
+                seen.append((r.context, self._cpu(rep.contexts[r.step - 1])))
+        everyone = [(c.name, self._cpu(c.index)) for c in prog.contexts if c.name in {r.context for r in rows}]
         seen += [c for c in everyone if c not in seen]
         return Trace(tuple(rows), tuple(seen), tuple(report.values), tuple(_valuation(prog, st) for st in rep.states),
                      tuple((c.name, t) for c, t in zip(prog.contexts, self.titles)), report, self._initially())
@@ -423,8 +423,19 @@ class _Builder:
 
     def _task(self, ci: int, frames: tuple, chain: tuple[str, ...], held: tuple[LockUse, ...] | None = None,
               **kw) -> TaskReport:
-        return TaskReport(self.titles[ci], current_cpu(self.prog, (frames,), ci) if frames else
-                          self.prog.contexts[ci].home_cpu, tuple(self.acq[ci]) if held is None else held, chain, **kw)
+        cpu = current_cpu(self.prog, (frames,), ci) if frames else self.prog.contexts[ci].home_cpu
+        if self._cpu(ci) < 0 and not (frames and frames[-1][3] >= 0):
+            cpu = -1
+        return TaskReport(self.titles[ci], cpu, tuple(self.acq[ci]) if held is None else held, chain, **kw)
+
+    def _cpu(self, ci: int) -> int:
+        """Where a context runs, for its column: its CPU, or -1 for an actor whose
+        body starts by picking one (`#MC`, a vCPU)."""
+        spec = self.prog.contexts[ci]
+        if spec.actor is not None and spec.actor.on_cpu is None and spec.actor.body \
+                and isinstance(spec.actor.body[0], ir.Pick):
+            return -1
+        return spec.home_cpu
 
     def _holders(self, besides: set[int]) -> tuple[TaskReport, ...]:
         last = self.rep.states[-1]

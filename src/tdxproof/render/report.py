@@ -5,7 +5,7 @@ deadlock as every blocked task with the locks it holds and the one it wants."""
 
 from __future__ import annotations
 
-from tdxproof.results import LockUse, Report, TaskReport
+from tdxproof.results import LockUse, Report, TaskReport, cpu_name
 
 
 def _lock(u: LockUse) -> str:
@@ -51,7 +51,7 @@ def render_report(r: Report) -> list[str]:
         case "recursive":
             assert t is not None
             out = [_rule(r.title, "="), r.title, _rule(r.title, "-")]
-            out += [f"{t.task} (CPU{t.cpu}) is trying to acquire lock:"]
+            out += [f"{t.task} ({cpu_name(t.cpu)}) is trying to acquire lock:"]
             out += [f"  {_lock(t.wants)}" if t.wants else "  ?", ""]
             mine = [u for u in t.held if t.wants and u.lock == t.wants.lock]
             out += ["but task is already holding lock:"] + [f"  {_lock(u)}" for u in mine] + [""]
@@ -62,7 +62,7 @@ def render_report(r: Report) -> list[str]:
         case "circular":
             assert t is not None
             out = [_rule(r.title, "="), r.title, _rule(r.title, "-")]
-            out += [f"{t.task} (CPU{t.cpu}) is trying to acquire lock:", f"  {_lock(t.wants)}" if t.wants else "", ""]
+            out += [f"{t.task} ({cpu_name(t.cpu)}) is trying to acquire lock:", f"  {_lock(t.wants)}" if t.wants else "", ""]
             out += ["but task is already holding lock:"] + [f"  {_lock(u)}" for u in t.held] + [""]
             out += ["which lock already depends on the new lock: the documented order is"]
             out += [f"  {o}" for o in r.order] + [""]
@@ -73,7 +73,7 @@ def render_report(r: Report) -> list[str]:
             out = []
             for task in r.tasks:
                 where = task.chain[-1].split("(", 1)[0] + "()" if task.chain else "?"
-                out.append(f"INFO: task {task.task} (CPU{task.cpu}) blocked forever in {where}")
+                out.append(f"INFO: task {task.task} ({cpu_name(task.cpu)}) blocked forever in {where}")
                 if task.wants is not None:
                     out.append(f"  waiting to acquire {_lock(task.wants)}" + (f"  -- {task.note}" if task.note else ""))
                 if task.waits_for:
@@ -99,7 +99,7 @@ def render_report(r: Report) -> list[str]:
             return out
         case "check":
             assert t is not None
-            out = [r.title, f"  in {t.task} (CPU{t.cpu})"]
+            out = [r.title, f"  in {t.task} ({cpu_name(t.cpu)})"]
             out += [f"  {v}" for v in r.values]
             out.append(f"  at {r.where}")
             if t.held:
@@ -108,6 +108,6 @@ def render_report(r: Report) -> list[str]:
             return out
         case "invariant" | "cover":
             if t is not None:       # a cover goal met by a `cover` statement
-                return [r.title, f"  in {t.task} (CPU{t.cpu})", f"  at {r.where}"] + [f"  {v}" for v in r.values]
+                return [r.title, f"  in {t.task} ({cpu_name(t.cpu)})", f"  at {r.where}"] + [f"  {v}" for v in r.values]
             return [r.title, f"  at {r.where}"] + [f"  {v}" for v in r.values]
     raise AssertionError(r.kind)

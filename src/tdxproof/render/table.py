@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import textwrap
 
-from tdxproof.results import Trace, TraceEvent
+from tdxproof.results import Trace, TraceEvent, cpu_name
 
 WIDTH = 118        # the whole table, indent included
 MIN_COL = 26
@@ -49,7 +49,7 @@ def render_table(trace: Trace, *, everything: bool = False) -> str:
         if ctx not in cols:
             cols.append(ctx)
     cpu = dict(trace.contexts)
-    heads = [f"{trace.title(c)} (CPU{cpu.get(c, 0)})" for c in cols]
+    heads = [f"{trace.title(c)} ({cpu_name(cpu.get(c, 0))})" for c in cols]
     if len(cols) >= SEQUENTIAL_FROM:
         return _sequential(shown, dict(zip(cols, heads)))
     layout = []                      # (column, chain lines, depth, notes)

@@ -6,7 +6,7 @@ import textwrap
 
 from tdxproof.render.report import render_report
 from tdxproof.render.table import render_table
-from tdxproof.results import PropertyResult, RunResult, Trace, Verdict
+from tdxproof.results import PropertyResult, RunResult, Trace, Verdict, cpu_name
 
 COL = 96
 
@@ -126,7 +126,7 @@ def render_steps(trace: Trace) -> str:
     """--verbose: every transition, every statement, with its number."""
     lines = []
     for row in trace.rows:
-        lines.append(f"{row.step:>4}  {trace.title(row.context)} (CPU{row.cpu})")
+        lines.append(f"{row.step:>4}  {trace.title(row.context)} ({cpu_name(row.cpu)})")
         for fn, text in row.statements:
             lines.extend("        " + x for x in _wrap(f"{fn}: {text}"))
         for c in row.changes:

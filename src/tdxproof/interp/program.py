@@ -1,11 +1,10 @@
 """Compile a Model, for a given number of CPUs, into flat code the interpreter runs.
 
-NOTE(steps): one atomic step per statement. Assignments, calls (pushing the
-frame), `if` conditions, `may fail`/`either`/`pick` choices, `await`, `require`,
-`check`, each `for` iteration's advance, `ipi` entry, `return` and each whole
-`atomic` block are steps. Control-flow glue is not: jumps, `break`, the end of an
-`ipi` block and falling off the end of a void function run as part of the step
-before them (they touch only the context's own control state).
+The control flow is the shared one (model/cfg.py, NOTE(steps) there): one node
+per step (assignments, calls, `if` conditions, choices, `await`, `require`,
+`check`, loop advances, `ipi` entry, `return`, whole `atomic` blocks) and the glue
+that runs with the step before it (jumps, the end of an `ipi`, the end of a
+body). This module compiles each node's statement to closures over the state.
 
 Values are ints: bool 0/1, cpu numbers, enum member indexes, locks by index,
 functions by index + 1 (0 is null).
@@ -17,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tdxproof.model import ir
+from tdxproof.model.cfg import Cfg, Node, Op, control_flow
 from tdxproof.model.wellformed import sub_exprs, walk_exprs, walk_stmts
 from tdxproof.source import Span
 
-# opcodes
+# opcodes: the shared control flow's (model/cfg.py), as ints for the hot loop
 ASSIGN, ANY, CALL, CALLIN, CALLWAIT, BRANCH, CHOICE, RETURN, AWAIT, REQUIRE, ATOMIC, CHECK, \
-    FOR_FIRST, FOR_NEXT, RANGE_FIRST, RANGE_NEXT, PICK, IPI_ENTER, IPI_EXIT, JUMP, END = range(21)
+    FOR_FIRST, FOR_NEXT, RANGE_FIRST, RANGE_NEXT, PICK, IPI_ENTER, IPI_EXIT, JUMP, END = (int(o) for o in Op)
 FREE = {IPI_EXIT, JUMP, END}
 OPNAMES = ("assign", "any", "call", "callin", "callwait", "branch", "choice", "return", "await", "require",
            "atomic", "check", "for", "for-next", "range", "range-next", "pick", "ipi", "ipi-exit", "jump",
@@ -127,14 +127,14 @@ class Program:
         self.fn_code: dict[int, int] = {}
         for i, f in enumerate(model.functions):
             self.fn_code[f.index] = i
+        cfgs = control_flow(model)
         for f in model.functions:
-            self.codes.append(self._compile(f.name, f, f.locals, f.body, f.module))
+            self.codes.append(self._compile(cfgs[f.name], f.module))
         # ---- contexts
         self.contexts: list[ContextSpec] = []
         for a in model.actors:
             code = len(self.codes)
-            self.codes.append(self._compile(f"actor {a.name}", None, a.locals, a.body, None,
-                                            repeats=a.repeat is not None))
+            self.codes.append(self._compile(cfgs[f"actor {a.name}"], None))
             home = 0
             if a.on_cpu is not None:
                 home = self.const_eval(a.on_cpu)
@@ -163,148 +163,88 @@ class Program:
         return self.var_off[name] + (index or 0)
 
     # ------------------------------------------------------------ compilation
-    def _compile(self, name: str, fn: ir.Function | None, locals_: tuple[ir.Local, ...],
-                 body: tuple[ir.Stmt, ...], module: str | None, repeats: bool = False) -> Code:
-        code = Code(name, fn, len(locals_), local_names=[l.name for l in locals_], module=module)
-        self._cur = code
-        self._breaks: list[list[Instr]] = []
-        self._block(body)
-        code.instrs.append(Instr(END, fn.span if fn else None))
-        movers = self.movers
-        for ins in code.instrs:
-            ins.mover = movers.get(ins.sid, "N") if ins.sid else "N"
-            if ins.op == CALLIN:
-                ins.mover = "N"
-            elif ins.op == CALLWAIT:
-                ins.mover = "R"        # collecting the work's result, like taking a lock
-            elif ins.op in (FOR_NEXT, RANGE_NEXT):
-                ins.mover = "cut"      # NOTE(blocks): loop advances are boundaries: blocks are loop-free
-            ins.blocking = ins.op in (AWAIT, REQUIRE, CALLIN, CALLWAIT, IPI_ENTER, PICK) or (
-                ins.op == ATOMIC and ins.a is not None)
-        if repeats and code.instrs:
-            # a repeating actor's body starts a new block, as what its first statement is
-            code.instrs[0].first, code.instrs[0].mover = code.instrs[0].mover, "cut"
-        self._resolve_jumps(code)
+    def _compile(self, cfg: Cfg, module: str | None) -> Code:
+        """The interpreter's code for one body: the shared control flow (model/cfg.py:
+        steps, glue, hidden locals, movers, blocking), each node with its statement
+        compiled to closures."""
+        code = Code(cfg.name, cfg.fn, cfg.nlocals, local_names=list(cfg.local_names), module=module)
+        for node in cfg.nodes:
+            ins = self._instr(node)
+            ins.target, ins.alt = node.target, node.alt
+            ins.mover, ins.first, ins.blocking = node.mover, node.first, node.blocking
+            code.instrs.append(ins)
         self._liveness(code)
         return code
 
-    def _hidden(self, label: str) -> int:
-        slot = self._cur.nlocals
-        self._cur.nlocals += 1
-        self._cur.local_names.append(label)
-        return slot
-
-    def _emit(self, ins: Instr) -> Instr:
-        self._cur.instrs.append(ins)
-        return ins
-
-    def _pc(self) -> int:
-        return len(self._cur.instrs)
-
-    def _block(self, stmts: tuple[ir.Stmt, ...]) -> None:
-        for s in stmts:
-            self._stmt(s)
-
-    def _stmt(self, s: ir.Stmt) -> None:
+    def _instr(self, node: Node) -> Instr:
         from tdxproof.interp.evaluate import compile_expr, compile_writer
 
         E = lambda e: compile_expr(self, e)  # noqa: E731
+        s, op, span = node.stmt, int(node.op), node.span
+        if node.op in (Op.JUMP, Op.END, Op.IPI_EXIT) or s is None:
+            return Instr(op, span)
         uses = _uses(s)
         if isinstance(s, ir.Atomic):
             uses = frozenset().union(*(_uses(x) for x in walk_stmts(s.body)))
-        match s:
-            case ir.Assign(target=t, value=ir.AnyValue(type=ty)):
-                self._emit(Instr(ANY, s.span, s.sid, a=compile_writer(self, t), b=_domain(self, ty),
-                                 uses=uses, defs=_defs(t)))
-            case ir.Assign(target=t, value=v):
-                self._emit(Instr(ASSIGN, s.span, s.sid, a=compile_writer(self, t), b=E(v), uses=uses,
-                                 defs=_defs(t)))
-            case ir.Call(callee=callee, args=args, result=res, kthread=None):
+        match node.op, s:
+            case Op.ANY, ir.Assign(target=t, value=ir.AnyValue(type=ty)):
+                return Instr(op, span, s.sid, a=compile_writer(self, t), b=_domain(self, ty), uses=uses,
+                             defs=_defs(t))
+            case Op.ASSIGN, ir.Assign(target=t, value=v):
+                return Instr(op, span, s.sid, a=compile_writer(self, t), b=E(v), uses=uses, defs=_defs(t))
+            case Op.CALL, ir.Call(callee=callee, args=args, result=res):
                 static = self.fn_code[callee.index] if isinstance(callee, ir.FnRef) else None
-                self._emit(Instr(CALL, s.span, s.sid, a=static, b=E(callee), c=[E(x) for x in args],
-                                 d=compile_writer(self, res) if res is not None else None, uses=uses,
-                                 defs=_defs(res) if res is not None else frozenset(),
-                                 result_local=s.sid in self.model.invisible_results))
-            case ir.Call(callee=callee, args=args, result=res, kthread=k, kthread_cpu=kc):
-                slot = self._hidden(f"<{k.name} target>")
-                self._emit(Instr(CALLIN, s.span, s.sid, a=E(callee), b=[E(x) for x in args],
-                                 c=(self.kthread_base[k.name], E(kc)), d=slot, uses=uses,
-                                 defs=frozenset({slot})))
-                self._emit(Instr(CALLWAIT, s.span, s.sid, a=slot,
-                                 d=compile_writer(self, res) if res is not None else None,
-                                 uses=frozenset({slot}), defs=_defs(res) if res is not None else frozenset()))
-            case ir.If(cond=c, then=t, other=o):
-                br = self._emit(Instr(BRANCH, s.span, s.sid, a=E(c), uses=uses))
-                self._block(t)
-                if o:
-                    j = self._emit(Instr(JUMP, None))
-                    br.target = self._pc()
-                    self._block(o)
-                    j.target = self._pc()
-                else:
-                    br.target = self._pc()
-            case ir.Choice(labels=labels, branches=branches):
-                ch = self._emit(Instr(CHOICE, s.span, s.sid, a=labels, b=[]))
-                jumps = []
-                for br in branches:
-                    ch.b.append(self._pc())
-                    self._block(br)
-                    jumps.append(self._emit(Instr(JUMP, None)))
-                for j in jumps:
-                    j.target = self._pc()
-            case ir.Return(value=v):
-                self._emit(Instr(RETURN, s.span, s.sid, a=E(v) if v is not None else None, uses=uses))
-            case ir.Await(cond=c, waits=waits):
-                self._emit(Instr(AWAIT, s.span, s.sid, a=E(c), b=self._waits(waits), uses=uses))
-            case ir.Require(cond=c):
-                self._emit(Instr(REQUIRE, s.span, s.sid, a=E(c), uses=uses))
-            case ir.Atomic(body=body):
+                return Instr(op, span, s.sid, a=static, b=E(callee), c=[E(x) for x in args],
+                             d=compile_writer(self, res) if res is not None else None, uses=uses,
+                             defs=_defs(res) if res is not None else frozenset(),
+                             result_local=s.sid in self.model.invisible_results)
+            case Op.CALLIN, ir.Call(callee=callee, args=args, kthread=k, kthread_cpu=kc):
+                return Instr(op, span, s.sid, a=E(callee), b=[E(x) for x in args],
+                             c=(self.kthread_base[k.name], E(kc)), d=node.hidden, uses=uses,
+                             defs=frozenset({node.hidden}))
+            case Op.CALLWAIT, ir.Call(result=res):
+                return Instr(op, span, s.sid, a=node.hidden, d=compile_writer(self, res) if res is not None else None,
+                             uses=frozenset({node.hidden}), defs=_defs(res) if res is not None else frozenset())
+            case Op.BRANCH, ir.If(cond=c):
+                return Instr(op, span, s.sid, a=E(c), uses=uses)
+            case Op.CHOICE, ir.Choice(labels=labels):
+                return Instr(op, span, s.sid, a=labels, b=list(node.choices))
+            case Op.RETURN, ir.Return(value=v):
+                return Instr(op, span, s.sid, a=E(v) if v is not None else None, uses=uses)
+            case Op.AWAIT, ir.Await(cond=c, waits=waits):
+                return Instr(op, span, s.sid, a=E(c), b=self._waits(waits), uses=uses)
+            case Op.REQUIRE, ir.Require(cond=c):
+                return Instr(op, span, s.sid, a=E(c), uses=uses)
+            case Op.ATOMIC, ir.Atomic(body=body):
                 first = body[0] if body else None
-                guard = None
-                waits = None
+                guard = waits = None
                 rest = body
                 if isinstance(first, ir.Await):
                     guard, waits, rest = E(first.cond), self._waits(first.waits), body[1:]
-                self._emit(Instr(ATOMIC, s.span, s.sid, a=guard, b=waits, c=self._atomic_body(rest),
-                                 uses=uses, defs=frozenset().union(*(_defs_deep(x) for x in body))))
-            case ir.Check(prop=p, cond=c):
-                self._emit(Instr(CHECK, s.span, s.sid, a=self.prop_index[p], b=E(c), uses=uses))
-            case ir.ForCpu(var=var, where=w, body=body):
-                first = self._emit(Instr(FOR_FIRST, s.span, s.sid, a=var.slot, b=E(w) if w else None,
-                                         uses=uses - {var.slot}, defs=frozenset({var.slot})))
-                self._loop(first, body, Instr(FOR_NEXT, s.span, s.sid, a=var.slot, b=first.b,
-                                              uses=uses | {var.slot}, defs=frozenset({var.slot})))
-            case ir.ForRange(var=var, lo=lo, hi=hi, down=down, body=body):
-                bound = self._hidden(f"<{var.name} bound>")
-                first = self._emit(Instr(RANGE_FIRST, s.span, s.sid, a=var.slot, b=(E(lo), E(hi)), c=down,
-                                         d=bound, uses=uses, defs=frozenset({var.slot, bound})))
-                self._loop(first, body, Instr(RANGE_NEXT, s.span, s.sid, a=var.slot, c=down, d=bound,
-                                              uses=frozenset({var.slot, bound}), defs=frozenset({var.slot})))
-            case ir.Pick(var=var, where=w, body=body):
-                self._emit(Instr(PICK, s.span, s.sid, a=var.slot, b=E(w) if w else None,
-                                 uses=uses - {var.slot}, defs=frozenset({var.slot})))
-                self._block(body)
-            case ir.Break():
-                self._breaks[-1].append(self._emit(Instr(JUMP, s.span)))
-            case ir.Ipi(cpu=c, body=body):
-                self._emit(Instr(IPI_ENTER, s.span, s.sid, a=E(c), uses=uses))
-                self._block(body)
-                self._emit(Instr(IPI_EXIT, s.span))
-            case ir.Hold():
-                self._emit(Instr(ATOMIC, s.span, s.sid, a=None, b=None, c=self._atomic_body((s,)), uses=uses))
-            case _:
-                raise AssertionError(s)
-
-    def _loop(self, first: Instr, body: tuple[ir.Stmt, ...], nxt: Instr) -> None:
-        self._breaks.append([])
-        body_start = self._pc()
-        self._block(body)
-        self._emit(nxt)
-        nxt.alt = body_start
-        exit_pc = self._pc()
-        first.target = nxt.target = exit_pc
-        for j in self._breaks.pop():
-            j.target = exit_pc
+                return Instr(op, span, s.sid, a=guard, b=waits, c=self._atomic_body(rest), uses=uses,
+                             defs=frozenset().union(*(_defs_deep(x) for x in body)))
+            case Op.ATOMIC, ir.Hold():
+                return Instr(op, span, s.sid, a=None, b=None, c=self._atomic_body((s,)), uses=uses)
+            case Op.CHECK, ir.Check(prop=p, cond=c):
+                return Instr(op, span, s.sid, a=self.prop_index[p], b=E(c), uses=uses)
+            case Op.FOR_FIRST, ir.ForCpu(var=var, where=w):
+                return Instr(op, span, s.sid, a=var.slot, b=E(w) if w else None, uses=uses - {var.slot},
+                             defs=frozenset({var.slot}))
+            case Op.FOR_NEXT, ir.ForCpu(var=var, where=w):
+                return Instr(op, span, s.sid, a=var.slot, b=E(w) if w else None, uses=uses | {var.slot},
+                             defs=frozenset({var.slot}))
+            case Op.RANGE_FIRST, ir.ForRange(var=var, lo=lo, hi=hi, down=down):
+                return Instr(op, span, s.sid, a=var.slot, b=(E(lo), E(hi)), c=down, d=node.hidden, uses=uses,
+                             defs=frozenset({var.slot, node.hidden}))
+            case Op.RANGE_NEXT, ir.ForRange(var=var, down=down):
+                return Instr(op, span, s.sid, a=var.slot, c=down, d=node.hidden,
+                             uses=frozenset({var.slot, node.hidden}), defs=frozenset({var.slot}))
+            case Op.PICK, ir.Pick(var=var, where=w):
+                return Instr(op, span, s.sid, a=var.slot, b=E(w) if w else None, uses=uses - {var.slot},
+                             defs=frozenset({var.slot}))
+            case Op.IPI_ENTER, ir.Ipi(cpu=c):
+                return Instr(op, span, s.sid, a=E(c), uses=uses)
+        raise AssertionError((node.op, s))
 
     def _waits(self, waits: tuple[ir.WaitFor, ...]) -> list[tuple[str, Callable, int]] | None:
         from tdxproof.interp.evaluate import compile_expr
@@ -334,32 +274,18 @@ class Program:
                                      "first `await` of an `atomic` block", s.span)
         return out
 
-    def _resolve_jumps(self, code: Code) -> None:
-        def final(pc: int) -> int:
-            seen = 0
-            while code.instrs[pc].op == JUMP and seen < len(code.instrs):
-                pc = code.instrs[pc].target
-                seen += 1
-            return pc
-
-        for ins in code.instrs:
-            if ins.op in (BRANCH, FOR_FIRST, FOR_NEXT, RANGE_FIRST, RANGE_NEXT, JUMP) and ins.target >= 0:
-                ins.target = final(ins.target)
-            if ins.op == CHOICE:
-                ins.b = [final(t) for t in ins.b]
-
     def successors(self, code: Code, pc: int) -> list[int]:
         ins = code.instrs[pc]
         match ins.op:
-            case 7 | 20:  # RETURN, END
+            case Op.RETURN | Op.END:
                 return []
-            case 19:  # JUMP
+            case Op.JUMP:
                 return [ins.target]
-            case 5 | 12 | 14:  # BRANCH, FOR_FIRST, RANGE_FIRST
+            case Op.BRANCH | Op.FOR_FIRST | Op.RANGE_FIRST:
                 return [pc + 1, ins.target]
-            case 13 | 15:  # FOR_NEXT, RANGE_NEXT
+            case Op.FOR_NEXT | Op.RANGE_NEXT:
                 return [ins.alt, ins.target]
-            case 6:  # CHOICE
+            case Op.CHOICE:
                 return list(ins.b)
         return [pc + 1]
 

@@ -200,12 +200,10 @@ class Machine:
         if self.status != RUN or self.code < 0:
             return None, False
         ins = self.prog.codes[self.code].instrs[self.pc]
-        if ins.op == RETURN:
-            # returning from kthread work ends the work; returning into a visible result is visible
-            if not self.below:
-                return "N", False
-            caller = self.below[-1]
-            if ins.mover == "B" and not self.prog.codes[caller[0]].instrs[caller[1] - 1].result_local:
+        if ins.op == RETURN and ins.mover == "B":
+            # model/cfg.py: return_is_visible(): from kthread work, or into a visible result
+            call = self.prog.codes[self.below[-1][0]].instrs[self.below[-1][1] - 1] if self.below else None
+            if call is None or not call.result_local:
                 return "N", False
         return ins.mover, ins.blocking
 

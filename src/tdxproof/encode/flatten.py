@@ -37,8 +37,8 @@ class Node:
     work: list[tuple[int, str]] = field(default_factory=list)      # callin: (fn index, kthread family)
     hidden: int = -1           # callin: slot remembering the target context; range: the bound slot
     ret: tuple[int, ir.LValue | None, int, int] | None = None  # return/end: (caller's next, result, caller frame, call sid)
-    mover: str = "N"           # B | R | L | N | cut (NOTE(blocks))
-    first: str | None = None   # a "cut" that starts a block there as this mover (an actor's restart)
+    mover: str = "N"           # B | R | L | N | cut | restart (NOTE(blocks))
+    first: str | None = None   # a "restart" starts its block as this mover
     blocking: bool = False     # may block or idle: only the first statement of a block, or after invisible ones
     acquire: tuple[str | None, int] | None = None   # inside an acquire op: (mode, abs slot of `self`)
     consts: dict[int, int] = field(default_factory=dict)   # this instance's parameters known at flatten time

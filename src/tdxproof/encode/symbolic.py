@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import z3
 
 from tdxproof.encode.flatten import Automaton, Node
-from tdxproof.encode.vocab import DONE, IDLE, MODES, NO_PC, PCW, RET, RUN, Context, Vocab, bv
+from tdxproof.encode.vocab import DONE, IDLE, MODEL_ERROR, MODES, NO_PC, PCW, RET, RUN, Context, Vocab, bv
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
 
@@ -206,7 +206,15 @@ class Blocks:
                 return out
         raise AssertionError(op)
 
-    def write(self, lv: ir.LValue, value: z3.BitVecRef, cur: dict, node: Node, frame: int | None = None) -> None:
+    def write(self, lv: ir.LValue, value: z3.BitVecRef, p: "_PS", node: Node, frame: int | None = None) -> None:
+        """Write `value`; a value outside the target's type is a run-time model error
+        (MODEL_ERROR), as the reference interpreter's range check makes it."""
+        cur = p.cur
+        rng = value_range(lv.type, self.n, len(self.model.functions))
+        if rng is not None and not isinstance(lv, ir.Builtin):
+            lo, hi = rng
+            if not (z3.is_bv_value(value) and lo <= value.as_signed_long() <= hi):
+                p.events.append((MODEL_ERROR, z3.And(value >= bv(lo), value <= bv(hi))))
         match lv:
             case ir.VarRef(var=var, index=None):
                 cur[self.v.cells[(var.name, 0)]] = value
@@ -256,7 +264,7 @@ class Blocks:
                 out.append(p)
                 continue
             node = self.auto.nodes[p.node]
-            kind = (node.first or "N") if node.mover == "cut" else node.mover
+            kind = (node.first or "N") if node.mover in ("cut", "restart") else node.mover
             if p.started:
                 nxt = continue_phase(node.mover, node.blocking, p.phase)
                 if nxt is None:
@@ -376,14 +384,14 @@ class Blocks:
 
         if op == "assign":
             assert isinstance(s, ir.Assign)
-            self.write(s.target, E(s.value), cur, node)
+            self.write(s.target, E(s.value), p, node)
             return go(p, node.succ[0])
         if op == "any":
             assert isinstance(s, ir.Assign) and isinstance(s.value, ir.AnyValue)
             outs = []
             for v, label in _domain(s.value.type, self.n):
                 q = p.fork()
-                self.write(s.target, bv(v), q.cur, node)
+                self.write(s.target, bv(v), q, node)
                 q.labels.append(label)
                 outs.extend(go(q, node.succ[0]))
             return outs
@@ -406,6 +414,13 @@ class Blocks:
             args = [E(a) for a in s.args]
             callee_v = E(s.callee) if not isinstance(s.callee, ir.FnRef) else None
             outs = []
+            if callee_v is not None:
+                # a call through a null pointer (a kernel oops) is a run-time model error
+                oops = p.fork()
+                oops.guard.append(callee_v == bv(0))
+                oops.events.append((MODEL_ERROR, z3.BoolVal(False)))
+                oops.done = True
+                outs.append(oops)
             for idx, entry, frame in node.callees:
                 q = p.fork() if len(node.callees) > 1 else p
                 if callee_v is not None:
@@ -417,7 +432,6 @@ class Blocks:
                 for k in range(nloc):
                     q.cur[self.v.local(self.c, frame + k)] = args[k] if k < len(args) else bv(0)
                 outs.extend(go(q, entry))
-            # a null pointer has no transition here; the explicit engine reports it as a model error
             return outs
         if op == "return":
             assert isinstance(s, ir.Return)
@@ -542,7 +556,7 @@ class Blocks:
                 cur = q.cur
                 match st:
                     case ir.Assign(target=t, value=v):
-                        self.write(t, self.expr(v, cur, node), cur, node)
+                        self.write(t, self.expr(v, cur, node), q, node)
                         nxt.append(q)
                     case ir.If(cond=c, then=th, other=o):
                         cv = truth(self.expr(c, cur, node))
@@ -586,7 +600,7 @@ class Blocks:
         if ret is not None:
             nxt, result, frame, _sid = ret
             if result is not None:
-                self.write(result, value if value is not None else bv(0), p.cur, node, frame=frame)
+                self.write(result, value if value is not None else bv(0), p, node, frame=frame)
             p.node = nxt
             self._glue(p)
             return [p]
@@ -703,7 +717,7 @@ class Blocks:
             for k in range(t.auto.nlocals):
                 p.cur[self.v.local(t, k)] = z3.If(hit, bv(0), p.cur[self.v.local(t, k)])
         if s.result is not None:
-            self.write(s.result, value, p.cur, node)
+            self.write(s.result, value, p, node)
         p.node = node.succ[0]
         self._glue(p)
         out.append(p)
@@ -712,6 +726,22 @@ class Blocks:
 
 def _same(a, b) -> bool:
     return b is not None and (a is b or z3.eq(a, b))
+
+
+def value_range(ty: ir.Type, n: int, fn_count: int) -> tuple[int, int] | None:
+    """The values a variable of type `ty` may hold (as the interpreter's range check)."""
+    match ty:
+        case ir.BoolType():
+            return (0, 1)
+        case ir.IntType(lo=lo, hi=hi):
+            return (lo, hi)
+        case ir.CpuType():
+            return (0, n - 1)
+        case ir.EnumType(members=members):
+            return (0, len(members) - 1)
+        case ir.FnType() | ir.NullType():
+            return (0, fn_count)
+    return None
 
 
 def _domain(ty: ir.Type, n: int) -> list[tuple[int, str]]:

@@ -21,6 +21,9 @@ PCW = 16
 RUN, DONE, IDLE, RET = 0, 1, 2, 3
 MODES = {None: 0, "read": 1, "write": 2}
 NO_PC = (1 << PCW) - 1
+# the event index of a run-time model error (a value outside its type, a call
+# through a null pointer): its condition says the step is free of one
+MODEL_ERROR = -1
 
 
 def bv(v: int) -> z3.BitVecRef:

@@ -19,7 +19,8 @@ import z3
 
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.system import Encoding, encode
-from tdxproof.engines.explicit import check_witness
+from tdxproof.encode.vocab import MODEL_ERROR
+from tdxproof.engines.explicit import check_witness, model_error_at
 from tdxproof.engines.solver import Sat, Unknown, check, make_solver
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
@@ -94,6 +95,14 @@ def verify_bmc(model: ir.Model, *, cpus: int | None = None, properties: set[str]
     unknown: dict[str, str] = {}
     for k in range(max_depth + 1):
         depth = k
+        if k > 0 and MODEL_ERROR in enc.events:
+            # a run-time model error is bad input, whatever the properties say (as in
+            # the explicit engine): look for it at every depth searched
+            error_lit = z3.Bool(f"model-error@{k}")
+            solver.add(z3.Implies(error_lit, enc.event_bad(MODEL_ERROR, k - 1)))
+            r = check(solver, error_lit)
+            if r is Sat.SAT:
+                raise model_error_at(prog, decode(enc, prog, solver.model(), k))
         for p in list(pending):
             bad = _bad(enc, p, k)
             if bad is None:

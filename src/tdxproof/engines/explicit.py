@@ -26,6 +26,19 @@ class ModelErrorAt(Exception):
     schedule: Schedule
 
 
+def model_error_at(prog: Program, schedule: Schedule) -> ModelErrorAt:
+    """Another engine found a run-time model error at the end of `schedule`: the
+    reference interpreter must reproduce it, and its own message is the one shown
+    (the same as the explicit engine's, whichever engine found it)."""
+    try:
+        replay(prog, schedule)
+    except ModelError as exc:
+        return ModelErrorAt(exc, schedule)
+    except ReplayMismatch as exc:
+        raise InternalError(f"a model error's schedule does not replay: {exc}") from exc
+    raise InternalError("the encoding reaches a run-time model error that the interpreter does not")
+
+
 def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
                     max_states: int = 5_000_000,
                     progress: Callable[[int, int], None] | None = None) -> RunResult:

@@ -41,9 +41,9 @@ from z3.z3 import _to_ast_array
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.concrete import ConcreteSystem, Exploration, State
 from tdxproof.encode.system import Encoding, encode
-from tdxproof.encode.vocab import MODES
+from tdxproof.encode.vocab import MODEL_ERROR, MODES
 from tdxproof.engines.bmc import schedule_of
-from tdxproof.engines.explicit import check_witness
+from tdxproof.engines.explicit import check_witness, model_error_at
 from tdxproof.engines.solver import Sat, Unknown, check, make_solver
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
@@ -478,6 +478,10 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
     # bookkeeping): stay within a memory budget rather than be killed for it
     limit = min(max_states, MEMORY_BUDGET // (8 * len(enc.vocab.names) + 200))
     exp = cs.explore(limit)
+    error = exp.first_event.get(MODEL_ERROR)
+    if error is not None:
+        # a run-time model error is bad input, as in the explicit engine
+        raise model_error_at(prog, _schedule(enc, prog, exp, *error))
     props = [p for p in model.properties if properties is None or p.name in properties]
     expects = {e.prop: e.verdict for e in model.expects}
     results: dict[str, PropertyResult] = {}

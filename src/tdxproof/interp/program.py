@@ -56,9 +56,9 @@ class Instr:
     uses: frozenset[int] = frozenset()
     defs: frozenset[int] = frozenset()
     result_local: bool = True  # CALL: the result (if any) goes to a local
-    mover: str = "N"       # NOTE(blocks): B (invisible), R (acquire), L (release), N; "cut": always a boundary
+    mover: str = "N"       # NOTE(blocks): B (invisible), R (acquire), L (release), N; "cut", "restart": boundaries
     blocking: bool = False # may block or idle: only ever the first statement of a block
-    first: str | None = None  # a "cut" that starts a block there as this mover (an actor's restart)
+    first: str | None = None  # a "restart" starts its block as this mover
 
 
 @dataclass

@@ -209,7 +209,7 @@ class Machine:
 
     def first_kind(self) -> str:
         kind, _ = self.next_kind()
-        if kind == "cut":
+        if kind in ("cut", "restart"):
             return self.prog.codes[self.code].instrs[self.pc].first or "N"
         return "N" if kind is None else kind
 

@@ -178,13 +178,13 @@ def phase_after(kind: str) -> int:
 
 def continue_phase(kind: str | None, blocking: bool, phase: int) -> int | None:
     """NOTE(blocks), the one rule both engines use: may the next statement (of
-    mover `kind`; "cut" for a loop advance or a repeating actor's restart) join
+    mover `kind`; "cut" for a loop advance, "restart" for a repeating actor's restart) join
     the block, and in which phase is the block then? Phases: LEAD (invisible
     statements only), 0 (before the non-mover), 1 (after it, or after a release).
     A block is B* [its one statement that may block] then R* N? L*, with
     invisible statements anywhere; None means the block ends before it."""
-    if kind is None:
-        return None
+    if kind is None or kind == "restart":
+        return None            # a block never runs an actor's body twice
     if phase == LEAD:
         return phase_after("N" if kind == "cut" else kind)
     if blocking or kind == "cut":

@@ -9,8 +9,9 @@ the encoder (encode/flatten.py) cannot drift apart:
   bound), numbered after the function's own locals;
 - NOTE(blocks): each node's mover kind and whether it may block, from the one
   table in model/blocks.py: a hand-off is a non-mover, collecting its result a
-  right mover, a loop advance and a repeating actor's restart always start a new
-  block (`cut`; the restart starts it as what its first statement is).
+  right mover, a loop advance starts a new block unless only invisible statements
+  came before it (`cut`), and a repeating actor's restart always does (`restart`;
+  the block it starts is as what the first statement is).
 Each engine keeps its own *statement* semantics (evaluating and encoding the
 nodes), so that replaying one engine's witness on the other still checks both.
 """
@@ -61,8 +62,8 @@ class Node:
     alt: int = -1              # loop advance: the body's first node
     choices: tuple[int, ...] = ()   # CHOICE: the entry of each branch, in label order
     hidden: int = -1           # CALLIN/CALLWAIT: slot of the target context; RANGE_*: slot of the bound
-    mover: str = "N"           # B | R | L | N | cut (NOTE(blocks))
-    first: str | None = None   # a "cut" that starts a block as this mover (a repeating actor's restart)
+    mover: str = "N"           # B | R | L | N | cut | restart (NOTE(blocks))
+    first: str | None = None   # a "restart" starts a block as this mover (its statement's own)
     blocking: bool = False     # may block or idle: only ever the first statement of a block
 
     @property
@@ -129,7 +130,7 @@ class _Builder:
         for n in nodes:
             self._kind(n)
         if repeats and nodes:
-            nodes[0].first, nodes[0].mover = nodes[0].mover, "cut"
+            nodes[0].first, nodes[0].mover = nodes[0].mover, "restart"
         self._thread_jumps()
         return self.cfg
 

@@ -66,26 +66,33 @@ def _lower(path: str, cpus: int | None):
               help="bmc, kind: seconds per solver call; a timeout gives `unknown` (exit 3).")
 @click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
               help="Stop the explicit search after this many states (verdicts become unknown).")
+@click.option("--memory", "memory_gib", type=click.FloatRange(0.01), default=None,
+              help="explicit: the memory budget in GiB (default: three quarters of the machine's); past it "
+                   "the open verdicts are unknown (exit 3), never an out-of-memory kill.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "itf", "md"]), default="text",
               show_default=True, help="text; json (docs/json-schema.md); itf (Apalache's Informal Trace "
                                       "Format, the witnesses); md (Markdown and Mermaid, for docs)")
 @click.option("--verbose", is_flag=True, help="Show every statement of every step, not only kernel-level events.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
 def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, certificate: str | None,
-           depth: int, timeout: float | None, max_states: int, fmt: str, verbose: bool, debug: bool) -> None:
+           depth: int, timeout: float | None, max_states: int, memory_gib: float | None, fmt: str, verbose: bool,
+           debug: bool) -> None:
     """Check every property of POLICY; print a verdict for each and the shortest
     schedule that breaks each violated one."""
+    memory = int(memory_gib * 2**30) if memory_gib is not None else None
     sys.exit(_run(lambda: _verify(policy, cpus, properties, engine, depth, timeout, max_states, fmt, verbose,
-                                  certificate), debug))
+                                  certificate, memory), debug))
 
 
 def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
-            timeout: float | None, max_states: int, fmt: str, verbose: bool, certificate: str | None = None) -> int:
+            timeout: float | None, max_states: int, fmt: str, verbose: bool, certificate: str | None = None,
+            memory: int | None = None) -> int:
     from tdxproof.render.json import render_json
     from tdxproof.render.text import render_proof, render_summary, render_witness
 
     model, loaded = _lower(policy, cpus)
-    run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate)
+    run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate,
+                            memory)
     code = exit_code(run.results).value
     try:
         if fmt == "json":
@@ -113,7 +120,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
 
 
 def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
-                timeout: float | None, max_states: int, certificate: str | None = None):
+                timeout: float | None, max_states: int, certificate: str | None = None, memory: int | None = None):
     """Run the chosen engine on the model; witnesses come back with their traces.
     A run-time model error is bad input (exit 2), in every engine."""
     from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
@@ -146,7 +153,7 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
                               if certificate else None)
         else:
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
-                                  progress=progress)
+                                  memory_budget=memory, progress=progress)
     except ModelErrorAt as exc:
         from tdxproof.diagnostics import Diagnostic, Note, Severity
         span = exc.error.span or model.actors[0].span
@@ -226,7 +233,12 @@ def witness(policy: str, prop: str, cpus: int | None, engine: str, depth: int, t
 
 def _progress():
     say = _say()
-    return lambda states, depth: say(f"search: {states:,} states, depth {depth}")
+
+    def show(states: int, depth: int, seconds: float = 0.0, rss: int = 0) -> None:
+        rate = f", {states / seconds:,.0f} states/s" if seconds > 0 else ""
+        mem = f", {rss / 2**30:.1f} GiB" if rss else ""
+        say(f"search: {states:,} states, depth {depth}{rate}{mem}")
+    return show
 
 
 def _say():

@@ -39,9 +39,22 @@ def model_error_at(prog: Program, schedule: Schedule) -> ModelErrorAt:
     raise InternalError("the encoding reaches a run-time model error that the interpreter does not")
 
 
+def default_memory_budget() -> int:
+    """Three quarters of the machine's memory (the search answers "unknown" past it,
+    rather than being killed for it)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024 * 3 // 4
+    except (OSError, ValueError):
+        pass
+    return 8 * 2**30
+
+
 def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
-                    max_states: int = 5_000_000,
-                    progress: Callable[[int, int], None] | None = None) -> RunResult:
+                    max_states: int = 5_000_000, memory_budget: int | None = None,
+                    progress: Callable[[int, int, float, int], None] | None = None) -> RunResult:
     prog = Program(model, cpus)
     n = prog.n
     props = [p for p in model.properties if properties is None or p.name in properties]
@@ -49,7 +62,8 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
     dynamic = {p.name for p in props if p.kind is not ir.PropKind.STATIC}
     exp: Exploration | None = None
     if dynamic:
-        exp = explore(prog, max_states=max_states, want=dynamic, progress=progress)
+        exp = explore(prog, max_states=max_states, want=dynamic, progress=progress,
+                      memory_budget=memory_budget if memory_budget is not None else default_memory_budget())
         if exp.model_error is not None:
             raise ModelErrorAt(*exp.model_error)
     results = []
@@ -62,7 +76,8 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
         results.append(_with_expect(r, expects.get(p.name)))
     return RunResult(model.path, n, "explicit", tuple(results), states=exp.states if exp else 0,
                      complete=exp.complete if exp else True,
-                     stats={"seconds": exp.seconds if exp else 0.0, "max_depth": exp.max_depth if exp else 0})
+                     stats={"seconds": exp.seconds if exp else 0.0, "max_depth": exp.max_depth if exp else 0,
+                            "stopped": exp.stopped if exp else ""})
 
 
 def _with_expect(r: PropertyResult, expected: str | None) -> PropertyResult:
@@ -81,7 +96,7 @@ def _result(prog: Program, p: ir.Property, exp: Exploration) -> PropertyResult:
         if exp.complete:
             return PropertyResult(p.name, kind, Verdict.UNREACHABLE, "explicit", n, states=exp.states)
         return PropertyResult(p.name, kind, Verdict.UNKNOWN, "explicit", n, states=exp.states,
-                              reason=f"state limit reached after {exp.states} states")
+                              reason=exp.stopped or f"stopped after {exp.states:,} states")
     found = exp.violations.get(p.name)
     if found is not None:
         check_witness(prog, p, found.schedule)
@@ -90,7 +105,7 @@ def _result(prog: Program, p: ir.Property, exp: Exploration) -> PropertyResult:
     if exp.complete:
         return PropertyResult(p.name, kind, Verdict.HOLDS_EXHAUSTIVE, "explicit", n, states=exp.states)
     return PropertyResult(p.name, kind, Verdict.UNKNOWN, "explicit", n, states=exp.states,
-                          reason=f"state limit reached after {exp.states} states")
+                          reason=exp.stopped or f"stopped after {exp.states:,} states")
 
 
 def check_witness(prog: Program, p: ir.Property, schedule: Schedule) -> None:

@@ -8,6 +8,7 @@ observed is fixed in NOTE(observation) of model/ir.py.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class Exploration:
     seconds: float = 0.0
     max_depth: int = 0
     model_error: tuple[ModelError, Schedule] | None = None
+    stopped: str = ""         # why the search ended before the state space did: "decided", a limit
 
 
 class _Search:
@@ -58,9 +60,22 @@ class _Search:
         return Schedule(init, tuple(steps))
 
 
+def rss_bytes() -> int:
+    """This process's resident memory (Linux /proc; 0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None = None,
-            progress: Callable[[int, int], None] | None = None) -> Exploration:
-    """Explore all reachable states of `prog` (bounded by `max_states`)."""
+            progress: Callable[[int, int, float, int], None] | None = None,
+            memory_budget: int | None = None) -> Exploration:
+    """Explore the reachable states of `prog` breadth-first, within `max_states`
+    and `memory_budget` bytes (past either the verdicts still open are unknown),
+    and stop as soon as every selected property has its verdict (all violated or
+    covered, with their shortest schedules: breadth-first finds those first)."""
     t0 = time.monotonic()
     model = prog.model
     props = [p for p in model.properties if want is None or p.name in want]
@@ -107,9 +122,26 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
 
     for idx in list(queue):
         observe(idx, states[idx])
+    wanted = len(props)
 
+    def decided() -> bool:
+        return len(result.violations) + len(result.covered) >= wanted
+
+    popped = 0
     try:
         while queue:
+            if decided():
+                result.stopped = "decided"
+                break
+            popped += 1
+            if popped % 2_000 == 1:
+                # a progress line, and the memory budget, checked every few thousand states
+                rss = rss_bytes()
+                if memory_budget is not None and rss > memory_budget:
+                    result.stopped = f"memory budget of {memory_budget / 2**30:.1f} GiB reached"
+                    raise _Limit
+                if progress is not None:
+                    progress(len(states), search.depth[queue[0]], time.monotonic() - t0, rss)
             idx = queue.popleft()
             s = states[idx]
             blocked: dict[int, frozenset[int] | None] = {}
@@ -152,11 +184,10 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                         if p.name not in result.violations:
                             names = ", ".join(prog.contexts[j].name for j in sorted(dead))
                             result.violations[p.name] = Found(search.schedule_to(idx), f"stuck: {names}")
-            if progress is not None and len(states) % 50_000 < 8:
-                progress(len(states), search.depth[idx])
-        result.complete = not queue
+        result.complete = not queue and not result.stopped
     except _Limit:
         result.complete = False
+        result.stopped = result.stopped or f"state limit of {max_states:,} reached"
     except ModelError:
         result.complete = False
     result.states = len(states)

@@ -52,7 +52,9 @@ def _n(k: int, what: str) -> str:
 def render_summary(run: RunResult, *, engine_note: str = "") -> str:
     lines = [f"{run.policy}: {run.cpus} CPUs, engine {run.engine}{engine_note}"]
     if run.engine == "explicit":
-        done = "complete" if run.complete else "incomplete (state limit)"
+        stopped = run.stats.get("stopped", "")
+        done = ("complete" if run.complete else "stopped: every selected property has its verdict"
+                if stopped == "decided" else f"incomplete: {stopped or 'state limit'}")
         lines.append(f"explored {run.states:,} states ({done})")
     if run.engine == "kind" and "lemmas" in run.stats:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "

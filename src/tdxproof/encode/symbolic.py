@@ -210,7 +210,7 @@ class Blocks:
         """Write `value`; a value outside the target's type is a run-time model error
         (MODEL_ERROR), as the reference interpreter's range check makes it."""
         cur = p.cur
-        rng = value_range(lv.type, self.n, len(self.model.functions))
+        rng = ir.value_range(lv.type, self.n, len(self.model.functions))
         if rng is not None and not isinstance(lv, ir.Builtin):
             lo, hi = rng
             if not (z3.is_bv_value(value) and lo <= value.as_signed_long() <= hi):
@@ -726,22 +726,6 @@ class Blocks:
 
 def _same(a, b) -> bool:
     return b is not None and (a is b or z3.eq(a, b))
-
-
-def value_range(ty: ir.Type, n: int, fn_count: int) -> tuple[int, int] | None:
-    """The values a variable of type `ty` may hold (as the interpreter's range check)."""
-    match ty:
-        case ir.BoolType():
-            return (0, 1)
-        case ir.IntType(lo=lo, hi=hi):
-            return (lo, hi)
-        case ir.CpuType():
-            return (0, n - 1)
-        case ir.EnumType(members=members):
-            return (0, len(members) - 1)
-        case ir.FnType() | ir.NullType():
-            return (0, fn_count)
-    return None
 
 
 def _domain(ty: ir.Type, n: int) -> list[tuple[int, str]]:

@@ -13,18 +13,7 @@ Fn = Callable[[Any], int]
 
 
 def value_range(prog: Any, ty: ir.Type) -> tuple[int, int] | None:
-    match ty:
-        case ir.BoolType():
-            return (0, 1)
-        case ir.IntType(lo=lo, hi=hi):
-            return (lo, hi)
-        case ir.CpuType():
-            return (0, prog.n - 1)
-        case ir.EnumType(members=members):
-            return (0, len(members) - 1)
-        case ir.FnType() | ir.NullType():
-            return (0, prog.fn_count)
-    return None
+    return ir.value_range(ty, prog.n, prog.fn_count)
 
 
 def _check_range(prog: Any, ty: ir.Type, v: int, what: str, span: Any) -> None:

@@ -70,6 +70,7 @@ class Code:
     live: list[tuple[bool, ...]] = field(default_factory=list)  # live-in mask per pc
     local_names: list[str] = field(default_factory=list)
     module: str | None = None
+    cfg: Cfg | None = None     # the shared control flow it was compiled from
 
 
 @dataclass
@@ -167,7 +168,7 @@ class Program:
         """The interpreter's code for one body: the shared control flow (model/cfg.py:
         steps, glue, hidden locals, movers, blocking), each node with its statement
         compiled to closures."""
-        code = Code(cfg.name, cfg.fn, cfg.nlocals, local_names=list(cfg.local_names), module=module)
+        code = Code(cfg.name, cfg.fn, cfg.nlocals, local_names=list(cfg.local_names), module=module, cfg=cfg)
         for node in cfg.nodes:
             ins = self._instr(node)
             ins.target, ins.alt = node.target, node.alt
@@ -275,19 +276,7 @@ class Program:
         return out
 
     def successors(self, code: Code, pc: int) -> list[int]:
-        ins = code.instrs[pc]
-        match ins.op:
-            case Op.RETURN | Op.END:
-                return []
-            case Op.JUMP:
-                return [ins.target]
-            case Op.BRANCH | Op.FOR_FIRST | Op.RANGE_FIRST:
-                return [pc + 1, ins.target]
-            case Op.FOR_NEXT | Op.RANGE_NEXT:
-                return [ins.alt, ins.target]
-            case Op.CHOICE:
-                return list(ins.b)
-        return [pc + 1]
+        return code.cfg.successors(pc)
 
     def _liveness(self, code: Code) -> None:
         n = len(code.instrs)

@@ -615,3 +615,21 @@ class Model:
         """CPUs are split into `packages` contiguous groups (cpu 0.. in package 0)."""
         per = -(-self.cpus // self.packages)
         return cpu // per
+
+
+def value_range(ty: Type, cpus: int, functions: int) -> tuple[int, int] | None:
+    """The values a variable of type `ty` may hold with this many CPUs and functions
+    (booleans 0/1, CPUs 0..N-1, enum members by index, functions by index + 1 and 0
+    for null): both engines treat a write outside it as a run-time model error."""
+    match ty:
+        case BoolType():
+            return (0, 1)
+        case IntType(lo=lo, hi=hi):
+            return (lo, hi)
+        case CpuType():
+            return (0, cpus - 1)
+        case EnumType(members=members):
+            return (0, len(members) - 1)
+        case FnType() | NullType():
+            return (0, functions)
+    return None

@@ -126,7 +126,7 @@ def test_examples_meet_their_expectations(path):
 @pytest.mark.slow
 def test_thread_policies_at_three_cpus():
     """Two policies at N=3, side by side (all of them: `tdxproof check policies --cpus 3`,
-    ~11 min on 2 cores): option 4, whose findings are lock findings, and the fixed
+    ~6 min on 2 cores): option 4, whose findings are lock findings, and the fixed
     6.16, where everything but the #MC lookup holds."""
     from concurrent.futures import ProcessPoolExecutor
 

@@ -10,10 +10,6 @@ from tdxproof.render.text import render_static, verdict_words
 from tdxproof.results import PropertyResult, RunResult, Trace, Verdict
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _mermaid_text(text: str) -> str:
     """Mermaid note text: no `;` or `#` (they end or escape a statement)."""
     text = text.replace(";", ",").replace("#", "")

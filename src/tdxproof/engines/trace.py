@@ -95,6 +95,8 @@ class _Stmt:
     parts: list[_Part] = field(default_factory=list)
     full: tuple[str, ...] = ()     # the chain with nothing folded (for the failing statement)
     held: tuple[LockUse, ...] | None = None   # the locks its context held there (failing statements)
+    before: State | None = None    # the state it ran in, and the state it left
+    after: State | None = None
 
 
 class _Builder:
@@ -275,7 +277,7 @@ class _Builder:
         prog = self.prog
         s1 = out.state
         st = _Stmt(step, ci, frames, self._chain(ci, frames), out.span, source_text(out.span),
-                   full=self._chain(ci, frames, full=True))
+                   full=self._chain(ci, frames, full=True), before=s0, after=s1)
         c0, c1 = s0[1][ci], s1[1][ci]
         # locks of this context
         held0, held1 = list(c0[1]), list(c1[1])
@@ -350,7 +352,8 @@ class _Builder:
             # a callback run through a function pointer (a cpuhp startup, an IPI
             # function): part of the story of what ran where, even when it changes nothing
             chain = self._chain(ci, c1[0])
-            self.stmts.append(_Stmt(step, ci, c1[0], chain, out.span, st.text, [_Part("call", "")], chain))
+            self.stmts.append(_Stmt(step, ci, c1[0], chain, out.span, st.text, [_Part("call", "")], chain,
+                                    before=s0, after=s1))
         return st
 
     def _relabel(self, labels: list, old: tuple, new: tuple, args: list[int] | None) -> list:
@@ -364,7 +367,8 @@ class _Builder:
         frames = state[1][ci][0]
         who = ", ".join(self.titles[j] for j in sorted(blocked.waits or ())) or "any other context"
         chain = self._chain(ci, frames)
-        st = _Stmt(step, ci, frames, chain, blocked.span, source_text(blocked.span), full=chain)
+        st = _Stmt(step, ci, frames, chain, blocked.span, source_text(blocked.span), full=chain,
+                   before=state, after=state)
         lock = self._wanted(ci, frames)
         if lock is not None:
             text = f"waits for {lock.lock}{_mode(lock.mode)}: {who}"
@@ -529,7 +533,7 @@ class _Builder:
                       if isinstance(s, ir.Check) and s.span == fail.span), None)
         if check is None:
             return []
-        before = self._state_before(fail)
+        before = fail.before
         lines: list[str] = []
         shown: set[str] = set()
         top = before[1][fail.ci][0][-1] if before[1][fail.ci][0] else None
@@ -546,16 +550,6 @@ class _Builder:
                 lines.append(f"{e.local.name} = {fmt_value(prog, e.local.type, top[2][e.local.slot])}")
         return lines
 
-    def _state_before(self, target: _Stmt) -> State:
-        k = target.step - 1
-        s = self.rep.states[k]
-        ci = self.rep.contexts[k]
-        for frames, out in walk_block(self.prog, s, ci, self.schedule.steps[k].choice):
-            if out.span == target.span and frames == target.frames:
-                return s
-            s = out.state
-        return s
-
     def _state_report(self, state: State) -> Report:
         """Invariants and covers: the statement that last made the condition false
         (true, for a cover) is where the witness ends; the values it reads."""
@@ -569,7 +563,7 @@ class _Builder:
         for st in self.stmts:
             if not st.parts or st.parts[0].kind in ("wait", "call"):
                 continue
-            s2 = self._after(st)
+            s2 = st.after
             v2 = bool(fn(StateEnv(prog, s2)))
             if v2 != value and v2 == want:
                 flip = st
@@ -599,15 +593,6 @@ class _Builder:
         if prop.observe is ir.Observe.QUIESCENT:
             title += " (at a quiescent state)"
         return Report("cover" if want else "invariant", title, None, (), (), tuple(lines), where)
-
-    def _after(self, target: _Stmt) -> State:
-        k = target.step - 1
-        s = self.rep.states[k]
-        for frames, out in walk_block(self.prog, s, self.rep.contexts[k], self.schedule.steps[k].choice):
-            if out.span == target.span and frames == target.frames:
-                return out.state
-            s = out.state
-        return self.rep.states[k + 1]
 
     # ---- what the condensed view shows
     def _mark(self, report: Report) -> None:

@@ -52,12 +52,16 @@ def _lower(path: str, cpus: int | None):
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs (overrides the policy's `cpus`).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
-@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc", "kind"]), default="auto", show_default=True,
+@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc", "kind", "lift"]), default="auto",
+              show_default=True,
               help="`explicit`: exhaustive search on the reference interpreter; `bmc`: bounded model "
                    "checking with Z3 (shortest violations up to --depth; a clean run says \"holds up to "
                    "depth k\", never \"proved\"); `kind`: an inductive invariant learned against the "
                    "reachable states, \"proved\" only once it re-checks (violations replayed as for the "
-                   "others). `auto` uses explicit. PDR is not built yet.")
+                   "others); `lift`: kind's lemmas learned at --learn-at CPUs, lifted to --cpus and proved "
+                   "inductive there with Z3, without enumerating that N's states. `auto` uses explicit.")
+@click.option("--learn-at", "learn_at", type=click.IntRange(1, 64), default=None,
+              help="lift: the number of CPUs to learn lemmas at (default: the policy's `cpus`).")
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
               help="kind: write the certificate (the inductive lemmas, JSON) here.")
 @click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
@@ -74,25 +78,25 @@ def _lower(path: str, cpus: int | None):
                                       "Format, the witnesses); md (Markdown and Mermaid, for docs)")
 @click.option("--verbose", is_flag=True, help="Show every statement of every step, not only kernel-level events.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
-def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, certificate: str | None,
-           depth: int, timeout: float | None, max_states: int, memory_gib: float | None, fmt: str, verbose: bool,
-           debug: bool) -> None:
+def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, learn_at: int | None,
+           certificate: str | None, depth: int, timeout: float | None, max_states: int, memory_gib: float | None,
+           fmt: str, verbose: bool, debug: bool) -> None:
     """Check every property of POLICY; print a verdict for each and the shortest
     schedule that breaks each violated one."""
     memory = int(memory_gib * 2**30) if memory_gib is not None else None
     sys.exit(_run(lambda: _verify(policy, cpus, properties, engine, depth, timeout, max_states, fmt, verbose,
-                                  certificate, memory), debug))
+                                  certificate, memory, learn_at), debug))
 
 
 def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
             timeout: float | None, max_states: int, fmt: str, verbose: bool, certificate: str | None = None,
-            memory: int | None = None) -> int:
+            memory: int | None = None, learn_at: int | None = None) -> int:
     from tdxproof.render.json import render_json
     from tdxproof.render.text import render_proof, render_summary, render_witness
 
     model, loaded = _lower(policy, cpus)
     run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate,
-                            memory)
+                            memory, learn_at)
     code = exit_code(run.results).value
     try:
         if fmt == "json":
@@ -120,7 +124,8 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
 
 
 def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
-                timeout: float | None, max_states: int, certificate: str | None = None, memory: int | None = None):
+                timeout: float | None, max_states: int, certificate: str | None = None, memory: int | None = None,
+                learn_at: int | None = None):
     """Run the chosen engine on the model; witnesses come back with their traces.
     A run-time model error is bad input (exit 2), in every engine."""
     from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
@@ -151,6 +156,20 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
                               timeout_s=timeout, progress=say,
                               certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
                               if certificate else None)
+        elif engine == "lift":
+            from tdxproof.engines.lift import verify_lift
+            n = model.cpus
+            from tdxproof.model.lower import lower_policy
+            # the policy lowered again for the N to learn at (its warnings were shown)
+            small = lower_policy(model.path, cpus=learn_at)[0]    # the policy's own `cpus`, or --learn-at
+            base = min(small.cpus, n) if learn_at is None else learn_at
+            if base > n:
+                raise UsageFailure(f"--learn-at {base} is more CPUs than --cpus {n}")
+            if base != small.cpus:
+                small = lower_policy(model.path, cpus=base)[0]
+            note = f" (Z3, lemmas learned at N={base}, lifted and proved inductive at N={n}, re-checked)"
+            run = verify_lift(model, small, properties=set(properties) or None, max_states=max_states,
+                              timeout_s=timeout, progress=_say() if sys.stderr.isatty() else None)
         else:
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
                                   memory_budget=memory, progress=progress)

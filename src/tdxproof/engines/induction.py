@@ -462,13 +462,23 @@ def _signed(v: int) -> int:
     return v - 256 if v >= 128 else v
 
 
-def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
-                max_states: int = 2_000_000, timeout_s: float | None = None,
-                certificate_out: Callable[[Certificate], None] | None = None,
-                progress: Callable[[str], None] | None = None) -> RunResult:
-    t0 = time.monotonic()
-    n = cpus if cpus is not None else model.cpus
-    say = progress or (lambda msg: None)
+@dataclass
+class Learned:
+    """What `kind` knows about one N: the encoding, its reachable states, the
+    verdicts found in them, and (for the rest) the strengthened lemmas."""
+    enc: Encoding
+    prog: Program
+    exp: Exploration
+    results: dict[str, PropertyResult]
+    todo: list[ir.Property]
+    reach: Reach | None = None
+    got: Strengthened | Unknown | None = None
+    limit: int = 0
+
+
+def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int, timeout_s: float | None,
+          say: Callable[[str], None]) -> Learned:
+    """Steps 1 and 2 of the module docstring at N = `n`."""
     enc = encode(model, n)
     prog = Program(model, n)
     say("compiling the encoding")
@@ -483,47 +493,63 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
         # a run-time model error is bad input, as in the explicit engine
         raise model_error_at(prog, _schedule(enc, prog, exp, *error))
     props = [p for p in model.properties if properties is None or p.name in properties]
-    expects = {e.prop: e.verdict for e in model.expects}
-    results: dict[str, PropertyResult] = {}
-    todo: list[ir.Property] = []
+    out = Learned(enc, prog, exp, {}, [], limit=limit)
     dead = cs.deadlock_fn()
     for p in props:
         if p.kind is ir.PropKind.STATIC:
-            results[p.name] = check_static(model, p, n)
+            out.results[p.name] = check_static(model, p, n)
             continue
         found = _find(enc, cs, exp, p, dead)
         if found is not None:
             schedule = _schedule(enc, prog, exp, *found)
             check_witness(prog, p, schedule)
             verdict = Verdict.COVERED if p.kind is ir.PropKind.COVER else Verdict.VIOLATED
-            results[p.name] = PropertyResult(p.name, p.kind.value, verdict, "kind", n, schedule=schedule,
-                                             depth=len(schedule))
+            out.results[p.name] = PropertyResult(p.name, p.kind.value, verdict, "kind", n, schedule=schedule,
+                                                 depth=len(schedule))
         else:
-            todo.append(p)
+            out.todo.append(p)
+    if out.todo and exp.complete:
+        say("strengthening: lemmas from the reachable states")
+        out.reach = reach = Reach(enc.vocab.names, exp.states)
+        lemmas = [Lemma(n, tuple(sorted(reach.mask[j]))) for j, n in enumerate(enc.vocab.names)]
+        lemmas += [Lemma(prop=p.name) for p in out.todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)
+                   and not p.fires_in_steps]
+        out.got = strengthen(enc, reach, lemmas, [b for p in out.todo if (b := _bad(enc, p)) is not None],
+                             timeout_s, progress=lambda k, st: say(f"strengthening: {k:,} lemmas, "
+                                                                   f"{st['calls']:,} solver calls"))
+    return out
+
+
+def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
+                max_states: int = 2_000_000, timeout_s: float | None = None,
+                certificate_out: Callable[[Certificate], None] | None = None,
+                progress: Callable[[str], None] | None = None) -> RunResult:
+    t0 = time.monotonic()
+    n = cpus if cpus is not None else model.cpus
+    say = progress or (lambda msg: None)
+    got = learn(model, n, properties, max_states, timeout_s, say)
+    enc, exp, results, todo = got.enc, got.exp, got.results, got.todo
+    props = [p for p in model.properties if properties is None or p.name in properties]
+    expects = {e.prop: e.verdict for e in model.expects}
     stats: dict = {"states": len(exp.states), "paths": len(enc.paths)}
     if todo and not exp.complete:
+        limit = got.limit
         for p in todo:
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
                                              reason=f"more than {limit:,} states to learn lemmas from"
                                              + (" (memory bound)" if limit < max_states else ""))
-        todo = []
-    if todo:
-        say("strengthening: lemmas from the reachable states")
-        reach = Reach(enc.vocab.names, exp.states)
-        lemmas = [Lemma(n, tuple(sorted(reach.mask[j]))) for j, n in enumerate(enc.vocab.names)]
-        lemmas += [Lemma(prop=p.name) for p in todo if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)
-                   and not p.fires_in_steps]
-        got = strengthen(enc, reach, lemmas, [b for p in todo if (b := _bad(enc, p)) is not None], timeout_s,
-                         progress=lambda k, st: say(f"strengthening: {k:,} lemmas, {st['calls']:,} solver calls"))
-        if isinstance(got, Unknown):
+    elif todo:
+        if isinstance(got.got, Unknown):
             for p in todo:
                 results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
-                                                 reason=f"solver: {got.reason}")
+                                                 reason=f"solver: {got.got.reason}")
         else:
-            stats.update(lemmas=len(got.lemmas), **got.stats)
+            assert got.got is not None
+            lemmas = got.got.lemmas
+            stats.update(lemmas=len(lemmas), **got.got.stats)
             proved = [p.name for p in todo]
-            cert = Certificate(model.path, n, tuple(got.lemmas), tuple(proved))
-            say(f"re-checking {len(got.lemmas):,} lemmas on the plain encoding")
+            cert = Certificate(model.path, n, tuple(lemmas), tuple(proved))
+            say(f"re-checking {len(lemmas):,} lemmas on the plain encoding")
             problems = recheck(model, cert, exp.states, timeout_s, enc)
             if only_undecided(problems):
                 # the solver gave up: no verdict, never a wrong one
@@ -535,7 +561,7 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
                 raise InternalError("certificate does not re-check: " + "; ".join(problems))
             if certificate_out is not None and proved:
                 certificate_out(cert)
-            proof = Proof(k=1, lemmas=len(got.lemmas), text=render_certificate(enc, cert, limit=12))
+            proof = Proof(k=1, lemmas=len(lemmas), text=render_certificate(enc, cert, limit=12))
             for name in proved:
                 p = _prop(model, name)
                 verdict = Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER else Verdict.PROVED

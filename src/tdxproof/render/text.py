@@ -60,6 +60,12 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
                      f"{run.states:,} reachable states of the encoding ({_n(run.stats['blocked'], 'state')} "
                      f"blocked, {_n(run.stats['calls'], 'solver call')}); re-checked on the plain encoding")
+    if run.engine == "lift" and "lemmas" in run.stats:
+        st = run.stats
+        lines.append(f"inductive invariant of {st['lemmas']:,} lemmas at N={run.cpus}: {st['templates']:,} "
+                     f"templates lifted from the lemmas of N={st['learned_at']} ({st['states_at_base']:,} "
+                     f"reachable states there), {st['repairs']:,} added at N={run.cpus}; no state of "
+                     f"N={run.cpus} enumerated; re-checked on the plain encoding")
     lines.append("")
     width = max((len(r.name) for r in run.results), default=10) + 2
     vw = max((len(verdict_words(r)) for r in run.results), default=10) + 2

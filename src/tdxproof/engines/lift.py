@@ -1,0 +1,521 @@
+"""Engine `lift`: prove a property at a large N without enumerating that N's states.
+
+1. Learn at a small N0 (`kind`, engines/induction.py): the reachable states of
+   N0 and lemmas "never this cube" that make the properties inductive there.
+2. Lift every lemma to a *template* over CPU letters: a variable that belongs
+   to a non-boot CPU (`online[2]`, `pc[cpuhp/2]`) names a letter, and so does a
+   non-boot CPU written as a value (a loop cursor, an IPI's target); a value
+   set that holds every non-boot CPU the lemma does not name becomes "any
+   other CPU". The boot CPU stays itself: the models treat it apart.
+3. Instantiate each template at N for every order-preserving choice of
+   distinct non-boot CPUs (code that walks CPUs in order, `for cpu`, makes
+   lemmas about "a CPU below the cursor"; renaming that keeps the order keeps
+   them true).
+4. At N, with Z3 on N's encoding (never its states): drop the instances an
+   initial state breaks, then (Houdini) every instance some step from the
+   conjunction breaks, until the rest is inductive. A property is proved when
+   its own check follows from what is left.
+5. Where it does not, a counterexample to induction at N is projected onto
+   N0 (its CPUs renamed into N0's, order kept); a projection N0 cannot reach
+   is blocked by a cube generalised against N0's reachable states, exactly as
+   `kind` does, and the new lemma is lifted and instantiated in turn. A CTI
+   every projection of which N0 reaches is reported: no proof by this route.
+6. "Proved (N=…)" is printed only after `induction.recheck()` has re-checked
+   the instances at N on the plain encoding, as for `kind`.
+
+Whatever the lifting guesses, soundness rests on steps 4 and 6 alone: an
+instance is kept only if Z3 shows it initial and inductive at N.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
+
+import z3
+
+from tdxproof.encode.system import Encoding, encode
+from tdxproof.encode.vocab import MODES
+from tdxproof.engines.explicit import check_witness
+from tdxproof.engines.induction import (Certificate, Lemma, Learned, Reach, _and, _bad, _or, _prop, cpu_slots,
+                                        learn, lemma_formula, only_undecided, recheck, render_certificate)
+from tdxproof.engines.solver import Sat, Unknown, check, make_solver
+from tdxproof.diagnostics import InternalError
+from tdxproof.interp.program import Program
+from tdxproof.model import ir
+from tdxproof.model.cfg import control_flow
+from tdxproof.results import Proof, PropertyResult, RunResult, Verdict
+
+MAX_REPAIRS = 400
+debug_cti: Callable | None = None     # tests and benchmarks: see the CTI nothing excludes
+
+
+# ---------------------------------------------------------------- what each variable holds
+
+CPU, OTHER, MIXED = "cpu", "other", "mixed"
+
+
+def value_kinds(enc: Encoding) -> dict[str, str]:
+    """Whether each state variable holds a CPU (a value the renaming of CPUs
+    renames), something else, or either (a local slot that inlined functions
+    share between a `cpu` and another type)."""
+    v, model = enc.vocab, enc.model
+    out = {name: OTHER for name in v.names}
+    types = {var.name: var.type for var in model.vars}
+    for (var, i), name in v.cells.items():
+        if isinstance(types[var], ir.CpuType):
+            out[name] = CPU
+    classes = {c.name: c for c in model.lock_classes}
+    for lock in model.locks:
+        for f in classes[lock.cls].fields:
+            if isinstance(f.type, ir.CpuType):
+                out[v.fields[(lock.index, f.name)]] = CPU
+    cfgs = control_flow(model)
+    slot_kinds: dict[str, dict[int, set[str]]] = {}
+    for c in v.contexts:
+        out[v.ipi(c)] = CPU
+        kinds = slot_kinds.get(c.auto.name)
+        if kinds is None:
+            kinds = slot_kinds[c.auto.name] = _slot_kinds(c.auto, cfgs)
+        for k in range(c.auto.nlocals):
+            got = kinds.get(k, {OTHER})
+            out[v.local(c, k)] = MIXED if len(got) > 1 else next(iter(got))
+        if c.kthread is not None and any(isinstance(f.ret, ir.CpuType) for f in model.functions):
+            out[v.aux(c)] = MIXED      # a kthread's result may be a CPU
+    return out
+
+
+def _slot_kinds(auto, cfgs) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for node in auto.nodes:
+        cfg = cfgs.get(node.owner)
+        if cfg is None:
+            continue
+        body = cfg.fn.locals if cfg.fn is not None else cfg.actor.locals
+        typed = {l.slot: (CPU if isinstance(l.type, ir.CpuType) else OTHER) for l in body}
+        for i, label in enumerate(cfg.local_names):
+            kind = typed.get(i, CPU if label.endswith(" target>") else OTHER)
+            out.setdefault(node.frame + i, set()).add(kind)
+    return out
+
+
+# ---------------------------------------------------------------- templates
+
+@dataclass(frozen=True)
+class Values:
+    """A literal's value set: plain values, and for a CPU-valued variable the
+    letters it may equal and whether it may be any other non-boot CPU."""
+    fixed: tuple[int, ...]
+    letters: tuple[int, ...] = ()
+    others: bool = False
+
+
+@dataclass(frozen=True)
+class Template:
+    kind: str                                     # "in" | "never"
+    lits: tuple[tuple[str, int | None, Values], ...]   # (variable or its template, letter, values)
+    letters: int
+
+
+class Lifter:
+    """Lemmas of N0 to templates, templates to lemmas of any N (`at`)."""
+
+    def __init__(self, enc0: Encoding):
+        self.n0 = enc0.vocab.n
+        self.slots0 = cpu_slots(enc0)
+        self.kinds0 = value_kinds(enc0)
+        self.skipped = 0
+
+    def template(self, lm: Lemma) -> Template | None:
+        lits = lm.never if lm.never else ((lm.var, lm.values),)
+        cpus: set[int] = set()
+        for var, _ in lits:
+            owner = self.slots0.get(var)
+            if owner is not None and owner[1] != 0:
+                cpus.add(owner[1])
+        nonboot = set(range(1, self.n0))
+        # CPUs written as values: named by letters, unless the set holds every
+        # non-boot CPU ("any CPU"). Not "every CPU but the lemma's": at N0 = 3,
+        # "the other CPU" is also "the CPU above", and code that walks CPUs in
+        # order (a loop's cursor) means the latter.
+        as_others: set[int] = set()
+        for k, (var, vs) in enumerate(lits):
+            kind = self.kinds0[var]
+            cpu_vals = {x for x in vs if 1 <= x < self.n0}
+            if kind == OTHER or not cpu_vals:
+                continue
+            if kind == MIXED:
+                return self._skip()
+            if cpu_vals >= nonboot:
+                as_others.add(k)
+            else:
+                cpus |= cpu_vals
+        letter = {c: i for i, c in enumerate(sorted(cpus))}
+        out = []
+        for k, (var, vs) in enumerate(lits):
+            owner = self.slots0.get(var)
+            name, who = (owner[0], letter[owner[1]]) if owner is not None and owner[1] != 0 else (var, None)
+            if self.kinds0[var] == CPU:
+                fixed = tuple(x for x in vs if not 1 <= x < self.n0)
+                named = tuple(sorted({letter[x] for x in vs if x in letter}))
+                values = Values(fixed, named, k in as_others)
+            else:
+                values = Values(tuple(vs))
+            out.append((name, who, values))
+        return Template("never" if lm.never else "in", tuple(out), len(cpus))
+
+    def _skip(self) -> None:
+        self.skipped += 1
+        return None
+
+    def at(self, t: Template, n: int, names: dict[tuple[str, int], str]) -> list[Lemma]:
+        """Every instance of `t` at N = n: one per increasing choice of CPUs."""
+        out = []
+        for pick in itertools.combinations(range(1, n), t.letters):
+            lits = []
+            for var, who, vals in t.lits:
+                name = names[(var, pick[who])] if who is not None else var
+                vs = set(vals.fixed) | {pick[i] for i in vals.letters}
+                if vals.others:
+                    vs |= set(range(1, n)) - set(pick)
+                lits.append((name, tuple(sorted(vs))))
+            if t.kind == "in":
+                out.append(Lemma(lits[0][0], lits[0][1]))
+            else:
+                out.append(Lemma(never=tuple(sorted(lits))))
+        return out
+
+
+def slot_names(enc: Encoding) -> dict[tuple[str, int], str]:
+    return {(tmpl, cpu): name for name, (tmpl, cpu) in cpu_slots(enc).items()}
+
+
+def project(enc: Encoding, enc0: Encoding, kinds: dict[str, str], state: dict[str, int],
+            pick: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The state of N0 that `state` (of N) shows on the CPUs `pick` (N0's CPUs
+    1.. in order), or None if a CPU value points outside them."""
+    back = {c: i + 1 for i, c in enumerate(pick)}
+    back[0] = 0
+    names = slot_names(enc)
+    slots0 = cpu_slots(enc0)
+    out = []
+    for var in enc0.vocab.names:
+        owner = slots0.get(var)
+        src = names[(owner[0], pick[owner[1] - 1])] if owner is not None and owner[1] != 0 else var
+        x = state[src]
+        if kinds.get(var) in (CPU, MIXED) and x < 128 and x not in back:
+            if x < enc.vocab.n:
+                return None
+        elif kinds.get(var) in (CPU, MIXED) and x in back:
+            x = back[x]
+        out.append(x)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- Houdini at N
+
+class AtN:
+    """The instances at N in one incremental solver: `a_i` makes instance i an
+    assumption about state 0, `b_i` says it fails in state 1."""
+
+    def __init__(self, enc: Encoding, timeout_s: float | None):
+        self.enc = enc
+        self.s0, self.s1 = enc.state(0), enc.state(1)
+        self.solver = make_solver(timeout_s, logic=None)
+        self.lemmas: list[Lemma] = []
+        self.act: list[z3.BoolRef] = []
+        self.broken: list[z3.BoolRef] = []
+        self.alive: list[bool] = []
+        self.index: dict[Lemma, int] = {}
+        names = enc.vocab.names
+        self.paths: list[z3.BoolRef] = []
+        self.writers: dict[str, set[int]] = {}
+        for k, (_, p) in enumerate(enc.paths):
+            step = p.guard + [self.s1[n] == t for n, t in p.updates.items()] + \
+                [self.s1[n] == self.s0[n] for n in names if n not in p.updates]
+            self.paths.append(_and(step))
+            for n in p.updates:
+                self.writers.setdefault(n, set()).add(k)
+        self.calls = 0
+        self.solver_s = 0.0
+
+    def add(self, lm: Lemma) -> None:
+        if lm in self.index:
+            return
+        i = len(self.lemmas)
+        self.index[lm] = i
+        self.lemmas.append(lm)
+        a, b = z3.Bool(f"act{i}"), z3.Bool(f"brk{i}")
+        self.solver.add(z3.Implies(a, lemma_formula(self.enc, lm, self.s0)))
+        self.solver.add(z3.Implies(b, z3.Not(lemma_formula(self.enc, lm, self.s1))))
+        self.act.append(a)
+        self.broken.append(b)
+        self.alive.append(True)
+
+    def _ask(self, query: z3.BoolRef) -> Sat | Unknown | z3.ModelRef:
+        self.calls += 1
+        t = time.monotonic()
+        live = [a for a, ok in zip(self.act, self.alive) if ok]
+        r = check(self.solver, query, *live)
+        self.solver_s += time.monotonic() - t
+        return self.solver.model() if r is Sat.SAT else r
+
+    def _vars(self, lm: Lemma) -> list[str]:
+        if lm.prop is not None:
+            return list(self.enc.vocab.names)
+        return [v for v, _ in lm.never] if lm.never else [lm.var]
+
+    def initiate(self, among: Iterable[int] | None = None) -> None:
+        """Drop the instances (`among` them) some initial state breaks: ask for
+        an initial state that breaks one, drop what it breaks, ask again."""
+        init = self.enc.init(self.s0)
+        among = list(among) if among is not None else list(range(len(self.lemmas)))
+        while True:
+            live = [i for i in among if self.alive[i]]
+            if not live:
+                return
+            q = _and([init, _or([z3.Not(lemma_formula(self.enc, self.lemmas[i], self.s0)) for i in live])])
+            s = make_solver(None, logic=None)
+            s.add(q)
+            r = check(s)
+            if r is not Sat.SAT:
+                if isinstance(r, Unknown):
+                    raise _Undecided(r.reason)
+                return
+            if not self._drop(s.model(), self.s0, live):
+                raise _Undecided("an initial state breaks a property at this N")
+
+    def _drop(self, m: z3.ModelRef, s: dict, live: list[int]) -> bool:
+        """Drop the live instances the model breaks in state `s`; False (and drop
+        nothing) if one of them is a property's own lemma."""
+        gone = [i for i in live if z3.is_false(m.eval(lemma_formula(self.enc, self.lemmas[i], s),
+                                                      model_completion=True))]
+        if not gone:
+            raise InternalError("Houdini: the model breaks no instance")
+        if any(self.lemmas[i].prop is not None for i in gone):
+            return False
+        for i in gone:
+            self.alive[i] = False
+        return True
+
+    def _state(self, m: z3.ModelRef) -> dict[str, int]:
+        return {n: m.eval(self.s0[n], model_completion=True).as_long() for n in self.enc.vocab.names}
+
+    def houdini(self, block: Callable[[dict[str, int]], bool], chunk: int = 8) -> tuple[dict[str, int], str] | None:
+        """Make the live instances inductive. A state of them with a step that
+        breaks some is first offered to `block` (which may add instances that
+        exclude it); if it cannot, the broken instances are dropped (Houdini) --
+        unless one is a property's own lemma: then that state is returned,
+        (state, property), a counterexample to induction nothing excludes."""
+        by_path: dict[int, list[int]] = {}
+        while True:
+            by_path.clear()
+            live = [i for i, ok in enumerate(self.alive) if ok]
+            for i in live:
+                for v in self._vars(self.lemmas[i]):
+                    for k in self.writers.get(v, ()):
+                        by_path.setdefault(k, []).append(i)
+            stable = True
+            ks = sorted(by_path)
+            for lo in range(0, len(ks), chunk):
+                while True:
+                    parts = []
+                    for k in ks[lo:lo + chunk]:
+                        hit = [i for i in by_path[k] if self.alive[i]]
+                        if hit:
+                            parts.append(_and([self.paths[k], _or([self.broken[i] for i in hit])]))
+                    if not parts:
+                        break
+                    r = self._ask(_or(parts))
+                    if isinstance(r, Unknown):
+                        raise _Undecided(r.reason)
+                    if r is Sat.UNSAT:
+                        break
+                    stable = False
+                    state = self._state(r)
+                    if block(state):
+                        continue
+                    if not self._drop(r, self.s1, [i for i in live if self.alive[i]]):
+                        prop = next(lm.prop for i, lm in enumerate(self.lemmas) if self.alive[i] and
+                                    lm.prop is not None and
+                                    z3.is_false(r.eval(lemma_formula(self.enc, lm, self.s1), model_completion=True)))
+                        return state, prop
+            if stable:
+                return None
+
+    def bad_state(self, bad: z3.BoolRef) -> dict[str, int] | None:
+        """A state of the live instances from which `bad` (a failing step, a
+        deadlock) happens, or None."""
+        r = self._ask(bad)
+        if isinstance(r, Unknown):
+            raise _Undecided(r.reason)
+        if r is Sat.UNSAT:
+            return None
+        return self._state(r)
+
+    def live(self) -> list[Lemma]:
+        return [lm for lm, ok in zip(self.lemmas, self.alive) if ok]
+
+
+class _Undecided(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- the engine
+
+def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] | None = None,
+                max_states: int = 2_000_000, timeout_s: float | None = None,
+                progress: Callable[[str], None] | None = None) -> RunResult:
+    """`model` lowered for the N to prove at, `small_model` the same policy lowered
+    for the N0 to learn at (types such as `int[0..nr_cpus]` depend on N)."""
+    t0 = time.monotonic()
+    say = progress or (lambda msg: None)
+    n, n0 = model.cpus, small_model.cpus
+    props = [p for p in model.properties if properties is None or p.name in properties]
+    expects = {e.prop: e.verdict for e in model.expects}
+    say(f"learning at N={n0}")
+    small = learn(small_model, n0, properties, max_states, timeout_s, say)
+    results: dict[str, PropertyResult] = {}
+    prog = Program(model, n)
+    for name, r in small.results.items():
+        results[name] = _at_n(model, prog, r, n, n0)
+    stats: dict = {"learned_at": n0, "states_at_base": len(small.exp.states), "paths": 0}
+    todo = small.todo
+    if todo and (not small.exp.complete or not hasattr(small.got, "lemmas")):
+        why = (f"more than {small.limit:,} states at N={n0} to learn lemmas from" if not small.exp.complete
+               else f"solver at N={n0}: {getattr(small.got, 'reason', '?')}")
+        for p in todo:
+            results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=why)
+        todo = []
+    if todo:
+        got = _prove_at(model, small, todo, n, timeout_s, say, stats)
+        results.update(got)
+    ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
+    stats["seconds"] = time.monotonic() - t0
+    return RunResult(model.path, n, "lift", ordered, states=0, complete=True, stats=stats)
+
+
+def _at_n(model: ir.Model, prog: Program, r: PropertyResult, n: int, n0: int) -> PropertyResult:
+    """A verdict found at N0 said at N: a schedule of N0 is one of N too (the
+    extra CPUs' kthreads never run); it is replayed at N before it is shown."""
+    if r.schedule is None or n == n0:
+        return replace(r, engine="lift")
+    p = _prop(model, r.name)
+    try:
+        check_witness(prog, p, r.schedule)
+    except (InternalError, ValueError, KeyError, IndexError):
+        # e.g. a `for cpu` loop has more CPUs to walk at N: the schedule is not one of N
+        return PropertyResult(r.name, r.kind, Verdict.UNKNOWN, "lift", n,
+                              reason=f"{r.verdict.value} at N={n0} ({len(r.schedule)} steps; `--cpus {n0}` shows "
+                              f"them); that schedule is not one of N={n}, and N={n} was not searched")
+    return replace(r, engine="lift", cpus=n,
+                   reason=f"schedule found at N={n0}; a shorter one at N={n} is not excluded" if
+                   r.verdict is Verdict.VIOLATED else None)
+
+
+def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, timeout_s: float | None,
+              say: Callable[[str], None], stats: dict) -> dict[str, PropertyResult]:
+    enc0, reach = small.enc, small.reach
+    assert reach is not None
+    lifter = Lifter(enc0)
+    templates: list[Template] = []
+    seen: set[Template] = set()
+
+    def lift(lm: Lemma) -> Template | None:
+        t = lifter.template(lm)
+        if t is not None and t not in seen:
+            seen.add(t)
+            templates.append(t)
+            return t
+        return None
+
+    for lm in small.got.lemmas:
+        if lm.prop is None:
+            lift(lm)
+    say(f"building the encoding at N={n}")
+    enc = encode(model, n)
+    stats["paths"] = len(enc.paths)
+    names = slot_names(enc)
+    kinds0 = value_kinds(enc0)
+    atn = AtN(enc, timeout_s)
+    for t in templates:
+        for lm in lifter.at(t, n, names):
+            atn.add(lm)
+    # every variable's values at N: the lifted `in` lemmas say it for the CPUs'
+    # copies; the property lemmas are the properties themselves
+    for p in todo:
+        if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER) and not p.fires_in_steps:
+            atn.add(Lemma(prop=p.name))
+    stats.update(templates=len(templates), instances=len(atn.lemmas), unliftable=lifter.skipped)
+    say(f"N={n}: {len(templates):,} templates, {len(atn.lemmas):,} instances")
+    out: dict[str, PropertyResult] = {}
+    bads = {p.name: _bad(enc, p) for p in todo}
+    repairs = [0]
+
+    def block(state: dict[str, int]) -> bool:
+        """Exclude `state` by a lemma of N0: a projection of it onto N0's CPUs
+        that N0 does not reach, generalised against N0's reachable states (as
+        `kind` does), lifted and instantiated at N. False if there is none new."""
+        if repairs[0] >= MAX_REPAIRS:
+            return False
+        for pick in itertools.combinations(range(1, n), enc0.vocab.n - 1):
+            s0 = project(enc, enc0, kinds0, state, pick)
+            if s0 is None:
+                continue
+            lm = reach.generalize(s0)
+            if lm is None:
+                continue
+            t = lift(lm)
+            if t is None:
+                continue
+            before = len(atn.lemmas)
+            for inst in lifter.at(t, n, names):
+                atn.add(inst)
+            atn.initiate(range(before, len(atn.lemmas)))
+            repairs[0] += 1
+            return True
+        return False
+
+    try:
+        atn.initiate()
+        while True:
+            say(f"N={n}: Houdini over {sum(atn.alive):,} instances ({repairs[0]:,} lemmas added)")
+            cti = atn.houdini(block)
+            if cti is None:
+                for p in todo:
+                    b = bads[p.name]
+                    s = atn.bad_state(b) if b is not None else None
+                    if s is not None:
+                        cti = (s, p.name)
+                        break
+            if cti is None:
+                break
+            state, name = cti
+            if not block(state):
+                if debug_cti is not None:
+                    debug_cti(state, name)
+                return _unknown(todo, n, f"a state at N={n} with a step that breaks `{name}` that no lemma "
+                                f"learned at N={enc0.vocab.n} excludes (each of its projections onto "
+                                f"{enc0.vocab.n} CPUs is reachable there, or its lemma is not inductive at N={n})")
+    except _Undecided as exc:
+        return _unknown(todo, n, f"solver: {exc}")
+    lemmas = atn.live()
+    stats.update(lemmas=len(lemmas), repairs=repairs[0], calls=atn.calls, solver_s=round(atn.solver_s, 1))
+    cert = Certificate(model.path, n, tuple(lemmas), tuple(p.name for p in todo))
+    say(f"re-checking {len(lemmas):,} lemmas at N={n} on the plain encoding")
+    problems = recheck(model, cert, None, timeout_s, enc)
+    if only_undecided(problems):
+        return _unknown(todo, n, "certificate re-check: " + "; ".join(problems))
+    if problems:
+        raise InternalError("lifted certificate does not re-check: " + "; ".join(problems))
+    proof = Proof(k=1, lemmas=len(lemmas), text=render_certificate(enc, cert, limit=12))
+    for p in todo:
+        verdict = Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER else Verdict.PROVED
+        out[p.name] = PropertyResult(p.name, p.kind.value, verdict, "lift", n, proof=proof)
+    return out
+
+
+def _unknown(todo: list[ir.Property], n: int, why: str) -> dict[str, PropertyResult]:
+    return {p.name: PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=why) for p in todo}

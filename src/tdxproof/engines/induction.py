@@ -207,14 +207,15 @@ class Reach:
                     return 0
         return m
 
-    def generalize(self, s: State) -> Lemma | None:
+    def generalize(self, s: State | tuple[int | None, ...]) -> Lemma | None:
         """A lemma "never this cube" that excludes `s` and no reachable state, with
         few literals, each widened to as many values as stay unreachable (None if
         `s` is reachable). Greedy: take the literal of `s` that keeps the fewest
         reachable states, until none is left; drop the literals not needed; widen."""
         rest, cube = self.full, []
+        known = [j for j in range(len(s)) if s[j] is not None]     # None: any value (a partial state)
         while rest:
-            j = min(range(len(s)), key=lambda j: ((rest & self.mask[j].get(s[j], 0)).bit_count(), j))
+            j = min(known, key=lambda j: ((rest & self.mask[j].get(s[j], 0)).bit_count(), j))
             nxt = rest & self.mask[j].get(s[j], 0)
             if nxt == rest:
                 return None

@@ -57,48 +57,87 @@ debug_cti: Callable | None = None     # tests and benchmarks: see the CTI nothin
 CPU, OTHER, MIXED = "cpu", "other", "mixed"
 
 
-def value_kinds(enc: Encoding) -> dict[str, str]:
+class Kinds:
     """Whether each state variable holds a CPU (a value the renaming of CPUs
-    renames), something else, or either (a local slot that inlined functions
-    share between a `cpu` and another type)."""
-    v, model = enc.vocab, enc.model
-    out = {name: OTHER for name in v.names}
-    types = {var.name: var.type for var in model.vars}
-    for (var, i), name in v.cells.items():
-        if isinstance(types[var], ir.CpuType):
-            out[name] = CPU
-    classes = {c.name: c for c in model.lock_classes}
-    for lock in model.locks:
-        for f in classes[lock.cls].fields:
-            if isinstance(f.type, ir.CpuType):
-                out[v.fields[(lock.index, f.name)]] = CPU
-    cfgs = control_flow(model)
-    slot_kinds: dict[str, dict[int, set[str]]] = {}
-    for c in v.contexts:
-        out[v.ipi(c)] = CPU
-        kinds = slot_kinds.get(c.auto.name)
-        if kinds is None:
-            kinds = slot_kinds[c.auto.name] = _slot_kinds(c.auto, cfgs)
-        for k in range(c.auto.nlocals):
-            got = kinds.get(k, {OTHER})
-            out[v.local(c, k)] = MIXED if len(got) > 1 else next(iter(got))
-        if c.kthread is not None and any(isinstance(f.ret, ir.CpuType) for f in model.functions):
-            out[v.aux(c)] = MIXED      # a kthread's result may be a CPU
-    return out
+    renames) or something else. Inlined functions share local slots, so a slot
+    may hold a `cpu` at one program point and a lock or an int at another: its
+    kind is then read off the context's program counter (`at`)."""
+
+    def __init__(self, enc: Encoding):
+        v, model = enc.vocab, enc.model
+        self.of: dict[str, str] = {name: OTHER for name in v.names}
+        types = {var.name: var.type for var in model.vars}
+        for (var, i), name in v.cells.items():
+            if isinstance(types[var], ir.CpuType):
+                self.of[name] = CPU
+        classes = {c.name: c for c in model.lock_classes}
+        for lock in model.locks:
+            for f in classes[lock.cls].fields:
+                if isinstance(f.type, ir.CpuType):
+                    self.of[v.fields[(lock.index, f.name)]] = CPU
+        cfgs = control_flow(model)
+        self.local: dict[str, tuple[str, int]] = {}     # local slot variable -> (pc variable, slot)
+        self.by_pc: dict[str, list[dict[int, str]]] = {}  # pc variable -> per node: slot -> kind
+        per_auto: dict[str, list[dict[int, str]]] = {}
+        for c in v.contexts:
+            self.of[v.ipi(c)] = CPU
+            if c.auto.name not in per_auto:
+                per_auto[c.auto.name] = _kinds_at_nodes(c.auto, cfgs)
+            at = self.by_pc[v.pc(c)] = per_auto[c.auto.name]
+            for k in range(c.auto.nlocals):
+                got = {m[k] for m in at if k in m}
+                self.of[v.local(c, k)] = MIXED if len(got) > 1 else (got.pop() if got else OTHER)
+                self.local[v.local(c, k)] = (v.pc(c), k)
+            if c.kthread is not None and any(isinstance(f.ret, ir.CpuType) for f in model.functions):
+                self.of[v.aux(c)] = MIXED      # a kthread's result may be a CPU
+
+    def at(self, var: str, pcs: Iterable[int] | None) -> str:
+        """The kind of `var` where its context's program counter is in `pcs`
+        (None: anywhere). A slot dead at a point holds 0 there: no kind."""
+        kind = self.of[var]
+        if kind != MIXED or pcs is None:
+            return kind
+        pcvar, k = self.local[var]
+        nodes = self.by_pc[pcvar]
+        got = {nodes[pc][k] for pc in pcs if pc < len(nodes) and k in nodes[pc]}
+        return MIXED if len(got) > 1 else got.pop() if got else OTHER
 
 
-def _slot_kinds(auto, cfgs) -> dict[int, set[str]]:
-    out: dict[int, set[str]] = {}
+def _kinds_at_nodes(auto, cfgs) -> list[dict[int, str]]:
+    """For each node of an automaton, the kind of every slot its instance and
+    the instances that called it own there. Instances are contiguous (flatten.py:
+    a body's nodes, then its callees'); a call node names its callees' first nodes."""
+    starts: dict[int, int] = {}       # an instance's first node -> its caller's call node (-1: none)
+    for e in ([auto.entry] if auto.kind == "actor" else list(auto.entries.values())):
+        starts[e] = -1
     for node in auto.nodes:
-        cfg = cfgs.get(node.owner)
-        if cfg is None:
-            continue
+        for _, entry, _ in node.callees:
+            starts[entry] = node.id
+    first = sorted(starts)
+    own: dict[int, dict[int, str]] = {}
+    for e in first:
+        node = auto.nodes[e]
+        cfg = cfgs[node.owner]
         body = cfg.fn.locals if cfg.fn is not None else cfg.actor.locals
         typed = {l.slot: (CPU if isinstance(l.type, ir.CpuType) else OTHER) for l in body}
-        for i, label in enumerate(cfg.local_names):
-            kind = typed.get(i, CPU if label.endswith(" target>") else OTHER)
-            out.setdefault(node.frame + i, set()).add(kind)
-    return out
+        own[e] = {node.frame + i: typed.get(i, CPU if label.endswith(" target>") else OTHER)
+                  for i, label in enumerate(cfg.local_names)}
+    chain: dict[int, dict[int, str]] = {}
+
+    def of(e: int) -> dict[int, str]:
+        if e not in chain:
+            caller = starts[e]
+            m = dict(of(_start_of(first, caller))) if caller >= 0 else {}
+            m.update(own[e])
+            chain[e] = m
+        return chain[e]
+
+    return [of(_start_of(first, node.id)) for node in auto.nodes]
+
+
+def _start_of(first: list[int], node: int) -> int:
+    import bisect
+    return first[bisect.bisect_right(first, node) - 1]
 
 
 # ---------------------------------------------------------------- templates
@@ -125,8 +164,36 @@ class Lifter:
     def __init__(self, enc0: Encoding):
         self.n0 = enc0.vocab.n
         self.slots0 = cpu_slots(enc0)
-        self.kinds0 = value_kinds(enc0)
+        self.kinds0 = Kinds(enc0)
         self.skipped = 0
+
+    def templates(self, lm: Lemma) -> list[Template]:
+        """The templates of a lemma. A cube reading a slot that holds a CPU at
+        some program points and something else at others is first split by its
+        context's program counter into one cube per kind (each excludes less
+        than the cube, so each holds wherever the cube does)."""
+        if lm.never:
+            for var, vs in lm.never:
+                if self.kinds0.of[var] != MIXED or var not in self.kinds0.local or \
+                        not any(1 <= x < self.n0 for x in vs):
+                    continue
+                pcvar, k = self.kinds0.local[var]
+                lits = dict(lm.never)
+                nodes = self.kinds0.by_pc[pcvar]
+                pcs = lits.get(pcvar, tuple(range(len(nodes))))
+                if self.kinds0.at(var, pcs) != MIXED:
+                    continue
+                parts: dict[str, list[int]] = {CPU: [], OTHER: []}
+                for pc in pcs:
+                    parts[nodes[pc].get(k, OTHER) if pc < len(nodes) else OTHER].append(pc)
+                out = []
+                for part in parts.values():
+                    if part:
+                        lits[pcvar] = tuple(part)
+                        out += self.templates(Lemma(never=tuple(sorted(lits.items()))))
+                return out
+        t = self.template(lm)
+        return [t] if t is not None else []
 
     def template(self, lm: Lemma) -> Template | None:
         lits = lm.never if lm.never else ((lm.var, lm.values),)
@@ -140,13 +207,20 @@ class Lifter:
         # non-boot CPU ("any CPU"). Not "every CPU but the lemma's": at N0 = 3,
         # "the other CPU" is also "the CPU above", and code that walks CPUs in
         # order (a loop's cursor) means the latter.
+        pcs = {var: vs for var, vs in lits if var.startswith("pc[")}
+        kinds = [self.kinds0.at(var, pcs.get(self.kinds0.local[var][0]) if var in self.kinds0.local else None)
+                 for var, _ in lits]
         as_others: set[int] = set()
         for k, (var, vs) in enumerate(lits):
-            kind = self.kinds0[var]
+            kind = kinds[k]
             cpu_vals = {x for x in vs if 1 <= x < self.n0}
             if kind == OTHER or not cpu_vals:
                 continue
             if kind == MIXED:
+                if not lm.never:
+                    # "the slot holds one of these": at N, one of these or any CPU
+                    # (wider is weaker, so this only loses strength)
+                    return Template("in", ((var, None, Values(tuple(vs), (), True)),), 0)
                 return self._skip()
             if cpu_vals >= nonboot:
                 as_others.add(k)
@@ -157,7 +231,7 @@ class Lifter:
         for k, (var, vs) in enumerate(lits):
             owner = self.slots0.get(var)
             name, who = (owner[0], letter[owner[1]]) if owner is not None and owner[1] != 0 else (var, None)
-            if self.kinds0[var] == CPU:
+            if kinds[k] == CPU:
                 fixed = tuple(x for x in vs if not 1 <= x < self.n0)
                 named = tuple(sorted({letter[x] for x in vs if x in letter}))
                 values = Values(fixed, named, k in as_others)
@@ -192,24 +266,30 @@ def slot_names(enc: Encoding) -> dict[tuple[str, int], str]:
     return {(tmpl, cpu): name for name, (tmpl, cpu) in cpu_slots(enc).items()}
 
 
-def project(enc: Encoding, enc0: Encoding, kinds: dict[str, str], state: dict[str, int],
-            pick: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The state of N0 that `state` (of N) shows on the CPUs `pick` (N0's CPUs
-    1.. in order), or None if a CPU value points outside them."""
+def project(enc: Encoding, enc0: Encoding, kinds: Kinds, state: dict[str, int],
+            pick: tuple[int, ...]) -> tuple[int | None, ...]:
+    """What `state` (of N) shows on the CPUs `pick`, as a state of N0 (its CPUs
+    1.. in order): a CPU value outside the choice is unknown (None), and so is
+    the value of a slot that may or may not hold a CPU."""
     back = {c: i + 1 for i, c in enumerate(pick)}
     back[0] = 0
     names = slot_names(enc)
     slots0 = cpu_slots(enc0)
-    out = []
+    out: list[int | None] = []
     for var in enc0.vocab.names:
         owner = slots0.get(var)
         src = names[(owner[0], pick[owner[1] - 1])] if owner is not None and owner[1] != 0 else var
-        x = state[src]
-        if kinds.get(var) in (CPU, MIXED) and x < 128 and x not in back:
-            if x < enc.vocab.n:
-                return None
-        elif kinds.get(var) in (CPU, MIXED) and x in back:
-            x = back[x]
+        x: int | None = state[src]
+        kind = kinds.of[var]
+        if kind == MIXED and var in kinds.local:
+            pcvar, _ = kinds.local[var]
+            pcsrc = names[(slots0[pcvar][0], pick[slots0[pcvar][1] - 1])] if pcvar in slots0 and \
+                slots0[pcvar][1] != 0 else pcvar
+            kind = kinds.at(var, [state[pcsrc]])
+        if kind == MIXED and 1 <= x < enc.vocab.n:
+            x = None
+        elif kind == CPU and 1 <= x < enc.vocab.n:
+            x = back.get(x)
         out.append(x)
     return tuple(out)
 
@@ -423,13 +503,12 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
     templates: list[Template] = []
     seen: set[Template] = set()
 
-    def lift(lm: Lemma) -> Template | None:
-        t = lifter.template(lm)
-        if t is not None and t not in seen:
-            seen.add(t)
-            templates.append(t)
-            return t
-        return None
+    def lift(lm: Lemma) -> list[Template]:
+        """The lemma's templates not lifted before."""
+        new = [t for t in lifter.templates(lm) if t not in seen]
+        seen.update(new)
+        templates.extend(new)
+        return new
 
     for lm in small.got.lemmas:
         if lm.prop is None:
@@ -438,7 +517,7 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
     enc = encode(model, n)
     stats["paths"] = len(enc.paths)
     names = slot_names(enc)
-    kinds0 = value_kinds(enc0)
+    kinds0 = Kinds(enc0)
     atn = AtN(enc, timeout_s)
     for t in templates:
         for lm in lifter.at(t, n, names):
@@ -453,6 +532,10 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
     out: dict[str, PropertyResult] = {}
     bads = {p.name: _bad(enc, p) for p in todo}
     repairs = [0]
+    # why a CTI's projections did not block it: a state N0 reaches, a lemma
+    # already lifted (dropped at N)
+    why = {"reachable": 0, "known": 0}
+    stats["unblocked"] = why
 
     def block(state: dict[str, int]) -> bool:
         """Exclude `state` by a lemma of N0: a projection of it onto N0's CPUs
@@ -462,17 +545,18 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
             return False
         for pick in itertools.combinations(range(1, n), enc0.vocab.n - 1):
             s0 = project(enc, enc0, kinds0, state, pick)
-            if s0 is None:
-                continue
             lm = reach.generalize(s0)
             if lm is None:
+                why["reachable"] += 1
                 continue
-            t = lift(lm)
-            if t is None:
+            new = lift(lm)
+            if not new:
+                why["known"] += 1
                 continue
             before = len(atn.lemmas)
-            for inst in lifter.at(t, n, names):
-                atn.add(inst)
+            for t in new:
+                for inst in lifter.at(t, n, names):
+                    atn.add(inst)
             atn.initiate(range(before, len(atn.lemmas)))
             repairs[0] += 1
             return True

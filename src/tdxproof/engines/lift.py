@@ -5,21 +5,24 @@
 2. Lift every lemma to a *template* over CPU letters: a variable that belongs
    to a non-boot CPU (`online[2]`, `pc[cpuhp/2]`) names a letter, and so does a
    non-boot CPU written as a value (a loop cursor, an IPI's target); a value
-   set that holds every non-boot CPU the lemma does not name becomes "any
-   other CPU". The boot CPU stays itself: the models treat it apart.
+   set that holds every non-boot CPU becomes "any CPU". The boot CPU stays
+   itself: the models treat it apart. Inlined functions share local slots, so
+   whether a slot holds a CPU is read off its context's program counter
+   (`Kinds`), and a cube over a slot of both kinds is split by program point.
 3. Instantiate each template at N for every order-preserving choice of
    distinct non-boot CPUs (code that walks CPUs in order, `for cpu`, makes
    lemmas about "a CPU below the cursor"; renaming that keeps the order keeps
    them true).
 4. At N, with Z3 on N's encoding (never its states): drop the instances an
-   initial state breaks, then (Houdini) every instance some step from the
-   conjunction breaks, until the rest is inductive. A property is proved when
-   its own check follows from what is left.
-5. Where it does not, a counterexample to induction at N is projected onto
-   N0 (its CPUs renamed into N0's, order kept); a projection N0 cannot reach
-   is blocked by a cube generalised against N0's reachable states, exactly as
-   `kind` does, and the new lemma is lifted and instantiated in turn. A CTI
-   every projection of which N0 reaches is reported: no proof by this route.
+   initial state breaks; then a state of the instances with a step that breaks
+   some (a counterexample to induction) is first offered to step 5, and if
+   nothing excludes it the broken instances are dropped (Houdini), until the
+   rest is inductive. A property is proved when its own check follows.
+5. Repair: the CTI is projected onto N0 (its CPUs renamed into N0's, order
+   kept, a CPU value outside the choice left unknown); a projection N0 cannot
+   reach is blocked by a cube generalised against N0's reachable states,
+   exactly as `kind` does, and the new lemma is lifted and instantiated in
+   turn. A CTI of a property nothing excludes is reported: *unknown*.
 6. "Proved (N=…)" is printed only after `induction.recheck()` has re-checked
    the instances at N on the plain encoding, as for `kind`.
 
@@ -29,6 +32,7 @@ instance is kept only if Z3 shows it initial and inductive at N.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import time
 from dataclasses import dataclass, replace
@@ -37,12 +41,11 @@ from typing import Callable, Iterable
 import z3
 
 from tdxproof.encode.system import Encoding, encode
-from tdxproof.encode.vocab import MODES
 from tdxproof.engines.explicit import check_witness
-from tdxproof.engines.induction import (Certificate, Lemma, Learned, Reach, _and, _bad, _or, _prop, cpu_slots,
-                                        learn, lemma_formula, only_undecided, recheck, render_certificate)
-from tdxproof.engines.solver import Sat, Unknown, check, make_solver
+from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad, _or, _prop, cpu_slots, learn,
+                                        lemma_formula, only_undecided, recheck, render_certificate)
 from tdxproof.diagnostics import InternalError
+from tdxproof.engines.solver import Sat, Unknown, check, make_solver
 from tdxproof.interp.program import Program
 from tdxproof.model import ir
 from tdxproof.model.cfg import control_flow
@@ -136,7 +139,6 @@ def _kinds_at_nodes(auto, cfgs) -> list[dict[int, str]]:
 
 
 def _start_of(first: list[int], node: int) -> int:
-    import bisect
     return first[bisect.bisect_right(first, node) - 1]
 
 

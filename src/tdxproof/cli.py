@@ -39,6 +39,22 @@ def cli() -> None:
     """tdxproof: check CPU-hotplug and locking protocols of the Linux kernel."""
 
 
+class CpusType(click.ParamType):
+    """`--cpus N` (1..64), or `any` for every N."""
+    name = "N|any"
+
+    def convert(self, value, param, ctx):
+        if value == "any" or isinstance(value, int):
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of CPUs nor `any`", param, ctx)
+        if not 1 <= n <= 64:
+            self.fail(f"{n} is not in the range 1..64", param, ctx)
+        return n
+
+
 def _lower(path: str, cpus: int | None):
     from tdxproof.model.lower import lower_policy
 
@@ -50,7 +66,9 @@ def _lower(path: str, cpus: int | None):
 
 @cli.command(epilog=EXIT_HELP)
 @click.argument("policy", type=click.Path(dir_okay=False))
-@click.option("--cpus", type=click.IntRange(1, 64), help="Number of CPUs (overrides the policy's `cpus`).")
+@click.option("--cpus", type=CpusType(), help="Number of CPUs (overrides the policy's `cpus`); `any`: every "
+              "number (today: each N from 2 to the policy's `cpus` searched, a violation at the smallest N, "
+              "what holds there unknown for every N).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
 @click.option("--engine", type=click.Choice(["auto", "explicit", "bmc", "kind", "lift"]), default="auto",
               show_default=True,
@@ -94,9 +112,24 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     from tdxproof.render.json import render_json
     from tdxproof.render.text import render_proof, render_summary, render_witness
 
-    model, loaded = _lower(policy, cpus)
-    run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate,
-                            memory, learn_at)
+    if cpus == "any":
+        if engine not in ("auto", "explicit"):
+            raise UsageFailure(f"--cpus any runs the explicit engine at each N, not `{engine}`")
+        model, loaded = _lower(policy, None)
+        _check_properties(model, properties)
+        from tdxproof.engines.every_n import verify_every_n
+        progress = _progress() if sys.stderr.isatty() else None
+        try:
+            run = verify_every_n(policy, model.cpus, properties=set(properties) or None, max_states=max_states,
+                                 memory_budget=memory, progress=progress)
+        finally:
+            if progress is not None:
+                click.echo("\r\033[K", nl=False, err=True)
+        note = ""
+    else:
+        model, loaded = _lower(policy, cpus)
+        run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate,
+                                memory, learn_at)
     code = exit_code(run.results).value
     try:
         if fmt == "json":
@@ -123,6 +156,15 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     return code
 
 
+def _check_properties(model, properties: tuple[str, ...]) -> None:
+    known = {p.name for p in model.properties}
+    for name in properties:
+        if name not in known:
+            from tdxproof.diagnostics import did_you_mean
+            hint = did_you_mean(name, known)
+            raise UsageFailure(f"unknown property `{name}`" + (f"; {hint}" if hint else ""))
+
+
 def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
                 timeout: float | None, max_states: int, certificate: str | None = None, memory: int | None = None,
                 learn_at: int | None = None):
@@ -131,12 +173,7 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
     from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
     from tdxproof.engines.trace import attach_traces
 
-    known = {p.name for p in model.properties}
-    for name in properties:
-        if name not in known:
-            from tdxproof.diagnostics import did_you_mean
-            hint = did_you_mean(name, known)
-            raise UsageFailure(f"unknown property `{name}`" + (f"; {hint}" if hint else ""))
+    _check_properties(model, properties)
     progress = _progress() if sys.stderr.isatty() else None
     note = " (reference interpreter, exhaustive search)"
     try:

@@ -5,6 +5,8 @@ answer; never "proved" for what fails at the small N."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 from helpers import tdx, verdicts
 
@@ -88,3 +90,38 @@ def test_cli_lift(tmp_path):
     assert "no state of N=6 enumerated" in r.output
     r = CliRunner().invoke(cli, ["verify", str(p), "--engine", "lift", "--cpus", "2", "--learn-at", "3"])
     assert r.exit_code == 2 and "more CPUs than --cpus" in r.output
+
+
+# ---------------------------------------------------------------- --cpus any
+
+def test_cpus_any_reports_the_smallest_n_and_never_proves(tmp_path):
+    racy = tmp_path / "racy.tdx"
+    racy.write_text(RACY)
+    r = CliRunner().invoke(cli, ["verify", str(racy), "--cpus", "any", "--property", "every-cpu-done",
+                                 "--property", "no-deadlock"])
+    assert r.exit_code == 1, r.output
+    assert "every-cpu-done  violated (7 steps; smallest N=2)" in r.output
+    assert "no-deadlock     unknown (holds (exhaustive) for N=2..3; no proof for every N yet)" in r.output
+    assert "proved" not in r.output
+    good = tmp_path / "loop.tdx"
+    good.write_text(LOOP)
+    r = CliRunner().invoke(cli, ["verify", str(good), "--cpus", "any", "--property", "every-cpu-done"])
+    assert r.exit_code == 3 and "proved" not in r.output, r.output
+    r = CliRunner().invoke(cli, ["verify", str(good), "--cpus", "any", "--engine", "kind"])
+    assert r.exit_code == 2 and "--cpus any runs the explicit engine" in r.output
+    r = CliRunner().invoke(cli, ["verify", str(good), "--cpus", "many"])
+    assert r.exit_code == 2 and "neither a number of CPUs nor `any`" in r.output
+
+
+def test_cpus_any_on_a_thread_policy_violated_at_three():
+    # option 4's violations (proofs/option4.md) already happen with one non-boot CPU
+    violated = ["no-deadlock", "no-recursive-read", "irqs-off-asserted", "hotplug-available", "seamcall-in-vmx",
+                "mce-page-lookup"]
+    policy = str(Path(__file__).resolve().parents[2] / "policies" / "option4.tdx")
+    args = ["verify", policy, "--cpus", "any"] + [x for p in violated for x in ("--property", p)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1, r.output
+    for p in violated:
+        line = next(ln for ln in r.output.splitlines() if ln.startswith(f"  {p} "))
+        assert "violated (" in line and "smallest N=2" in line, line
+    assert "proved" not in r.output

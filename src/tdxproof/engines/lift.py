@@ -302,8 +302,9 @@ class AtN:
     """The instances at N in one incremental solver: `a_i` makes instance i an
     assumption about state 0, `b_i` says it fails in state 1."""
 
-    def __init__(self, enc: Encoding, timeout_s: float | None):
+    def __init__(self, enc: Encoding, timeout_s: float | None, say: Callable[[str], None] = lambda msg: None):
         self.enc = enc
+        self.say = say
         self.s0, self.s1 = enc.state(0), enc.state(1)
         self.solver = make_solver(timeout_s, logic=None)
         self.lemmas: list[Lemma] = []
@@ -342,6 +343,8 @@ class AtN:
         live = [a for a, ok in zip(self.act, self.alive) if ok]
         r = check(self.solver, query, *live)
         self.solver_s += time.monotonic() - t
+        self.say(f"N={self.enc.vocab.n}: {len(live):,} instances live of {len(self.lemmas):,}, "
+                 f"{self.calls:,} solver calls")
         return self.solver.model() if r is Sat.SAT else r
 
     def _vars(self, lm: Lemma) -> list[str]:
@@ -520,7 +523,7 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
     stats["paths"] = len(enc.paths)
     names = slot_names(enc)
     kinds0 = Kinds(enc0)
-    atn = AtN(enc, timeout_s)
+    atn = AtN(enc, timeout_s, say)
     for t in templates:
         for lm in lifter.at(t, n, names):
             atn.add(lm)

@@ -24,9 +24,13 @@ def verdict_words(r: PropertyResult) -> str:
         case Verdict.HOLDS_STATIC:
             return "holds (static, call graph)"
         case Verdict.VIOLATED:
-            return f"violated ({len(r.schedule)} steps)" if r.schedule is not None else "violated (call chain)"
+            if r.schedule is None:
+                return "violated (call chain)"
+            return f"violated ({len(r.schedule)} steps{'; ' + r.reason if r.reason else ''})"
         case Verdict.COVERED:
-            return f"covered ({len(r.schedule)} steps)" if r.schedule is not None else "covered"
+            if r.schedule is None:
+                return "covered"
+            return f"covered ({len(r.schedule)} steps{'; ' + r.reason if r.reason else ''})"
         case Verdict.UNREACHABLE:
             if r.proof is not None:
                 return f"unreachable (proved, N={r.cpus}, {r.proof.lemmas:,} lemmas)"
@@ -51,7 +55,11 @@ def _n(k: int, what: str) -> str:
 
 def render_summary(run: RunResult, *, engine_note: str = "") -> str:
     lines = [f"{run.policy}: {run.cpus} CPUs, engine {run.engine}{engine_note}"]
-    if run.engine == "explicit":
+    if run.stats.get("every_n"):
+        lines[0] = (f"{run.policy}: every N >= 2 (--cpus any), engine {run.engine}: each N searched "
+                    f"exhaustively, N=2..{run.cpus}")
+        lines.append(f"explored {run.states:,} states in all; a violation is shown at the smallest N")
+    elif run.engine == "explicit":
         stopped = run.stats.get("stopped", "")
         done = ("complete" if run.complete else "stopped: every selected property has its verdict"
                 if stopped == "decided" else f"incomplete: {stopped or 'state limit'}")

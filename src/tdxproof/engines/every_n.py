@@ -1,0 +1,59 @@
+"""`--cpus any`: a verdict about every number of CPUs, as far as one exists today.
+
+The policy is lowered and searched exhaustively at N = 2, 3, ... up to the
+policy's own `cpus` (types such as `int[0..nr_cpus]` depend on N, so each N
+is lowered afresh). A property violated (or a cover goal met) at some N gets
+the smallest such N and that N's shortest schedule, replayed there; the
+search of larger N stops for it. A property that holds at every N searched is
+*unknown* for every N: "holds (exhaustive)" up to the largest N is what is
+known, and no proof for every N is printed without a certificate for the
+unbounded family (docs/lift.md: not built yet). Module-boundary rules are
+static and do not depend on N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from tdxproof.engines.explicit import verify_explicit
+from tdxproof.engines.trace import attach_traces
+from tdxproof.model.lower import lower_policy
+from tdxproof.results import PropertyResult, RunResult, Verdict
+
+FIRST = 2        # the boot CPU and one that can go offline
+
+
+def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, max_states: int = 6_000_000,
+                   memory_budget: int | None = None, progress: Callable | None = None) -> RunResult:
+    found: dict[str, PropertyResult] = {}
+    held: dict[str, tuple[int, PropertyResult]] = {}
+    order: list[str] = []
+    open_props = properties
+    last = FIRST
+    states = 0
+    for n in range(FIRST, max(upto, FIRST) + 1):
+        model = lower_policy(path, cpus=n)[0]
+        run = attach_traces(model, verify_explicit(model, cpus=n, properties=open_props, max_states=max_states,
+                                                   memory_budget=memory_budget, progress=progress))
+        last, states = n, states + run.states
+        if not order:
+            order = [r.name for r in run.results]
+        for r in run.results:
+            if r.verdict in (Verdict.VIOLATED, Verdict.COVERED, Verdict.HOLDS_STATIC):
+                found[r.name] = replace(r, reason=f"smallest N={n}" if r.verdict is not Verdict.HOLDS_STATIC
+                                        else None)
+            elif r.verdict is Verdict.UNKNOWN:
+                found[r.name] = replace(r, reason=f"at N={n}: {r.reason}")
+            else:
+                held[r.name] = (n, r)
+        open_props = {name for name in order if name not in found}
+        if not open_props:
+            break
+    for name, (n, r) in held.items():
+        if name not in found:
+            what = "holds" if r.verdict is not Verdict.UNREACHABLE else "unreachable"
+            found[name] = replace(r, verdict=Verdict.UNKNOWN, schedule=None, trace=None, proof=None,
+                                  reason=f"{what} (exhaustive) for N={FIRST}..{n}; no proof for every N yet")
+    return RunResult(path, last, "explicit", tuple(found[name] for name in order), states=states, complete=True,
+                     stats={"every_n": True, "upto": last})

@@ -536,6 +536,8 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
     say(f"N={n}: {len(templates):,} templates, {len(atn.lemmas):,} instances")
     out: dict[str, PropertyResult] = {}
     bads = {p.name: _bad(enc, p) for p in todo}
+    gave_up: dict[str, str] = {}     # property -> why this route has no proof of it
+    everything = list(todo)
     repairs = [0]
     # why a CTI's projections did not block it: a state N0 reaches, a lemma
     # already lifted (dropped at N)
@@ -569,7 +571,7 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
 
     try:
         atn.initiate()
-        while True:
+        while todo:
             say(f"N={n}: Houdini over {sum(atn.alive):,} instances ({repairs[0]:,} lemmas added)")
             cti = atn.houdini(block)
             if cti is None:
@@ -585,18 +587,30 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
             if not block(state):
                 if debug_cti is not None:
                     debug_cti(state, name)
-                return _unknown(todo, n, f"a state at N={n} with a step that breaks `{name}` that no lemma "
-                                f"learned at N={enc0.vocab.n} excludes (each of its projections onto "
-                                f"{enc0.vocab.n} CPUs is reachable there, or its lemma is not inductive at N={n})")
+                # this property has no proof by this route; the others may still
+                gave_up[name] = (f"a state at N={n} with a step that breaks `{name}` that no lemma learned at "
+                                 f"N={enc0.vocab.n} excludes (its projections onto {enc0.vocab.n} CPUs are "
+                                 f"reachable there, or their lemmas are not inductive at N={n})")
+                todo = [p for p in todo if p.name != name]
+                i = atn.index.get(Lemma(prop=name))
+                if i is not None:
+                    atn.alive[i] = False
     except _Undecided as exc:
-        return _unknown(todo, n, f"solver: {exc}")
+        out.update(_unknown(todo, n, f"solver: {exc}"))
+        todo = []
+    for p in everything:
+        if p.name in gave_up:
+            out[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=gave_up[p.name])
+    if not todo:
+        return out
     lemmas = atn.live()
     stats.update(lemmas=len(lemmas), repairs=repairs[0], calls=atn.calls, solver_s=round(atn.solver_s, 1))
     cert = Certificate(model.path, n, tuple(lemmas), tuple(p.name for p in todo))
     say(f"re-checking {len(lemmas):,} lemmas at N={n} on the plain encoding")
     problems = recheck(model, cert, None, timeout_s, enc)
     if only_undecided(problems):
-        return _unknown(todo, n, "certificate re-check: " + "; ".join(problems))
+        out.update(_unknown(todo, n, "certificate re-check: " + "; ".join(problems)))
+        return out
     if problems:
         raise InternalError("lifted certificate does not re-check: " + "; ".join(problems))
     proof = Proof(k=1, lemmas=len(lemmas), text=render_certificate(enc, cert, limit=12))

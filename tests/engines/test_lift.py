@@ -125,3 +125,29 @@ def test_cpus_any_on_a_thread_policy_violated_at_three():
         line = next(ln for ln in r.output.splitlines() if ln.startswith(f"  {p} "))
         assert "violated (" in line and "smallest N=2" in line, line
     assert "proved" not in r.output
+
+
+def test_a_slot_shared_by_inlined_functions_gets_its_kind_from_the_program_counter():
+    # `mark(cpu k)` and `take(lock)` are inlined at the same frame: one slot holds
+    # a CPU in the first and a lock in the second
+    model = tdx('import "kernel-6.16.tdx";\ncpus 3;\n' + """
+        var marked[cpu c]: bool = false;
+        lock m: mutex;
+        fn mark(cpu k) { marked[k] = true; }
+        actor a { mark(1); mutex_lock(m); mutex_unlock(m); mark(2); }
+    """, cpus=3)
+    from tdxproof.engines.lift import CPU, MIXED, OTHER, Kinds
+    enc = encode(model, 3)
+    kinds = Kinds(enc)
+    a = next(c for c in enc.vocab.contexts if c.name == "a")
+    pcvar = enc.vocab.pc(a)
+    shared = [name for name, (pv, _) in kinds.local.items() if pv == pcvar and kinds.of[name] == MIXED]
+    assert shared, "expected a slot that holds a CPU at some points and a lock at others"
+    slot = kinds.local[shared[0]][1]
+    at = kinds.by_pc[pcvar]
+    cpu_pcs = [pc for pc, node in enumerate(a.auto.nodes) if node.owner == "mark" and at[pc].get(slot) == CPU]
+    lock_pcs = [pc for pc, node in enumerate(a.auto.nodes) if node.owner.startswith("mutex_") and
+                at[pc].get(slot) == OTHER]
+    assert cpu_pcs and lock_pcs
+    assert kinds.at(shared[0], cpu_pcs) == CPU and kinds.at(shared[0], lock_pcs) == OTHER
+    assert kinds.at(shared[0], cpu_pcs + lock_pcs) == MIXED

@@ -81,7 +81,7 @@ def _lower(path: str, cpus: int | None):
 @click.option("--learn-at", "learn_at", type=click.IntRange(1, 64), default=None,
               help="lift: the number of CPUs to learn lemmas at (default: the policy's `cpus`).")
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
-              help="kind: write the certificate (the inductive lemmas, JSON) here.")
+              help="kind, lift: write the certificate (the inductive lemmas, JSON) here.")
 @click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
               help="bmc: the deepest schedule to look for, in blocks.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=None,
@@ -205,8 +205,11 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
             if base != small.cpus:
                 small = lower_policy(model.path, cpus=base)[0]
             note = f" (Z3, lemmas learned at N={base}, lifted and proved inductive at N={n}, re-checked)"
+            from pathlib import Path
             run = verify_lift(model, small, properties=set(properties) or None, max_states=max_states,
-                              timeout_s=timeout, progress=_say() if sys.stderr.isatty() else None)
+                              timeout_s=timeout, progress=_say() if sys.stderr.isatty() else None,
+                              certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
+                              if certificate else None)
         else:
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
                                   memory_budget=memory, progress=progress)

@@ -151,3 +151,23 @@ def test_a_slot_shared_by_inlined_functions_gets_its_kind_from_the_program_count
     assert cpu_pcs and lock_pcs
     assert kinds.at(shared[0], cpu_pcs) == CPU and kinds.at(shared[0], lock_pcs) == OTHER
     assert kinds.at(shared[0], cpu_pcs + lock_pcs) == MIXED
+
+
+def test_a_lifted_certificate_rechecks_at_its_n_and_a_mutated_one_fails(tmp_path):
+    p = tmp_path / "loop.tdx"
+    p.write_text(LOOP)
+    cert = tmp_path / "loop6.cert"
+    r = CliRunner().invoke(cli, ["verify", str(p), "--engine", "lift", "--cpus", "6", "--property", "every-cpu-done",
+                                 "--certificate", str(cert)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["recheck", str(p), str(cert)])
+    assert r.exit_code == 0, r.output
+    data = cert.read_text().splitlines()
+    # drop every lemma about the loop's cursor and `done`: the rest is not inductive
+    cut = [ln for ln in data if not ('"done[' in ln and '"local' in ln)]
+    assert len(cut) < len(data)
+    cut[-2] = cut[-2].rstrip(",")
+    bad = tmp_path / "cut.cert"
+    bad.write_text("\n".join(cut) + "\n")
+    r = CliRunner().invoke(cli, ["recheck", str(p), str(bad)])
+    assert r.exit_code == 1 and "the lemmas are inductive: fails" in r.output, r.output

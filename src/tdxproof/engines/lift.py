@@ -452,7 +452,8 @@ class _Undecided(Exception):
 
 def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] | None = None,
                 max_states: int = 2_000_000, timeout_s: float | None = None,
-                progress: Callable[[str], None] | None = None) -> RunResult:
+                progress: Callable[[str], None] | None = None,
+                certificate_out: Callable[[Certificate], None] | None = None) -> RunResult:
     """`model` lowered for the N to prove at, `small_model` the same policy lowered
     for the N0 to learn at (types such as `int[0..nr_cpus]` depend on N)."""
     t0 = time.monotonic()
@@ -475,7 +476,7 @@ def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] 
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=why)
         todo = []
     if todo:
-        got = _prove_at(model, small, todo, n, timeout_s, say, stats)
+        got = _prove_at(model, small, todo, n, timeout_s, say, stats, certificate_out)
         results.update(got)
     ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
     stats["seconds"] = time.monotonic() - t0
@@ -501,7 +502,8 @@ def _at_n(model: ir.Model, prog: Program, r: PropertyResult, n: int, n0: int) ->
 
 
 def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, timeout_s: float | None,
-              say: Callable[[str], None], stats: dict) -> dict[str, PropertyResult]:
+              say: Callable[[str], None], stats: dict,
+              certificate_out: Callable[[Certificate], None] | None = None) -> dict[str, PropertyResult]:
     enc0, reach = small.enc, small.reach
     assert reach is not None
     lifter = Lifter(enc0)
@@ -613,6 +615,8 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
         return out
     if problems:
         raise InternalError("lifted certificate does not re-check: " + "; ".join(problems))
+    if certificate_out is not None:
+        certificate_out(cert)
     proof = Proof(k=1, lemmas=len(lemmas), text=render_certificate(enc, cert, limit=12))
     for p in todo:
         verdict = Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER else Verdict.PROVED

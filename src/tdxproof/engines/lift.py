@@ -311,6 +311,7 @@ class AtN:
         self.act: list[z3.BoolRef] = []
         self.broken: list[z3.BoolRef] = []
         self.alive: list[bool] = []
+        self.formulas: list[tuple[z3.BoolRef, z3.BoolRef]] = []    # each instance over state 0 and 1
         self.index: dict[Lemma, int] = {}
         names = enc.vocab.names
         self.paths: list[z3.BoolRef] = []
@@ -331,8 +332,10 @@ class AtN:
         self.index[lm] = i
         self.lemmas.append(lm)
         a, b = z3.Bool(f"act{i}"), z3.Bool(f"brk{i}")
-        self.solver.add(z3.Implies(a, lemma_formula(self.enc, lm, self.s0)))
-        self.solver.add(z3.Implies(b, z3.Not(lemma_formula(self.enc, lm, self.s1))))
+        f0, f1 = lemma_formula(self.enc, lm, self.s0), lemma_formula(self.enc, lm, self.s1)
+        self.formulas.append((f0, f1))      # built once: models are evaluated on them often
+        self.solver.add(z3.Implies(a, f0))
+        self.solver.add(z3.Implies(b, z3.Not(f1)))
         self.act.append(a)
         self.broken.append(b)
         self.alive.append(True)
@@ -361,7 +364,7 @@ class AtN:
             live = [i for i in among if self.alive[i]]
             if not live:
                 return
-            q = _and([init, _or([z3.Not(lemma_formula(self.enc, self.lemmas[i], self.s0)) for i in live])])
+            q = _and([init, _or([z3.Not(self.formulas[i][0]) for i in live])])
             s = make_solver(None, logic=None)
             s.add(q)
             r = check(s)
@@ -375,8 +378,8 @@ class AtN:
     def _drop(self, m: z3.ModelRef, s: dict, live: list[int]) -> bool:
         """Drop the live instances the model breaks in state `s`; False (and drop
         nothing) if one of them is a property's own lemma."""
-        gone = [i for i in live if z3.is_false(m.eval(lemma_formula(self.enc, self.lemmas[i], s),
-                                                      model_completion=True))]
+        side = 0 if s is self.s0 else 1
+        gone = [i for i in live if z3.is_false(m.eval(self.formulas[i][side], model_completion=True))]
         if not gone:
             raise InternalError("Houdini: the model breaks no instance")
         if any(self.lemmas[i].prop is not None for i in gone):
@@ -425,7 +428,7 @@ class AtN:
                     if not self._drop(r, self.s1, [i for i in live if self.alive[i]]):
                         prop = next(lm.prop for i, lm in enumerate(self.lemmas) if self.alive[i] and
                                     lm.prop is not None and
-                                    z3.is_false(r.eval(lemma_formula(self.enc, lm, self.s1), model_completion=True)))
+                                    z3.is_false(r.eval(self.formulas[i][1], model_completion=True)))
                         return state, prop
             if stable:
                 return None

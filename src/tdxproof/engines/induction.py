@@ -247,6 +247,14 @@ def _lemma_vars(lm: Lemma) -> list[tuple[str, tuple[int, ...] | None]]:
     return list(lm.never) if lm.never else [(lm.var, None)]
 
 
+def path_steps(enc: Encoding, s0: dict, s1: dict) -> list[z3.BoolRef]:
+    """Each block path as one step from s0 to s1, with its frame (what it does
+    not write keeps its value)."""
+    frame = {n: _eq(s1[n], s0[n]) for n in enc.vocab.names}
+    return [_and(p.guard + [_eq(s1[n], t) for n, t in p.updates.items()] +
+                 [f for n, f in frame.items() if n not in p.updates]) for _, p in enc.paths]
+
+
 @dataclass
 class Strengthened:
     lemmas: list[Lemma]
@@ -272,13 +280,9 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
     # mostly sat) it was 10x faster than QF_FD, which wins for BMC
     solver = make_solver(timeout_s, logic=None)
     lemmas = list(lemmas)
-    frame = {n: _eq(s1[n], s0[n]) for n in names}
-    paths: list[z3.BoolRef] = []
+    paths = path_steps(enc, s0, s1)
     writers: dict[str, list[tuple[int, int | None]]] = {}    # variable -> (path, constant written)
     for k, (_, p) in enumerate(enc.paths):
-        step = p.guard + [_eq(s1[n], t) for n, t in p.updates.items()] + \
-            [f for n, f in frame.items() if n not in p.updates]
-        paths.append(_and(step))
         for n, t in p.updates.items():
             writers.setdefault(n, []).append((k, t.as_long() if z3.is_bv_value(t) else None))
     groups = [range(lo, min(lo + chunk, len(paths))) for lo in range(0, len(paths), chunk)]

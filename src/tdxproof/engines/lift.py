@@ -43,7 +43,7 @@ import z3
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.engines.explicit import check_witness
 from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad, _or, _prop, cpu_slots, learn,
-                                        lemma_formula, only_undecided, recheck, render_certificate)
+                                        lemma_formula, only_undecided, path_steps, recheck, render_certificate)
 from tdxproof.diagnostics import InternalError
 from tdxproof.engines.solver import Sat, Unknown, check, make_solver
 from tdxproof.interp.program import Program
@@ -52,7 +52,6 @@ from tdxproof.model.cfg import control_flow
 from tdxproof.results import Proof, PropertyResult, RunResult, Verdict
 
 MAX_REPAIRS = 400
-debug_cti: Callable | None = None     # tests and benchmarks: see the CTI nothing excludes
 
 
 # ---------------------------------------------------------------- what each variable holds
@@ -268,32 +267,36 @@ def slot_names(enc: Encoding) -> dict[tuple[str, int], str]:
     return {(tmpl, cpu): name for name, (tmpl, cpu) in cpu_slots(enc).items()}
 
 
-def project(enc: Encoding, enc0: Encoding, kinds: Kinds, state: dict[str, int],
-            pick: tuple[int, ...]) -> tuple[int | None, ...]:
-    """What `state` (of N) shows on the CPUs `pick`, as a state of N0 (its CPUs
-    1.. in order): a CPU value outside the choice is unknown (None), and so is
-    the value of a slot that may or may not hold a CPU."""
-    back = {c: i + 1 for i, c in enumerate(pick)}
-    back[0] = 0
-    names = slot_names(enc)
-    slots0 = cpu_slots(enc0)
-    out: list[int | None] = []
-    for var in enc0.vocab.names:
-        owner = slots0.get(var)
-        src = names[(owner[0], pick[owner[1] - 1])] if owner is not None and owner[1] != 0 else var
-        x: int | None = state[src]
-        kind = kinds.of[var]
-        if kind == MIXED and var in kinds.local:
-            pcvar, _ = kinds.local[var]
-            pcsrc = names[(slots0[pcvar][0], pick[slots0[pcvar][1] - 1])] if pcvar in slots0 and \
-                slots0[pcvar][1] != 0 else pcvar
-            kind = kinds.at(var, [state[pcsrc]])
-        if kind == MIXED and 1 <= x < enc.vocab.n:
-            x = None
-        elif kind == CPU and 1 <= x < enc.vocab.n:
-            x = back.get(x)
-        out.append(x)
-    return tuple(out)
+class Projector:
+    """States of N seen as states of N0 on a choice of CPUs (`of`)."""
+
+    def __init__(self, enc: Encoding, enc0: Encoding, kinds: Kinds):
+        self.n, self.kinds = enc.vocab.n, kinds
+        self.vars = list(enc0.vocab.names)
+        self.names, self.slots0 = slot_names(enc), cpu_slots(enc0)
+
+    def _src(self, var: str, pick: tuple[int, ...]) -> str:
+        owner = self.slots0.get(var)
+        return self.names[(owner[0], pick[owner[1] - 1])] if owner is not None and owner[1] != 0 else var
+
+    def of(self, state: dict[str, int], pick: tuple[int, ...]) -> tuple[int | None, ...]:
+        """What `state` (of N) shows on the CPUs `pick`, as a state of N0 (its
+        CPUs 1.. in order): a CPU value outside the choice is unknown (None), and
+        so is the value of a slot that may or may not hold a CPU."""
+        back = {c: i + 1 for i, c in enumerate(pick)}
+        back[0] = 0
+        kinds, out = self.kinds, []
+        for var in self.vars:
+            x: int | None = state[self._src(var, pick)]
+            kind = kinds.of[var]
+            if kind == MIXED and var in kinds.local:
+                kind = kinds.at(var, [state[self._src(kinds.local[var][0], pick)]])
+            if kind == MIXED and 1 <= x < self.n:
+                x = None
+            elif kind == CPU and 1 <= x < self.n:
+                x = back.get(x)
+            out.append(x)
+        return tuple(out)
 
 
 # ---------------------------------------------------------------- Houdini at N
@@ -313,13 +316,9 @@ class AtN:
         self.alive: list[bool] = []
         self.formulas: list[tuple[z3.BoolRef, z3.BoolRef]] = []    # each instance over state 0 and 1
         self.index: dict[Lemma, int] = {}
-        names = enc.vocab.names
-        self.paths: list[z3.BoolRef] = []
+        self.paths = path_steps(enc, self.s0, self.s1)
         self.writers: dict[str, set[int]] = {}
         for k, (_, p) in enumerate(enc.paths):
-            step = p.guard + [self.s1[n] == t for n, t in p.updates.items()] + \
-                [self.s1[n] == self.s0[n] for n in names if n not in p.updates]
-            self.paths.append(_and(step))
             for n in p.updates:
                 self.writers.setdefault(n, set()).add(k)
         self.calls = 0
@@ -527,7 +526,7 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
     enc = encode(model, n)
     stats["paths"] = len(enc.paths)
     names = slot_names(enc)
-    kinds0 = Kinds(enc0)
+    projector = Projector(enc, enc0, lifter.kinds0)
     atn = AtN(enc, timeout_s, say)
     for t in templates:
         for lm in lifter.at(t, n, names):
@@ -556,7 +555,7 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
         if repairs[0] >= MAX_REPAIRS:
             return False
         for pick in itertools.combinations(range(1, n), enc0.vocab.n - 1):
-            s0 = project(enc, enc0, kinds0, state, pick)
+            s0 = projector.of(state, pick)
             lm = reach.generalize(s0)
             if lm is None:
                 why["reachable"] += 1
@@ -590,8 +589,6 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
                 break
             state, name = cti
             if not block(state):
-                if debug_cti is not None:
-                    debug_cti(state, name)
                 # this property has no proof by this route; the others may still
                 gave_up[name] = (f"a state at N={n} with a step that breaks `{name}` that no lemma learned at "
                                  f"N={enc0.vocab.n} excludes (its projections onto {enc0.vocab.n} CPUs are "

@@ -216,9 +216,11 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
     except ModelErrorAt as exc:
         from tdxproof.diagnostics import Diagnostic, Note, Severity
         span = exc.error.span or model.actors[0].span
+        chain = exc.error.chain
+        where = (Note(f"in {chain[0]}" + "".join(f", called from {c}" for c in chain[1:])),) if chain else ()
         diag = Diagnostic(Severity.ERROR, "E420", exc.error.message, span,
-                          (Note(f"reached after {len(exc.schedule)} steps of "
-                                f"{', '.join(sorted({s.context for s in exc.schedule.steps}))}"),))
+                          where + (Note(f"reached after {len(exc.schedule)} steps of "
+                                        f"{', '.join(sorted({s.context for s in exc.schedule.steps}))}"),))
         err = PolicyError([diag])
         err.sources = loaded.sources  # type: ignore[attr-defined]
         raise err from None

@@ -65,6 +65,10 @@ class Diagnostics:
         self.items.append(Diagnostic(Severity.WARNING, code, message, span, tuple(notes), help))
 
     @property
+    def error_count(self) -> int:
+        return sum(d.severity is Severity.ERROR for d in self.items)
+
+    @property
     def has_errors(self) -> bool:
         return any(d.severity is Severity.ERROR for d in self.items)
 

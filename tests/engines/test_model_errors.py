@@ -1,6 +1,7 @@
 """A run-time model error (a value outside its type, a call through a null
-pointer) is bad input in every engine: exit 2 with the reference interpreter's
-message, at the same statement, after the same number of steps."""
+pointer, a hold past ir.MAX_HOLDS) is bad input in every engine: exit 2 with the
+reference interpreter's message, at the same statement, after the same number of
+steps. So is a policy with nothing to verify."""
 
 from __future__ import annotations
 
@@ -31,6 +32,20 @@ CASES = {
         var p: phase = A;
         actor a repeat { p = p + 1; }
     """,
+    # a read hold leaked on an error path under `repeat`: a bounded count in every
+    # engine (once `kind` "proved" this over a wrapped 8-bit count; `explicit` ran forever)
+    "read-hold-leaked-under-repeat": """
+        import "locks.tdx";
+        lock s: rw_semaphore;
+        var y: int[0..3] = 0;
+        actor a repeat {
+            down_read(s);
+            if may fail "an error path" { return; }
+            up_read(s);
+        }
+        actor b { down_write(s); y = 1; up_write(s); }
+        invariant small: y < 2;
+    """,
 }
 
 
@@ -45,3 +60,26 @@ def test_every_engine_reports_the_same_model_error(tmp_path, name):
         assert "error[E420]" in res.stderr and "Traceback" not in res.stderr, (engine, res.stderr)
         outputs[engine] = res.stderr
     assert outputs["bmc"] == outputs["explicit"] == outputs["kind"]
+
+
+def test_a_leaked_hold_names_its_call_chain(tmp_path):
+    f = tmp_path / "leak.tdx"
+    f.write_text(CASES["read-hold-leaked-under-repeat"])
+    res = CliRunner().invoke(cli, ["verify", str(f)])
+    assert "`s` (read) would be held 5 times by this context, past the bound of 4" in res.stderr
+    assert f"in down_read(), called from actor a at {f}:6:13" in res.stderr
+
+
+def test_nothing_to_verify_is_said_in_every_engine(tmp_path):
+    f = tmp_path / "nothing.tdx"
+    f.write_text("")
+    for engine in ("explicit", "bmc", "kind", "lift"):
+        res = CliRunner().invoke(cli, ["verify", str(f), "--engine", engine])
+        assert res.exit_code == 2 and f"{f}:1:1: error[E421]" in res.stderr, (engine, res.output)
+
+
+def test_a_policy_without_actors_says_only_its_initial_states_are_checked(tmp_path):
+    f = tmp_path / "still.tdx"
+    f.write_text('import "locks.tdx";\nvar x: bool = false;\ninvariant off: !x;\n')
+    res = CliRunner().invoke(cli, ["verify", str(f)])
+    assert res.exit_code == 0 and f"{f}:1:1: warning[W422]: the policy has no actor" in res.stderr

@@ -579,6 +579,16 @@ class Blocks:
                                         held2 = z3.Or(held2, cur[self.v.status(self.c)] == bv(RUN))
                                     q.events.append((prop, z3.Not(z3.And(lt == bv(first), held2))))
                         known = lt.as_signed_long() if z3.is_bv_value(lt) else None
+                        # the interpreter's bound (ir.MAX_HOLDS) and its release of a
+                        # lock not held: both run-time model errors, never a wrap
+                        ok = []
+                        for li in range(len(self.model.locks)):
+                            if known is not None and li != known:
+                                continue
+                            count = cur[self.v.held(self.c, li, md)]
+                            fine = count > bv(0) if rel else count < bv(ir.MAX_HOLDS)
+                            ok.append(fine if known is not None else z3.Implies(lt == bv(li), fine))
+                        q.events.append((MODEL_ERROR, z3.And(ok)))
                         for li in range(len(self.model.locks)):
                             if known is not None and li != known:
                                 continue

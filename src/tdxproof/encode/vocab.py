@@ -82,6 +82,9 @@ class Vocab:
         return v
 
     def _add(self, name: str, width: int = W) -> None:
+        # one name, one variable: decoding looks names up (`pc[1]` is a policy's cell,
+        # `pc[a0]` a program counter; context names are never numbers)
+        assert name not in self.widths, name
         self.names.append(name)
         self.widths[name] = width
 

@@ -615,8 +615,9 @@ def _bad(enc: Encoding, p: ir.Property) -> z3.BoolRef | None:
 # ---------------------------------------------------------------- rendering
 
 def render_value(enc: Encoding, var: str, v: int) -> str:
-    if var.startswith("pc["):
-        ctx = next(c for c in enc.vocab.contexts if enc.vocab.pc(c) == var)
+    # looked up, not parsed: a policy may name a per-CPU variable `pc` (`pc[1]`)
+    ctx = next((c for c in enc.vocab.contexts if enc.vocab.pc(c) == var), None) if var.startswith("pc[") else None
+    if ctx is not None:
         if v >= len(ctx.auto.nodes):
             return "idle"
         return _point(ctx.auto.nodes, v)

@@ -40,6 +40,7 @@ class ModelError(Exception):
         super().__init__(message)
         self.message = message
         self.span = span
+        self.chain: tuple[str, ...] = ()   # where it happened: the innermost function first
 
 
 @dataclass

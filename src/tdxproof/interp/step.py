@@ -26,7 +26,10 @@ from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, C
                                      CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
                                      RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
+from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
+
+_MODE_WORDS = {0: "", 1: " (read)", 2: " (write)"}
 
 MAX_FRAMES = 48
 
@@ -122,6 +125,17 @@ class Machine:
         return n
 
     # ---- packing
+    def call_chain(self) -> tuple[str, ...]:
+        """The running function and its callers, innermost first, each caller with
+        the position of its call (what a model error's note shows)."""
+        if self.code < 0:
+            return ()
+        out = [_code_label(self.prog.codes[self.code].name)]
+        for code, pc, *_ in reversed(self.below):
+            call = self.prog.codes[code].instrs[pc - 1]
+            out.append(f"{_code_label(self.prog.codes[code].name)} at {call.span}")
+        return tuple(out)
+
     def frames(self) -> tuple:
         if self.code < 0:
             return tuple(self.below)
@@ -241,7 +255,7 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
         return cannot
     m = Machine(prog, state, ci)
     kind = m.first_kind()
-    first = exec_statement(m, state)
+    first = _exec(m, state)
     if not isinstance(first, list):
         return first
     done: list[Outcome] = []
@@ -253,13 +267,26 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
         if nxt is None:
             done.append(_outcome(mm))
             continue
-        more = exec_statement(mm, None)
+        more = _exec(mm, None)
         if not isinstance(more, list):   # it would block (only possible after invisible statements)
             done.append(_outcome(mm))
             continue
         work.extend((x, nxt) for x in more)
     done.reverse()
     return done
+
+
+def _exec(m: "Machine", state: State | None):
+    """exec_statement(), a model error given the call chain it happened in."""
+    try:
+        return exec_statement(m, state)
+    except ModelError as exc:
+        exc.chain = exc.chain or m.call_chain()
+        raise
+
+
+def _code_label(name: str) -> str:
+    return name if name.startswith("actor ") else f"{name}()"
 
 
 def walk_block(prog: Program, state: State, ci: int, choice: str | None):
@@ -498,6 +525,10 @@ def _run_atomic(m: Machine, body: list[tuple]) -> None:
             for second, prop in m.prog.order_rules.get(lock, ()):
                 if m.held(second, None):  # lockdep's view: cpuhp/c holds cpu_hotplug_lock
                     m.events.append(prop)
+            if m.held_l.count((lock, item[2])) >= ir.MAX_HOLDS:
+                name = f"`{m.prog.lock_names[lock]}`{_MODE_WORDS[item[2]]}"
+                raise ModelError(f"{name} would be held {ir.MAX_HOLDS + 1} times by this context, past the "
+                                 f"bound of {ir.MAX_HOLDS} (a hold leaked?)", item[3])
             m.held_l.append((lock, item[2]))
         elif kind == "unhold":
             entry = (item[1](m), item[2])

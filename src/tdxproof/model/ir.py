@@ -617,6 +617,13 @@ class Model:
         return cpu // per
 
 
+# How many times one context may hold one lock in one mode at once (recursive
+# readers, nested acquires). Both engines keep a count per (context, lock, mode)
+# with this bound; one more hold is a run-time model error, so a hold leaked
+# under `repeat` is a finite state and an error, never unbounded growth or a wrap.
+MAX_HOLDS = 4
+
+
 def value_range(ty: Type, cpus: int, functions: int) -> tuple[int, int] | None:
     """The values a variable of type `ty` may hold with this many CPUs and functions
     (booleans 0/1, CPUs 0..N-1, enum members by index, functions by index + 1 and 0

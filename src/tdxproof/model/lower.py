@@ -66,6 +66,8 @@ class _Body:
     reading: str | None = None   # "ghost" in ghost code, "check" in a check: may read ghost locals
     is_actor: bool = False
     loop_vars: set[int] = field(default_factory=set)
+    # names whose `let` had an error: a later use is no second error (one mistake, one error)
+    poisoned: set[str] = field(default_factory=set)
 
     def lookup(self, name: str) -> ir.Local | None:
         for scope in reversed(self.scopes):
@@ -457,8 +459,10 @@ class Lowerer:
             if body.lookup(p.name) is not None:
                 self.d.error("E202", f"parameter `{p.name}` is declared twice", p.span)
             params.append(body.declare(p.name, ty))
+        errors = self.d.error_count
         stmts = self._block(fn.body, new_scope=False)
-        if not isinstance(sig.ret, ir.VoidType) and _falls_through(stmts):
+        # a statement dropped for an error (`return tdx_enable();`) is no missing return
+        if not isinstance(sig.ret, ir.VoidType) and _falls_through(stmts) and self.d.error_count == errors:
             self.d.error("E409", f"`{fn.name}` can reach its end without returning {_a(sig.ret)}", fn.span)
         self.body = None
         return ir.Function(fn.name, sig.index, tuple(params), sig.ret, tuple(body.locals), stmts, fn.module,
@@ -490,7 +494,8 @@ class Lowerer:
             try:
                 out.extend(self._stmt(s))
             except _Skip:
-                pass
+                if isinstance(s, A.Let):
+                    self.body.poisoned.add(s.name)
         if new_scope:
             self.body.scopes.pop()
         return tuple(out)
@@ -844,6 +849,8 @@ class Lowerer:
         raise _Skip
 
     def _unknown(self, name: str, span: Span) -> None:
+        if self.body is not None and name in self.body.poisoned:
+            raise _Skip
         visible = [*self.consts, *self.members, *self.vars, *self.locks, *self.sigs, *self.preds,
                    *ZERO_ARG_BUILTINS]
         if self.body is not None:

@@ -421,6 +421,17 @@ def check_wellformed(model: ir.Model, d: Diagnostics) -> ir.Model:
             la.check_root(f.name, f.body, f.params, f.span, f"`{f.name}`, which runs on its own (callback or "
                           "kthread work)")
     d.raise_if_errors()
+    # nothing to verify is a mistake to say, not "explored 0 states" (after the
+    # other mistakes: a file with those has them to fix first)
+    top = Span(model.path, 1, 1, 1, 2)
+    if not model.properties:
+        d.error("E421", "the policy declares no property: there is nothing to verify", top,
+                help="import a kernel prelude (e.g. `import \"kernel-6.16.tdx\";`) for the built-in "
+                     "properties, or declare an `invariant`, `event` or `cover`")
+    elif not model.actors and not any(p.kind is ir.PropKind.STATIC for p in model.properties):
+        d.warning("W422", "the policy has no actor: nothing runs, so only the initial states are checked",
+                  top, help="add an `actor` that calls the code under test")
+    d.raise_if_errors()
     held = tuple(sorted((sid, tuple(sorted(v))) for sid, v in la.held_at.items()))
     from tdxproof.model.blocks import compute_blocks, movers
 

@@ -86,3 +86,15 @@ def test_the_interpreter_and_the_encoder_never_import_each_other():
             assert not any(m.startswith("tdxproof.encode") for m in mods), path
         if stage == "encode":
             assert not any(m.startswith("tdxproof.interp") for m in mods), path
+
+
+def test_every_solver_call_goes_through_the_one_check():
+    """encode/solver.check() turns a timeout into unknown and Ctrl-C inside Z3 into
+    an interrupt; a `Solver.check()` elsewhere would do neither."""
+    calls = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check" \
+                    and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "self"):
+                calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert calls == ["encode/solver.py:34"], calls

@@ -85,7 +85,8 @@ def _lower(path: str, cpus: int | None):
 @click.option("--depth", type=click.IntRange(0, 10_000), default=30, show_default=True,
               help="bmc: the deepest schedule to look for, in blocks.")
 @click.option("--timeout", type=click.FloatRange(0.1), default=None,
-              help="bmc, kind: seconds per solver call; a timeout gives `unknown` (exit 3).")
+              help="explicit: seconds for the search; bmc, kind, lift: seconds per solver call, and for "
+                   "kind's enumeration. What is undecided then is `unknown` (exit 3).")
 @click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
               help="Stop the explicit search after this many states (verdicts become unknown).")
 @click.option("--memory", "memory_gib", type=click.FloatRange(0.01), default=None,
@@ -131,6 +132,8 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
         run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate,
                                 memory, learn_at)
     code = exit_code(run.results).value
+    if run.stats.get("stopped", "").startswith("interrupted"):
+        code = ExitCode.INTERRUPTED.value     # after printing what was decided before Ctrl-C
     try:
         if fmt == "json":
             click.echo(render_json(run))
@@ -212,7 +215,7 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
                               if certificate else None)
         else:
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
-                                  memory_budget=memory, progress=progress)
+                                  memory_budget=memory, progress=progress, timeout_s=timeout)
     except ModelErrorAt as exc:
         from tdxproof.diagnostics import Diagnostic, Note, Severity
         span = exc.error.span or model.actors[0].span

@@ -13,12 +13,14 @@ Values are unsigned Python ints below 2**width; signed operations convert.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
 import z3
 
+from tdxproof.encode.solver import Sat, check, make_solver
 from tdxproof.encode.system import Encoding
 from tdxproof.encode.vocab import DONE
 
@@ -152,6 +154,7 @@ class Exploration:
     parent: dict[State, tuple[State, int] | None]   # state -> (predecessor, path index)
     first_event: dict[int, tuple[State, int]]       # property index -> (state, path) of a shortest violation
     complete: bool
+    stopped: str = ""                               # why it is not complete
 
     def path_to(self, s: State) -> tuple[State, list[int]]:
         """(the initial state, the path indexes) of a shortest schedule reaching s."""
@@ -191,15 +194,17 @@ class ConcreteSystem:
 
     def initial(self) -> list[State]:
         s0 = self.enc.state(0)
-        solver = z3.SolverFor("QF_FD")
+        solver = make_solver()
         solver.add(self.enc.init(s0))
         terms = [s0[n] for n in self.enc.vocab.names]
         out = []
-        while solver.check() == z3.sat:
+        while (r := check(solver)) is Sat.SAT:
             m = solver.model()
             vals = [m.eval(t, model_completion=True) for t in terms]
             out.append(tuple(v.as_long() for v in vals))
             solver.add(z3.Or([t != v for t, v in zip(terms, vals)]))
+        if r is not Sat.UNSAT:   # no timeout here: "unknown" would silently lose initial states
+            raise RuntimeError(f"the initial states could not be enumerated: {r}")
         return sorted(out)
 
     def successors(self, s: State):
@@ -218,13 +223,23 @@ class ConcreteSystem:
         fn = self.events.get(i)
         return [prop for prop, ok in fn(s) if not ok] if fn is not None else []
 
-    def explore(self, max_states: int = 2_000_000) -> Exploration:
+    def explore(self, max_states: int = 2_000_000, timeout_s: float | None = None,
+                progress: Callable[[int], None] | None = None) -> Exploration:
+        t0 = time.monotonic()
         init = self.initial()
         parent: dict[State, tuple[State, int] | None] = {s: None for s in init}
         order = list(init)
         first: dict[int, tuple[State, int]] = {}
         work = deque(init)
+        popped = 0
         while work:
+            popped += 1
+            if popped % 2_000 == 0:
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                    return Exploration(order, parent, first, complete=False, stopped=f"timeout of {timeout_s:g} s "
+                                       f"reached after {len(order):,} states")
+                if progress is not None:
+                    progress(len(order))
             s = work.popleft()
             for i, t in self.successors(s):
                 if i in self.events:
@@ -232,7 +247,8 @@ class ConcreteSystem:
                         first.setdefault(prop, (s, i))
                 if t not in parent:
                     if len(order) >= max_states:
-                        return Exploration(order, parent, first, complete=False)
+                        return Exploration(order, parent, first, complete=False,
+                                           stopped=f"more than {max_states:,} states to learn lemmas from")
                     parent[t] = (s, i)
                     order.append(t)
                     work.append(t)

@@ -21,7 +21,7 @@ from tdxproof.diagnostics import InternalError
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import MODEL_ERROR
 from tdxproof.engines.explicit import check_witness, model_error_at
-from tdxproof.engines.solver import Sat, Unknown, check, make_solver
+from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
 from tdxproof.interp.state import initial_states

@@ -54,7 +54,8 @@ def default_memory_budget() -> int:
 
 def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
                     max_states: int = 5_000_000, memory_budget: int | None = None,
-                    progress: Callable[[int, int, float, int], None] | None = None) -> RunResult:
+                    progress: Callable[[int, int, float, int], None] | None = None,
+                    timeout_s: float | None = None) -> RunResult:
     prog = Program(model, cpus)
     n = prog.n
     props = [p for p in model.properties if properties is None or p.name in properties]
@@ -62,7 +63,7 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
     dynamic = {p.name for p in props if p.kind is not ir.PropKind.STATIC}
     exp: Exploration | None = None
     if dynamic:
-        exp = explore(prog, max_states=max_states, want=dynamic, progress=progress,
+        exp = explore(prog, max_states=max_states, want=dynamic, progress=progress, timeout_s=timeout_s,
                       memory_budget=memory_budget if memory_budget is not None else default_memory_budget())
         if exp.model_error is not None:
             raise ModelErrorAt(*exp.model_error)

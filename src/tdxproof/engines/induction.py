@@ -44,7 +44,7 @@ from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import MODEL_ERROR, MODES
 from tdxproof.engines.bmc import schedule_of
 from tdxproof.engines.explicit import check_witness, model_error_at
-from tdxproof.engines.solver import Sat, Unknown, check, make_solver
+from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
 from tdxproof.model import ir
@@ -412,13 +412,12 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
     step, events = plain_transition(enc, a, b)
 
     def unsat(what: str, *fs: z3.BoolRef) -> None:
-        s = z3.Solver()
-        if timeout_s is not None:
-            s.set("timeout", int(timeout_s * 1000))
+        # Z3's default solver (not the search's QF_FD): a second opinion on other tactics
+        s = make_solver(timeout_s, logic=None)
         s.add(*fs)
-        r = s.check()
-        if r != z3.unsat:
-            problems.append(f"{what}: {'fails' if r == z3.sat else 'undecided (' + s.reason_unknown() + ')'}")
+        r = check(s)
+        if r is not Sat.UNSAT:
+            problems.append(f"{what}: {'fails' if r is Sat.SAT else 'undecided (' + r.reason + ')'}")
 
     unsat("initial states satisfy the lemmas", enc.init(a), z3.Not(inv_a))
     unsat("the lemmas are inductive", inv_a, step, z3.Not(inv_b))
@@ -492,7 +491,7 @@ def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int,
     # each state is a tuple of Python ints (~8 bytes a variable, plus the search's
     # bookkeeping): stay within a memory budget rather than be killed for it
     limit = min(max_states, MEMORY_BUDGET // (8 * len(enc.vocab.names) + 200))
-    exp = cs.explore(limit)
+    exp = cs.explore(limit, timeout_s, progress=lambda k: say(f"enumerating the encoding's states: {k:,}"))
     error = exp.first_event.get(MODEL_ERROR)
     if error is not None:
         # a run-time model error is bad input, as in the explicit engine
@@ -541,8 +540,8 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
         limit = got.limit
         for p in todo:
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
-                                             reason=f"more than {limit:,} states to learn lemmas from"
-                                             + (" (memory bound)" if limit < max_states else ""))
+                                             reason=exp.stopped + (" (memory bound)" if limit < max_states
+                                                                   and exp.stopped.startswith("more") else ""))
     elif todo:
         if isinstance(got.got, Unknown):
             for p in todo:

@@ -45,7 +45,7 @@ from tdxproof.engines.explicit import check_witness
 from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad, _or, _prop, cpu_slots, learn,
                                         lemma_formula, only_undecided, path_steps, recheck, render_certificate)
 from tdxproof.diagnostics import InternalError
-from tdxproof.engines.solver import Sat, Unknown, check, make_solver
+from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.interp.program import Program
 from tdxproof.model import ir
 from tdxproof.model.cfg import control_flow
@@ -472,7 +472,7 @@ def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] 
     stats: dict = {"learned_at": n0, "states_at_base": len(small.exp.states), "paths": 0}
     todo = small.todo
     if todo and (not small.exp.complete or not hasattr(small.got, "lemmas")):
-        why = (f"more than {small.limit:,} states at N={n0} to learn lemmas from" if not small.exp.complete
+        why = (f"learning at N={n0}: {small.exp.stopped}" if not small.exp.complete
                else f"solver at N={n0}: {getattr(small.got, 'reason', '?')}")
         for p in todo:
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=why)

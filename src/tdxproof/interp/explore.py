@@ -71,12 +71,14 @@ def rss_bytes() -> int:
 
 def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None = None,
             progress: Callable[[int, int, float, int], None] | None = None,
-            memory_budget: int | None = None) -> Exploration:
-    """Explore the reachable states of `prog` breadth-first, within `max_states`
-    and `memory_budget` bytes (past either the verdicts still open are unknown),
+            memory_budget: int | None = None, timeout_s: float | None = None) -> Exploration:
+    """Explore the reachable states of `prog` breadth-first, within `max_states`,
+    `memory_budget` bytes and `timeout_s` seconds (past any, the verdicts still open
+    are unknown),
     and stop as soon as every selected property has its verdict (all violated or
     covered, with their shortest schedules: breadth-first finds those first)."""
     t0 = time.monotonic()
+    deadline = t0 + timeout_s if timeout_s is not None else None
     model = prog.model
     props = [p for p in model.properties if want is None or p.name in want]
     quiescent = model.predicate("quiescent")
@@ -128,6 +130,7 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
         return len(result.violations) + len(result.covered) >= wanted
 
     popped = 0
+    expanding = 0
     try:
         while queue:
             if decided():
@@ -140,9 +143,13 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
                 if memory_budget is not None and rss > memory_budget:
                     result.stopped = f"memory budget of {memory_budget / 2**30:.1f} GiB reached"
                     raise _Limit
+                if deadline is not None and time.monotonic() > deadline:
+                    result.stopped = f"timeout of {timeout_s:g} s reached"
+                    raise _Limit
                 if progress is not None:
                     progress(len(states), search.depth[queue[0]], time.monotonic() - t0, rss)
             idx = queue.popleft()
+            expanding = search.depth[idx]
             s = states[idx]
             blocked: dict[int, frozenset[int] | None] = {}
             for ci in range(len(prog.contexts)):
@@ -188,8 +195,14 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
     except _Limit:
         result.complete = False
         result.stopped = result.stopped or f"state limit of {max_states:,} reached"
+        # how far it got: every state above the one being expanded was expanded
+        result.stopped += f"; every schedule of up to {expanding} steps searched"
     except ModelError:
         result.complete = False
+    except KeyboardInterrupt:
+        # Ctrl-C: what was decided stands (violations found are shortest); the rest is unknown
+        result.complete = False
+        result.stopped = f"interrupted; every schedule of up to {expanding} steps searched"
     result.states = len(states)
     result.seconds = time.monotonic() - t0
     return result

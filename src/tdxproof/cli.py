@@ -528,6 +528,52 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
     sys.exit(_run(run, debug))
 
 
+MUTATE_HELP = """\b
+Exit codes:
+  0    every mutant ran (killed, survived, changed or rejected)
+  2    bad input or usage
+  3    a mutant hit a limit (--max-states, --timeout): its outcome is unknown
+  130  interrupted
+"""
+
+
+@cli.command(epilog=MUTATE_HELP)
+@click.argument("policy", type=click.Path(dir_okay=False))
+@click.option("--cpus", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Number of CPUs for every mutant (small: each runs the exhaustive search).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Mutants run at once (default: CPUs).")
+@click.option("--operator", "operators", multiple=True, metavar="OP",
+              type=click.Choice(list(__import__("tdxproof.model.mutants", fromlist=["OPERATORS"]).OPERATORS)),
+              help="Only these mutation operators.")
+@click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
+@click.option("--timeout", type=click.FloatRange(0.1), default=None, help="Seconds for each mutant's search.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text", show_default=True)
+@click.option("--debug", is_flag=True)
+def mutate(policy: str, cpus: int, jobs: int | None, operators: tuple[str, ...], max_states: int,
+           timeout: float | None, fmt: str, debug: bool) -> None:
+    """Apply every single mutation to POLICY's design (its own files, not the
+    kernel preludes) -- a dropped lock or unlock, two statements swapped, a
+    rollback dropped, `_nocalls` and `_cpuslocked` swapped, a cpuhp state moved, a
+    `may fail` that never fails, `local_irq_save()` dropped, a condition flipped --
+    and report which mutants the properties kill."""
+    import os
+
+    from tdxproof.engines.mutate import run_mutants
+    from tdxproof.render.mutation import render_mutation
+
+    def run() -> int:
+        _lower(policy, cpus)          # the policy itself must be fine: its errors first
+        say = _say() if sys.stderr.isatty() else None
+        rep = run_mutants(policy, cpus=cpus, jobs=jobs or os.cpu_count() or 1, operators=set(operators) or None,
+                          max_states=max_states, timeout_s=timeout,
+                          progress=(lambda k, n: say(f"mutants: {k}/{n}")) if say else None)
+        if say is not None:
+            click.echo("\r\033[K", nl=False, err=True)
+        click.echo(render_mutation(rep, fmt))
+        return ExitCode.UNKNOWN.value if rep.count("unknown") else 0
+    sys.exit(_run(run, debug))
+
+
 @cli.command(epilog=EXIT_HELP)
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.option("--cpus", type=click.IntRange(1, 64))

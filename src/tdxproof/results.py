@@ -227,3 +227,33 @@ def exit_code(results: tuple[PropertyResult, ...], *, check_expectations: bool =
     if any(r.verdict is Verdict.UNKNOWN for r in results):
         return ExitCode.UNKNOWN
     return ExitCode.HOLDS
+
+
+@dataclass(frozen=True, slots=True)
+class MutantResult:
+    """What the properties said of one mutant (`tdxproof mutate`)."""
+    index: int                 # 1-based, in the report's order
+    operator: str              # drop-lock, swap, flip-condition, ...
+    where: Span
+    what: str                  # `drop cpus_read_lock();`
+    outcome: str               # killed | survived | rejected | error | unknown
+    by: str = ""               # killed: the property whose verdict moved; rejected/error: the message
+    steps: int = 0             # killed by a violation, or error: the shortest witness, in steps
+    detail: str = ""           # killed: violated | cover unreachable | now holds | verdict changed
+
+
+@dataclass(frozen=True, slots=True)
+class MutationReport:
+    policy: str
+    cpus: int
+    baseline: tuple[tuple[str, str], ...]      # (property, verdict) of the unmutated policy
+    mutants: tuple[MutantResult, ...]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for m in self.mutants if m.outcome == outcome)
+
+    @property
+    def kill_rate(self) -> tuple[int, int]:
+        """(killed, mutants that ran): a rejected mutant never ran."""
+        ran = [m for m in self.mutants if m.outcome != "rejected"]
+        return sum(1 for m in ran if m.outcome in ("killed", "error")), len(ran)

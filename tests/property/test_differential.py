@@ -12,7 +12,7 @@ agree with the exhaustive explicit search of the same policy.
 Every witness an engine returns was replayed on the interpreter on its way out
 (engines/explicit.check_witness); a mismatch raises InternalError and fails here.
 
-CI runs the "ci" profile's fixed-seed budget (DIFF_EXAMPLES, 25 by default);
+CI runs the "ci" profile's fixed-seed budget (DIFF_EXAMPLES, 15 by default);
 `DIFF_EXAMPLES=2000 pytest tests/property/test_differential.py` is the long run.
 A shrunk failure becomes a case in tests/engines/ before it is fixed.
 """
@@ -30,7 +30,7 @@ from tdxproof.engines.induction import verify_kind
 from tdxproof.model.lower import lower_policy
 from tdxproof.results import HOLDING, Verdict
 
-EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "15"))
 DEPTH = 8
 LIMIT = 5_000      # explicit states: bigger random policies are skipped, not compared
 

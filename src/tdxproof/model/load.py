@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Mapping
 
 from tdxproof.diagnostics import Diagnostics, Note, PolicyError
 from tdxproof.source import SourceFile
@@ -54,7 +55,9 @@ def _prelude_source(name: str) -> SourceFile | None:
     return source_from_bytes(PRELUDE_PREFIX + name, ref.read_bytes())
 
 
-def load_policy(path: str, text: str | None = None) -> Loaded:
+def load_policy(path: str, text: str | None = None, texts: Mapping[str, str] | None = None) -> Loaded:
+    """`text`: the main file's text; `texts`: other files' texts by their path as
+    loaded (a mutant of an imported file, `tdxproof mutate`)."""
     sources: dict[str, SourceFile] = {}
     order: list[ast.PolicyFile] = []
     done: set[str] = set()
@@ -62,6 +65,8 @@ def load_policy(path: str, text: str | None = None) -> Loaded:
     diags = Diagnostics()
 
     def load(src: SourceFile, stack: tuple[tuple[str, ast.Import | None], ...]) -> ast.PolicyFile:
+        if texts and src.path in texts:
+            src = SourceFile.from_text(src.path, texts[src.path])
         sources[src.path] = src
         tree = parse(src)
         mine = imports.setdefault(src.path, [])

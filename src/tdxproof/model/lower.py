@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from tdxproof.diagnostics import Diagnostic, Diagnostics, Note, PolicyError, did_you_mean
 from tdxproof.model import ir
@@ -1158,13 +1158,13 @@ def _a_kind(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def lower_policy(path: str, *, cpus: int | None = None,
-                 text: str | None = None) -> tuple[ir.Model, Loaded, tuple[Diagnostic, ...]]:
+def lower_policy(path: str, *, cpus: int | None = None, text: str | None = None,
+                 texts: Mapping[str, str] | None = None) -> tuple[ir.Model, Loaded, tuple[Diagnostic, ...]]:
     """Load, resolve, type and check a policy; raise PolicyError with every diagnostic.
     Returns the model, the loaded sources (for rendering) and the warnings."""
     from tdxproof.model.wellformed import check_wellformed
 
-    loaded = load_policy(path, text)
+    loaded = load_policy(path, text, texts)
     lowerer = Lowerer(loaded, cpus)
     try:
         model = check_wellformed(lowerer.run(), lowerer.d)

@@ -78,3 +78,35 @@ def test_files_that_are_not_policies(tmp_path, data, code):
 def test_a_missing_file_is_bad_input(tmp_path):
     exit_code, err = _run(str(tmp_path / "nope.tdx"))
     assert exit_code == 2 and "error[E501]" in err
+
+
+DEEP_STMT = 'import "locks.tdx";\nvar x: bool = false;\nactor a {\n' + "if x {\n" * 5000 + "x = true;\n" + "}\n" * 5000 + "}\n"
+DEEP_EXPR = 'import "locks.tdx";\nvar x: bool = false;\nactor a { x = ' + "!(" * 5000 + "x" + ")" * 5000 + "; }\n"
+
+
+@pytest.mark.parametrize("text,code,where", [
+    (DEEP_STMT, "E105", ":67:6:"),                       # 5,000 nested blocks: refused at level 65
+    (DEEP_EXPR, "E105", ":3:142:"),                      # 5,000 nested parentheses
+    ('import "locks.tdx";\nvar x: bool = false;\nactor a {\n    x = tr', "E102", ":4:11:"),   # truncated
+    ('import "locks.tdx";\ncpus 0;\nvar x: bool = false;\nactor a { x = true; }\n', "E412", ":2:1:"),
+    ('import "locks.tdx";\ncpus 1000000;\nvar x: bool = false;\nactor a { x = true; }\n', "E412", ":2:1:"),
+])
+def test_generated_bad_input(tmp_path, text, code, where):
+    f = tmp_path / "bad.tdx"
+    f.write_text(text)
+    exit_code, err = _run(str(f))
+    assert exit_code == 2 and f"{where} error[{code}]" in err and "Traceback" not in err, err[:500]
+    assert err.count("error[") == 1          # one mistake, one error
+
+
+@pytest.mark.parametrize("args", [["--cpus", "0"], ["--cpus", "1000000"]])
+def test_cpu_counts_out_of_range_on_the_command_line(args):
+    res = CliRunner().invoke(cli, ["verify", str(BAD / "unknown_name.tdx"), *args])
+    assert res.exit_code == 2 and "is not in the range 1..64" in res.output
+
+
+def test_a_directory_is_bad_input(tmp_path):
+    d = tmp_path / "policy.tdx"
+    d.mkdir()
+    res = CliRunner().invoke(cli, ["verify", str(d)])
+    assert res.exit_code == 2 and "is a directory" in res.output

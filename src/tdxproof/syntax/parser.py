@@ -39,6 +39,11 @@ HINTS: tuple[tuple[str, str, str], ...] = (
 )
 
 MAX_BYTES = 2_000_000
+# Brackets nested deeper than this are refused while parsing: every later stage
+# recurses on the tree, and a generated 5,000-deep file must be an error, not a
+# RecursionError. Real policies nest a handful of levels.
+MAX_NESTING = 64
+OPENERS, CLOSERS = {"LBRACE", "LPAR", "LSQB"}, {"RBRACE", "RPAR", "RSQB"}
 
 
 def _word(name: str) -> str:
@@ -97,8 +102,15 @@ def parse(src: SourceFile) -> ast.PolicyFile:
     last: Token | None = None
     try:
         ip = parser().parse_interactive(src.text)
+        depth = 0
         for tok in ip.iter_parse():
             prev, last = last, tok
+            depth += (tok.type in OPENERS) - (tok.type in CLOSERS)
+            if depth > MAX_NESTING:
+                diags.error("E105", f"nested more than {MAX_NESTING} levels deep", Span(
+                    src.path, tok.line, tok.column, tok.line, tok.column + 1),
+                    help="split the code into functions")
+                diags.raise_if_errors()
         tree = ip.resume_parse()
         return Build(src.path).transform(tree)
     except UnexpectedCharacters as e:

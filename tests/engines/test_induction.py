@@ -190,3 +190,16 @@ def test_the_encoding_reaches_as_many_states_as_the_interpreter(name):
     from tdxproof.engines.explicit import verify_explicit
     model = tdx(CATALOGUE[name])
     assert len(ConcreteSystem.build(encode(model, 2)).explore().states) == verify_explicit(model, cpus=2).states
+
+
+def test_a_policy_variable_named_pc_is_not_a_program_counter():
+    """Found by the differential test: rendering kind's proof parsed `pc[1]` as a
+    context's program counter and crashed."""
+    model = tdx('import "locks.tdx";\ncpus 2;\n' + """
+        var pc[cpu c]: bool = false;
+        var g: int[0..3] = 0;
+        actor a { g = 0; pc[1] = true; }
+        invariant zero: g == 0;
+    """)
+    run = verify_kind(model)
+    assert {r.name: r.verdict for r in run.results}["zero"] is Verdict.PROVED

@@ -71,6 +71,8 @@ def statement(draw, ctx: dict, depth: int) -> list[str]:
             kinds.append("for")    # no lock blocks inside a walk (each iteration would hold one)
     if any(cls == "srcu_struct" for _, cls in locks):
         kinds.append("sync")
+    if ctx["kernel"]:
+        kinds += ["ipi", "irqsave", "handoff"] + (["cpuhp"] if not ctx["in_lock"] else [])
     kind = draw(st.sampled_from(kinds))
     v = draw(st.sampled_from(INTS))
     match kind:
@@ -124,6 +126,22 @@ def statement(draw, ctx: dict, depth: int) -> list[str]:
             where = draw(st.sampled_from(["", " where pc[k]", " where k != 0"]))
             val = draw(st.sampled_from(["true", "false", "!pc[k]", "b0"]))
             return [f"for cpu k{where} {{", f"    pc[k] = {val};", "}"]
+        case "ipi":
+            if draw(st.booleans()):
+                return ["on_each_cpu(ipi_fn);"]
+            return [f"ipi {draw(st.integers(0, cpus - 1))} {{ pc[this_cpu] = !pc[this_cpu]; }}"]
+        case "irqsave":
+            n = ctx["fresh"] = ctx["fresh"] + 1
+            return [f"let flags{n} = local_irq_save();", *draw(statements({**ctx, "kernel": False}, 0)),
+                    f"local_irq_restore(flags{n});"]
+        case "handoff":
+            n = ctx["fresh"] = ctx["fresh"] + 1
+            return [f"let w{n} = work() in kworker[{draw(st.integers(0, cpus - 1))}];"]
+        case "cpuhp":
+            n = ctx["fresh"] = ctx["fresh"] + 1
+            ctx["cpuhp"] = True
+            return [f"let s{n} = cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, cb_up, cb_down);",
+                    f"if s{n} > 0 {{", f"    cpuhp_remove_state(s{n});", "}"]
     raise AssertionError(kind)
 
 
@@ -133,8 +151,12 @@ def policies(draw) -> str:
     cpus = draw(st.integers(2, 3))
     nlocks = draw(st.integers(0, 2))
     locks = [(f"l{i}", draw(st.sampled_from(sorted(CLASSES)))) for i in range(nlocks)]
-    ctx = {"cpus": cpus, "locks": locks, "in_lock": False, "events": False}
-    lines = ['import "locks.tdx";', f"cpus {cpus};"]
+    # a quarter are "kernel" policies: IPIs, interrupts off, kworker hand-offs, a
+    # cpuhp state whose startup callback may fail (the rollback runs), CPU hotplug
+    kernel = draw(st.integers(0, 3)) == 0
+    ctx = {"cpus": cpus, "locks": locks, "in_lock": False, "events": False, "kernel": kernel, "fresh": 0,
+           "cpuhp": False}
+    lines = ['import "x86.tdx";' if kernel else 'import "locks.tdx";', f"cpus {cpus};"]
     lines += [f"var {v}: int[0..3] = {draw(st.sampled_from(['0', '0', 'any']))};" for v in INTS]
     lines += [f"var {b}: bool = {draw(st.sampled_from(['false', 'false', 'true', 'any']))};" for b in BOOLS]
     lines.append("var pc[cpu c]: bool = false;")
@@ -148,12 +170,20 @@ def policies(draw) -> str:
         body = draw(statements(ctx, 2))
         body_lines += [f"actor a{i}{copies}{repeat}{on} {{", *_indent(body), "}"]
     lines += body_lines
+    if kernel:
+        lines += ["fn ipi_fn() { pc[this_cpu] = true; }",
+                  "fn work() -> int { if g1 < 3 { g1++; } return 0; }",
+                  'fn cb_up(cpu c) -> int { if may fail "test: startup fails" { return -EBUSY; } pc[c] = true; '
+                  "return 0; }",
+                  "fn cb_down(cpu c) -> int { pc[c] = false; return 0; }"]
+        if draw(st.booleans()):
+            lines.append('actor hotplug repeat 2 { let up = online_store(); }')
     if ctx["events"]:
         lines.append('event ev "a checked condition";')
     for i in range(draw(st.integers(1, 2))):
         at = draw(st.sampled_from(["", "", " at quiescent"]))
         lines.append(f"invariant inv{i}{at}: {draw(conditions(cpus))};")
-    if any(" at quiescent" in x for x in lines):
+    if any(" at quiescent" in x for x in lines) and not kernel:   # cpuhp.tdx has its own
         lines.append(f"predicate quiescent: {draw(conditions(cpus, 1))};")
     if draw(st.booleans()):
         lines.append(f"cover cov: {draw(conditions(cpus))};")

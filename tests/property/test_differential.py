@@ -5,8 +5,9 @@ agree with the exhaustive explicit search of the same policy.
   found with a schedule of the same length (both shortest); nothing else is.
 - `kind`: a violation has the explicit engine's length; "proved" only for what the
   explicit search found to hold; cover goals the same.
-- `lift` (learned at N=2, proved at N=3): "proved" only for what the explicit
-  search at N=3 found to hold.
+- `lift` (a policy of N=2: learned there, proved at N=3): "proved" only for what
+  the explicit search at N=3 found to hold; a violation or cover it reports is one
+  at N=3 too.
 - a run-time model error: the same message after the same number of steps.
 
 Every witness an engine returns was replayed on the interpreter on its way out
@@ -27,6 +28,7 @@ from policies import policies
 from tdxproof.engines.bmc import verify_bmc
 from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
 from tdxproof.engines.induction import verify_kind
+from tdxproof.engines.lift import verify_lift
 from tdxproof.model.lower import lower_policy
 from tdxproof.results import HOLDING, Verdict
 
@@ -84,3 +86,22 @@ def test_every_engine_agrees_with_the_exhaustive_search(text):
         else:
             # kind decides every property of a policy this small
             assert e.verdict is Verdict.HOLDS_STATIC or r.verdict is not Verdict.UNKNOWN, (r.name, r.reason)
+    if model.cpus == 2:
+        # lift: lemmas learned at N=2, made inductive at N=3; "proved" only for what
+        # the exhaustive search at N=3 finds to hold
+        big = lower_policy("generated.tdx", text=text, cpus=3)[0]
+        at3, error3 = _run(verify_explicit, big, max_states=LIMIT)
+        if error3 is not None or not at3.complete:
+            return
+        lifted, lift_error = _run(verify_lift, big, model, timeout_s=10)
+        assert lift_error is None, lift_error
+        truth3 = _by_name(at3)
+        for r in lifted.results:
+            e = truth3[r.name]
+            note(f"lift {r.name}: {r.verdict} vs {e.verdict}")
+            if r.verdict is Verdict.PROVED:
+                assert e.verdict in HOLDING, r.name
+            elif r.verdict in (Verdict.VIOLATED, Verdict.COVERED):
+                assert r.verdict is e.verdict, r.name
+            elif r.verdict is Verdict.UNREACHABLE:
+                assert e.verdict is Verdict.UNREACHABLE, r.name

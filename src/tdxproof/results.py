@@ -117,7 +117,7 @@ class TaskReport:
 class Report:
     """What the end of a witness shows, in the shape kernel developers know
     (lockdep, WARN, BUG, the hung-task detector); rendered by render/."""
-    kind: str                  # recursive | circular | deadlock | sleep | assert | bug | warn | check
+    kind: str                  # recursive | circular | deadlock | sleep | assert | bug | warn | leak | check
                                # | invariant | cover
     title: str                 # `WARNING: possible recursive locking detected`
     task: TaskReport | None = None          # the task that fails

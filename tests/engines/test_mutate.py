@@ -82,3 +82,26 @@ def test_the_cli_reports_the_kill_rate(tmp_path):
     assert doc["kill_rate"]["ran"] == len([m for m in doc["mutants"] if m["outcome"] != "rejected"])
     text = CliRunner().invoke(cli, ["mutate", str(f), "-j", "2"]).output
     assert "killed 2 of the 4 that ran (50%)" in text and "survivors:" in text
+
+
+def test_a_design_that_already_deadlocks_notices_a_quicker_deadlock(tmp_path):
+    f = tmp_path / "d.tdx"
+    f.write_text("""\
+import "locks.tdx";
+cpus 2;
+var n: int[0..3] = 0;
+lock m: mutex;
+actor a repeat {
+    atomic "test: a counter" { if n < 3 { n++; } }
+}
+actor b {
+    if n < 3 {
+        atomic "test: wait for the counter" { await n == 3; }
+    }
+    mutex_lock(m);
+    mutex_lock(m);
+}
+""")
+    rep = run_mutants(str(f), cpus=2, operators={"flip-condition"})
+    flip = next(m for m in rep.mutants if m.where.line == 9)
+    assert flip.outcome == "killed" and flip.by == "no-deadlock" and flip.detail.startswith("violated sooner")

@@ -619,6 +619,11 @@ class Blocks:
 
     def _top_end(self, p: _PS, value) -> None:
         c = self.c
+        exit_event = self.prop_index.get(ir.EXIT_EVENT)
+        if exit_event is not None and self.model.locks:
+            # the interpreter's check where a body ends or a work returns: nothing held
+            p.events.append((exit_event, z3.And([p.cur[self.v.held(c, lk.index, md)] == bv(0)
+                                                  for lk in self.model.locks for md in MODES.values()])))
         if self.auto.kind == "kthread":
             p.cur[self.v.status(c)] = bv(RET)
             p.cur[self.v.aux(c)] = value if value is not None else bv(0)

@@ -5,7 +5,10 @@ A mutant is *killed* when a verdict differs from the policy's: first choice, a
 property that holds is violated (the killing property and its shortest witness
 are kept); else a met cover goal became unreachable (the mutant broke what the
 design does: cover goals are the vacuity check); else a violation went away. It
-is also killed when it runs into a run-time model error. *rejected*: the checker
+is also killed when it runs into a run-time model error, and when a property
+violated in both is violated by a shorter schedule (a design that already
+deadlocks still notices a second, quicker deadlock; a longer one is not counted:
+the mutant may only have removed steps' worth of the old path). *rejected*: the checker
 refuses its text (it never ran); *unknown*: the search hit a limit first; else
 it *survived*: it is equivalent to the policy, or a property is missing.
 """
@@ -57,7 +60,14 @@ def _judge(index: int, m: Mutant, base: dict[str, tuple[Verdict, int]], path: st
     if gone:
         return out("killed", gone[0], 0, "now holds" + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""))
     moved = [name for name, (v, _) in got.items() if name in base and v is not base[name][0]]
-    return out("killed", moved[0], 0, "verdict changed") if moved else out("survived")
+    if moved:
+        return out("killed", moved[0], 0, "verdict changed")
+    sooner = sorted((got[name][1], name) for name, (v, n) in base.items() if v is Verdict.VIOLATED
+                    and got.get(name, (v, n))[0] is Verdict.VIOLATED and got[name][1] < n)
+    if sooner:
+        steps, name = sooner[0]
+        return out("killed", name, steps, f"violated sooner (was {base[name][1]} steps)")
+    return out("survived")
 
 
 def run_mutants(path: str, *, cpus: int | None = None, jobs: int = 1, operators: set[str] | None = None,

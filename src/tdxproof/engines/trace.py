@@ -339,6 +339,9 @@ class _Builder:
             elif self.prop.kind is ir.PropKind.ORDER:
                 st.parts.append(_Part("violation", f"!! takes {self.prop.forbidden[0]} while holding "
                                                    f"{self.prop.forbidden[1]}"))
+            elif self.prop.name == ir.EXIT_EVENT:
+                held = ", ".join(f"{u.lock}" + (f" ({u.mode})" if u.mode else "") for u in st.held)
+                st.parts.append(_Part("violation", f"!! ends holding {held or 'a lock'}"))
             else:
                 st.parts.append(_Part("violation", f"!! {self.prop.name}: `{_cond_text(st.text)}` is false"))
             st.chain = st.full
@@ -520,6 +523,12 @@ class _Builder:
             # a macro: the warning is at its caller, where the call trace starts
             title = f"WARNING: CPU: {cpu} at {_bare(caller)}: {fn}()"
             return Report("assert", title, self._task(ci, frames, chain[:-1], fail.held), (), (), values, where)
+        if prop.name == ir.EXIT_EVENT:
+            # lockdep_sys_exit() for a task; process_one_work()'s report for kthread work
+            kthread = prog.contexts[ci].kind == "kthread"
+            title = (f"BUG: workqueue leaked lock or atomic: {self.titles[ci]}" if kthread
+                     else "WARNING: lock held when returning to user space!")
+            return Report("leak", title, self._task(ci, frames, chain, fail.held), (), (), values, where)
         kind = KERNEL_REPORTS.get(prop.name, "check")
         site = _bare(chain[-1]) if chain else fn + "()"
         title = {"bug": f"kernel BUG at {site}!", "warn": f"WARNING: CPU: {cpu} at {site}",

@@ -170,6 +170,9 @@ class Machine:
             return
         self.code, self.locals, self.ipi, self.saved = -1, [], -1, 0
         self._update_cpu()
+        exit_event = self.prog.prop_index.get(ir.EXIT_EVENT)
+        if exit_event is not None and self.held_l:
+            self.events.append(exit_event)     # the body or the work ends holding a lock
         spec = self.prog.contexts[self.ci]
         if spec.kind == "kthread":
             self.status, self.aux = RET, value or 0

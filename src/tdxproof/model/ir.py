@@ -617,6 +617,10 @@ class Model:
         return cpu // per
 
 
+# The event the engines fire where a context's body or work ends holding a lock
+# (declared in locks.tdx; a policy without it gets no such check).
+EXIT_EVENT = "no-lock-at-exit"
+
 # How many times one context may hold one lock in one mode at once (recursive
 # readers, nested acquires). Both engines keep a count per (context, lock, mode)
 # with this bound; one more hold is a run-time model error, so a hold leaked

@@ -18,6 +18,8 @@ def _outcome(m: MutantResult) -> str:
     match m.outcome:
         case "killed" if m.detail == "violated":
             return f"killed: `{m.by}` violated ({m.steps} steps)"
+        case "killed" if m.detail.startswith("violated sooner"):
+            return f"killed: `{m.by}` {m.detail.replace('(was', f'({m.steps} steps, was')}"
         case "killed":
             return f"killed: `{m.by}` {m.detail}"
         case "error":

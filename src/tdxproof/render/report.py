@@ -45,6 +45,10 @@ def _rule(title: str, ch: str) -> str:
     return ch * len(title)
 
 
+def _bare_fn(chain: tuple[str, ...]) -> str:
+    return chain[0].split("(", 1)[0] + "()" if chain else "?"
+
+
 def render_report(r: Report) -> list[str]:
     t = r.task
     match r.kind:
@@ -97,6 +101,15 @@ def render_report(r: Report) -> list[str]:
                 out += _held(t)         # __might_sleep() -> debug_show_held_locks()
             out += ["Call Trace:"] + _backtrace(t.chain) + ["---[ end trace ]---"]
             return out
+        case "leak":
+            assert t is not None
+            out = [_rule(r.title, "="), r.title, _rule(r.title, "-")]
+            if r.title.startswith("BUG: workqueue"):
+                out.append(f"     last function: {_bare_fn(t.chain)}")
+            else:
+                out.append(f"{t.task} ({cpu_name(t.cpu)}) is leaving the kernel with locks still held!")
+            out += _held(t) + [f"  at {r.where}"]
+            return out + (["stack backtrace:"] + _backtrace(t.chain) if t.chain else [])
         case "check":
             assert t is not None
             out = [r.title, f"  in {t.task} ({cpu_name(t.cpu)})"]

@@ -195,8 +195,8 @@ class _Gen:
                     a, _ = _offsets(src, other[0].span)
                     _, b = _offsets(src, other[-1].span)
                     keep = src.text[a:b]
-                self._edit(src, "drop-may-fail", s.span, f"`if may fail {s.reason or ''}` never fails".replace(
-                    "fail  ", "fail "), keep)
+                reason = f' "{s.reason}"' if s.reason else ""
+                self._edit(src, "drop-may-fail", s.span, f"`if may fail{reason}` never fails", keep)
 
 
 def _head(text: str) -> str:

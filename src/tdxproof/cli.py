@@ -16,6 +16,7 @@ from dataclasses import replace
 import click
 
 from tdxproof.diagnostics import InternalError, PolicyError, render_text
+from tdxproof.model.mutants import OPERATORS as MUTATION_OPERATORS
 from tdxproof.results import ExitCode, Verdict, exit_code
 
 EXIT_HELP = """\b
@@ -543,7 +544,7 @@ Exit codes:
               help="Number of CPUs for every mutant (small: each runs the exhaustive search).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Mutants run at once (default: CPUs).")
 @click.option("--operator", "operators", multiple=True, metavar="OP",
-              type=click.Choice(list(__import__("tdxproof.model.mutants", fromlist=["OPERATORS"]).OPERATORS)),
+              type=click.Choice(list(MUTATION_OPERATORS)),
               help="Only these mutation operators.")
 @click.option("--max-states", type=click.IntRange(1), default=2_000_000, show_default=True)
 @click.option("--timeout", type=click.FloatRange(0.1), default=None, help="Seconds for each mutant's search.")

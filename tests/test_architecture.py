@@ -96,5 +96,5 @@ def test_every_solver_call_goes_through_the_one_check():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check" \
                     and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "self"):
-                calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert calls == ["encode/solver.py:34"], calls
+                calls.append(str(path.relative_to(ROOT)))
+    assert calls == ["encode/solver.py"], calls

@@ -73,3 +73,26 @@ def test_output_is_byte_identical_across_runs_and_jobs(tmp_path):
     runs = {CliRunner().invoke(cli, ["verify", str(tmp_path / "racy.tdx"), "--format", fmt]).output
             for fmt in ("text", "text")}
     assert len(runs) == 1
+
+
+def test_a_timeout_z3_reports_as_canceled_is_unknown_not_an_interrupt():
+    """Found by the differential test's long run: a timeout inside some of Z3's
+    tactics says "canceled", which check() took for Ctrl-C."""
+    import z3
+
+    from tdxproof.encode.solver import Unknown, check
+
+    class Stub:
+        tdx_timeout = 0.01
+
+        def check(self, *a):
+            time.sleep(0.02)
+            return z3.unknown
+
+        def reason_unknown(self):
+            return "canceled"
+
+    assert check(Stub()) == Unknown("timeout")
+    Stub.tdx_timeout = None
+    with pytest.raises(KeyboardInterrupt):
+        check(Stub())

@@ -63,7 +63,9 @@ def render_model(m: ir.Model) -> str:
             where = f"where {p.forbidden[0]} is taken: never while holding {p.forbidden[1]}"
         expect = next((e.verdict for e in m.expects if e.prop == p.name), None)
         sites = ""
-        if p.kind is ir.PropKind.EVENT:
+        if p.name == ir.EXIT_EVENT:
+            where = "where a body ends or kthread work returns (fired by the engines)"
+        elif p.kind is ir.PropKind.EVENT:
             n = sum(1 for f in m.functions for s in walk_stmts(f.body)
                     if isinstance(s, ir.Check) and s.prop == p.name)
             n += sum(1 for a in m.actors for s in walk_stmts(a.body) if isinstance(s, ir.Check) and s.prop == p.name)

@@ -134,15 +134,12 @@ class _Gen:
                 self._body(src, blk)
             if i + 1 < len(stmts):
                 t = stmts[i + 1]
-                a, _ = _offsets(src, s.span)
-                _, b = _offsets(src, t.span)
-                between = src.text[_offsets(src, s.span)[1]:_offsets(src, t.span)[0]]
-                if not isinstance(t, (A.Return, A.Break)) and not isinstance(s, A.Let) and not isinstance(t, A.Let):
-                    swapped = self._text(src, t.span) + between + self._text(src, s.span)
-                    self.out.append(Mutant("swap", src.path, s.span,
-                                           f"swap `{_head(self._text(src, s.span))}` and "
-                                           f"`{_head(self._text(src, t.span))}`",
-                                           src.text[:a] + swapped + src.text[b:]))
+                if isinstance(t, (A.Return, A.Break)) or isinstance(s, A.Let) or isinstance(t, A.Let):
+                    continue
+                (a, a_end), (b_start, b) = _offsets(src, s.span), _offsets(src, t.span)
+                first, second = src.text[a:a_end], src.text[b_start:b]
+                self.out.append(Mutant("swap", src.path, s.span, f"swap `{_head(first)}` and `{_head(second)}`",
+                                       src.text[:a] + second + src.text[a_end:b_start] + first + src.text[b:]))
 
     def _stmt(self, src: SourceFile, s: A.Stmt) -> None:
         call = _call_of(s)

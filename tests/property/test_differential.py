@@ -14,13 +14,16 @@ Every witness an engine returns was replayed on the interpreter on its way out
 (engines/explicit.check_witness); a mismatch raises InternalError and fails here.
 
 CI runs the "ci" profile's fixed-seed budget (DIFF_EXAMPLES, 8 by default: about a minute);
-`DIFF_EXAMPLES=2000 pytest tests/property/test_differential.py` is the long run.
+`DIFF_EXAMPLES=2000 HYPOTHESIS_PROFILE=fuzz DIFF_LOG=diff.log pytest
+tests/property/test_differential.py` is the long run (a kernel policy takes seconds
+to a minute: plan hours; the log gives its figures).
 A shrunk failure becomes a case in tests/engines/ before it is fixed.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from hypothesis import HealthCheck, assume, given, note, settings
 from policies import policies
@@ -36,6 +39,7 @@ EXAMPLES = int(os.environ.get("DIFF_EXAMPLES", "8"))
 DEPTH = 8
 LIMIT = 5_000      # explicit states: bigger random policies are skipped, not compared
 QUICK = "DIFF_EXAMPLES" not in os.environ   # CI's budget: lift only on the small policies
+LOG = os.environ.get("DIFF_LOG")              # a file: one line (seconds, flavour) per policy
 
 
 def _run(engine, *args, **kw):
@@ -54,6 +58,16 @@ def _by_name(run):
 @given(policies())
 def test_every_engine_agrees_with_the_exhaustive_search(text):
     note(text)
+    t0 = time.monotonic()
+    try:
+        _compare(text)
+    finally:
+        if LOG:   # the long run's figures: one line per generated policy
+            with open(LOG, "a") as f:
+                f.write(f"{time.monotonic() - t0:.1f}s {'kernel' if 'x86.tdx' in text else 'locks'}\n")
+
+
+def _compare(text: str) -> None:
     model = lower_policy("generated.tdx", text=text)[0]
     explicit, error = _run(verify_explicit, model, max_states=LIMIT)
     if error is None:

@@ -582,20 +582,17 @@ class Blocks:
                         # the interpreter's bound (ir.MAX_HOLDS) and its release of a
                         # lock not held: both run-time model errors, never a wrap
                         ok = []
-                        for li in range(len(self.model.locks)):
-                            if known is not None and li != known:
-                                continue
-                            count = cur[self.v.held(self.c, li, md)]
-                            fine = count > bv(0) if rel else count < bv(ir.MAX_HOLDS)
-                            ok.append(fine if known is not None else z3.Implies(lt == bv(li), fine))
-                        q.events.append((MODEL_ERROR, z3.And(ok)))
+                        delta = bv(-1) if rel else bv(1)
                         for li in range(len(self.model.locks)):
                             if known is not None and li != known:
                                 continue
                             name = self.v.held(self.c, li, md)
-                            delta = bv(-1) if rel else bv(1)
-                            cur[name] = cur[name] + delta if known is not None else z3.If(
-                                lt == bv(li), cur[name] + delta, cur[name])
+                            count = cur[name]
+                            fine = count > bv(0) if rel else count < bv(ir.MAX_HOLDS)
+                            ok.append(fine if known is not None else z3.Implies(lt == bv(li), fine))
+                            cur[name] = count + delta if known is not None else z3.If(
+                                lt == bv(li), count + delta, count)
+                        q.events.append((MODEL_ERROR, z3.And(ok)))
                         nxt.append(q)
                     case ir.Check(prop=pr, cond=c):
                         q.events.append((self.prop_index[pr], truth(self.expr(c, cur, node))))

@@ -24,12 +24,10 @@ from typing import Any
 
 from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK,
                                      CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
-                                     RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
+                                     MODE_NAME, RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
-
-_MODE_WORDS = {0: "", 1: " (read)", 2: " (write)"}
 
 MAX_FRAMES = 48
 
@@ -529,7 +527,8 @@ def _run_atomic(m: Machine, body: list[tuple]) -> None:
                 if m.held(second, None):  # lockdep's view: cpuhp/c holds cpu_hotplug_lock
                     m.events.append(prop)
             if m.held_l.count((lock, item[2])) >= ir.MAX_HOLDS:
-                name = f"`{m.prog.lock_names[lock]}`{_MODE_WORDS[item[2]]}"
+                mode = MODE_NAME[item[2]]
+                name = f"`{m.prog.lock_names[lock]}`" + (f" ({mode})" if mode else "")
                 raise ModelError(f"{name} would be held {ir.MAX_HOLDS + 1} times by this context, past the "
                                  f"bound of {ir.MAX_HOLDS} (a hold leaked?)", item[3])
             m.held_l.append((lock, item[2]))

@@ -7,8 +7,13 @@ the smallest such N and that N's shortest schedule, replayed there; the
 search of larger N stops for it. A property that holds at every N searched is
 *unknown* for every N: "holds (exhaustive)" up to the largest N is what is
 known, and no proof for every N is printed without a certificate for the
-unbounded family (docs/lift.md: not built yet). Module-boundary rules are
-static and do not depend on N.
+unbounded family. Module-boundary rules are static and do not depend on N.
+
+For what held at every N searched, engines/cutoff.py then tries a proof for
+every N (docs/every-n.md): lemmas learned at a small N, read as "for all
+CPUs" lemmas, checked at every N up to a cutoff the policy's text bounds.
+"Proved (every N >= 2)" only when that certificate re-checks; otherwise the
+verdict stays unknown, with what stopped the proof.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
+from tdxproof.engines.cutoff import EveryN, prove_every_n
 from tdxproof.engines.explicit import verify_explicit
 from tdxproof.engines.trace import attach_traces
+from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
 from tdxproof.results import PropertyResult, RunResult, Verdict
 
@@ -25,15 +32,18 @@ FIRST = 2        # the boot CPU and one that can go offline
 
 
 def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, max_states: int = 6_000_000,
-                   memory_budget: int | None = None, progress: Callable | None = None) -> RunResult:
+                   memory_budget: int | None = None, progress: Callable | None = None,
+                   timeout_s: float | None = None, prove: bool = True,
+                   certificate_out: Callable[[EveryN], None] | None = None) -> RunResult:
     found: dict[str, PropertyResult] = {}
+    models = _Models(path)
     held: dict[str, tuple[int, PropertyResult]] = {}
     order: list[str] = []
     open_props = properties
     last = FIRST
     states = 0
     for n in range(FIRST, max(upto, FIRST) + 1):
-        model = lower_policy(path, cpus=n)[0]
+        model = models[n]
         run = attach_traces(model, verify_explicit(model, cpus=n, properties=open_props, max_states=max_states,
                                                    memory_budget=memory_budget, progress=progress))
         last, states = n, states + run.states
@@ -50,10 +60,38 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
         open_props = {name for name in order if name not in found}
         if not open_props:
             break
+    stats: dict = {"every_n": True, "upto": last}
+    proofs: dict[str, PropertyResult] = {}
+    todo = [p for p in models[last].properties if p.name in held and p.name not in found]
+    if todo and prove:
+        say = progress or (lambda msg: None)
+        proofs, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
+                                     max_states=max_states, timeout_s=timeout_s,
+                                     say=lambda msg: say(msg) if progress else None, stats=stats)
+        if cert is not None and certificate_out is not None:
+            certificate_out(cert)
     for name, (n, r) in held.items():
-        if name not in found:
-            what = "holds" if r.verdict is not Verdict.UNREACHABLE else "unreachable"
-            found[name] = replace(r, verdict=Verdict.UNKNOWN, schedule=None, trace=None, proof=None,
-                                  reason=f"{what} (exhaustive) for N={FIRST}..{n}; no proof for every N yet")
+        if name in found:
+            continue
+        what = "holds" if r.verdict is not Verdict.UNREACHABLE else "unreachable"
+        p = proofs.get(name)
+        if p is not None and p.verdict in (Verdict.PROVED, Verdict.UNREACHABLE):
+            found[name] = replace(p, expected=r.expected)
+            continue
+        why = p.reason if p is not None else "no proof for every N tried"
+        found[name] = replace(r, verdict=Verdict.UNKNOWN, schedule=None, trace=None, proof=None,
+                              reason=f"{what} (exhaustive) for N={FIRST}..{n}; {why}")
     return RunResult(path, last, "explicit", tuple(found[name] for name in order), states=states, complete=True,
-                     stats={"every_n": True, "upto": last})
+                     stats=stats)
+
+
+class _Models(dict):
+    """The policy lowered at each N, once."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def __missing__(self, n: int) -> ir.Model:
+        self[n] = lower_policy(self.path, cpus=n)[0]
+        return self[n]

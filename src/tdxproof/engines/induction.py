@@ -396,10 +396,12 @@ def _failing_steps(enc: Encoding) -> dict[int, list[z3.BoolRef]]:
 
 
 def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | None = None,
-            timeout_s: float | None = None, enc: Encoding | None = None) -> list[str]:
+            timeout_s: float | None = None, enc: Encoding | None = None, model_errors: bool = False) -> list[str]:
     """Every reason the certificate does not prove what it claims (empty: it does).
     `enc`: the model's encoding at the certificate's N, if the caller has it (the
-    plain transition is built from its block paths either way)."""
+    plain transition is built from its block paths either way). `model_errors`:
+    also that no step from the lemmas is a run-time model error (what `kind`
+    knows from N's reachable states, a proof that never built them must show)."""
     problems: list[str] = []
     try:
         enc = enc if enc is not None else encode(model, cert.cpus)
@@ -421,6 +423,8 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
 
     unsat("initial states satisfy the lemmas", enc.init(a), z3.Not(inv_a))
     unsat("the lemmas are inductive", inv_a, step, z3.Not(inv_b))
+    if model_errors and events.get(MODEL_ERROR) is not None:
+        unsat("no step from the lemmas is a run-time model error", inv_a, events[MODEL_ERROR])
     index = {p.name: i for i, p in enumerate(model.properties)}
     for name in cert.proves:
         try:

@@ -41,9 +41,10 @@ from typing import Callable, Iterable
 import z3
 
 from tdxproof.encode.system import Encoding, encode
+from tdxproof.encode.vocab import MODEL_ERROR
 from tdxproof.engines.explicit import check_witness
-from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad, _or, _prop, cpu_slots, learn,
-                                        lemma_formula, only_undecided, path_steps, recheck, render_certificate)
+from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad, _failing_steps, _or, _prop,
+                                        cpu_slots, learn, lemma_formula, only_undecided, path_steps, recheck, render_certificate)
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.interp.program import Program
@@ -605,11 +606,24 @@ def _prove_at(model: ir.Model, small: Learned, todo: list[ir.Property], n: int, 
             out[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=gave_up[p.name])
     if not todo:
         return out
+    errors = _failing_steps(enc).get(MODEL_ERROR)
+    if errors:
+        try:
+            s = atn.bad_state(_or(errors))
+        except _Undecided as exc:
+            out.update(_unknown(todo, n, f"solver: {exc}"))
+            return out
+        if s is not None:
+            # N's reachable states were never built: a run-time model error is not excluded
+            out.update(_unknown(todo, n, f"a state of the lifted lemmas at N={n} has a step with a run-time "
+                                "model error (a value out of its range, a hold past its bound) that no lemma "
+                                "excludes"))
+            return out
     lemmas = atn.live()
     stats.update(lemmas=len(lemmas), repairs=repairs[0], calls=atn.calls, solver_s=round(atn.solver_s, 1))
     cert = Certificate(model.path, n, tuple(lemmas), tuple(p.name for p in todo))
     say(f"re-checking {len(lemmas):,} lemmas at N={n} on the plain encoding")
-    problems = recheck(model, cert, None, timeout_s, enc)
+    problems = recheck(model, cert, None, timeout_s, enc, model_errors=True)
     if only_undecided(problems):
         out.update(_unknown(todo, n, "certificate re-check: " + "; ".join(problems)))
         return out

@@ -15,7 +15,10 @@ def verdict_words(r: PropertyResult) -> str:
     """The fixed user vocabulary (house style §0.8)."""
     match r.verdict:
         case Verdict.PROVED:
-            # for this N, every depth; the lemmas re-checked on the plain encoding
+            # for this N, every depth; the lemmas re-checked on the plain encoding.
+            # cpus 0: for every N, by a cutoff (engines/cutoff.py)
+            if r.cpus == 0 and r.proof:
+                return f"proved (every N >= 2: {r.reason}, {r.proof.lemmas:,} lemma templates)"
             return f"proved (N={r.cpus}, {r.proof.lemmas:,} lemmas)" if r.proof else "proved"
         case Verdict.HOLDS_UP_TO_DEPTH:
             return f"holds up to depth {r.depth}"
@@ -59,6 +62,14 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         lines[0] = (f"{run.policy}: every N >= 2 (--cpus any), engine {run.engine}: each N searched "
                     f"exhaustively, N=2..{run.cpus}")
         lines.append(f"explored {run.states:,} states in all; a violation is shown at the smallest N")
+        st = run.stats
+        if "cutoff" in st:
+            parts = ", ".join(f"{v} {k}" for k, v in st["cutoff_parts"].items() if v)
+            lines.append(f"for every N: {st['templates']:,} lemma templates (\"for all CPUs c < d\") learned at "
+                         f"N={st['learned_at']}, checked with Z3 at N=2..{st['cutoff']}; the cutoff N={st['cutoff']} "
+                         f"is the most CPUs a counterexample needs ({parts}; docs/every-n.md)")
+        elif st.get("outside"):
+            lines.append(f"for every N: no cutoff proof; outside its fragment: {st['outside'][0]}")
     elif run.engine == "explicit":
         stopped = run.stats.get("stopped", "")
         done = ("complete" if run.complete else "stopped: every selected property has its verdict"

@@ -572,7 +572,10 @@ def bound(frag: Fragment, templates: list[Template], g: int, props: list[ir.Prop
     the boot CPU, the global slots, the broken lemma's CPUs. A deadlock: the boot
     CPU, the global slots, the properties assumed, the blocked tasks' witnesses.
     `g`: how many CPUs the global slots of one state can hold (`busy_bound`)."""
-    letters = max([t.letters for t in templates] + [0])
+    # a lemma's letters, and for a literal "this per-CPU slot holds another CPU"
+    # (a closure lemma broken) the CPU it holds
+    letters = max([t.letters + sum(1 for _, who, v in t.lits if who is not None and v.others)
+                   for t in templates] + [0])
     pos = sum(frag.prop_pos.get(p.name, 0) for p in props if p.kind is not ir.PropKind.DEADLOCK)
     broken = max([letters] + [frag.prop_neg.get(p.name, 0) for p in props])
     step = {"boot CPU": 1, "CPUs in global slots": g,
@@ -630,7 +633,10 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     frag = fragment(m3, m2)
     out: dict[str, PropertyResult] = {}
 
-    def unknown(names, why):
+    def unknown(names, why, shared=False):
+        """`shared`: the reason every remaining property has no proof (said once)."""
+        if shared:
+            stats["every_n_why"] = why
         for p in names:
             out[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", 0, reason=why)
 
@@ -638,7 +644,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     if frag.problems:
         span, why = frag.problems[0]
         more = f" (and {len(frag.problems) - 1} more)" if len(frag.problems) > 1 else ""
-        unknown(todo, f"no proof for every N: {_pos(span)}{why}{more}")
+        unknown(todo, f"no proof for every N: {_pos(span)}{why}{more}", shared=True)
         stats["outside"] = [f"{_pos(s)}{w}" for s, w in frag.problems]
         return out, None
     if frag.deadlock is None:
@@ -659,12 +665,12 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
             stats.update(cutoff_low=low, cutoff_parts=parts)
             unknown(todo, f"no proof for every N: the cutoff is at least N={low} ({_parts(parts)}), past the "
                     f"{MAX_CUTOFF} this engine checks; the global slots that hold a CPU at N=2: "
-                    f"{', '.join(sorted(busy)[:4])}{', ...' if len(busy) > 4 else ''}")
+                    f"{', '.join(sorted(busy)[:4])}{', ...' if len(busy) > 4 else ''}", shared=True)
             return out, None
     say(f"every N: learning at N={learn_at}")
     small = learn(lower(learn_at), learn_at, {p.name for p in todo}, max_states, timeout_s, say)
     if not small.exp.complete or not hasattr(small.got, "lemmas"):
-        unknown(todo, f"no proof for every N: learning at N={learn_at} did not finish")
+        unknown(todo, f"no proof for every N: learning at N={learn_at} did not finish", shared=True)
         return out, None
     enc0 = small.enc
     lifter = Lifter(enc0)
@@ -761,7 +767,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
                     break
                 if errors is not None and atn.bad_state(errors) is not None:
                     unknown(list(props_alive.values()), f"no proof for every N: at N={n} a state of the lifted "
-                            "lemmas has a step with a run-time model error that no lemma excludes")
+                            "lemmas has a step with a run-time model error that no lemma excludes", shared=True)
                     props_alive.clear()
                     break
             new_cut, parts = cut()
@@ -770,7 +776,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
             if not changed or not props_alive:
                 break
     except _Undecided as exc:
-        unknown(list(props_alive.values()), f"no proof for every N: solver: {exc}")
+        unknown(list(props_alive.values()), f"no proof for every N: solver: {exc}", shared=True)
         return out, None
     stats.update(cutoff=cutoff, cutoff_parts=parts, learned_at=learn_at, templates=sum(alive.values()), candidates=len(cands),
                  seconds_every_n=round(time.monotonic() - t0, 1))
@@ -779,17 +785,17 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     if cutoff > MAX_CUTOFF:
         unknown(list(props_alive.values()),
                 f"no proof for every N: the cutoff is N={cutoff} ({_parts(parts)}), past the {MAX_CUTOFF} "
-                "this engine checks")
+                "this engine checks", shared=True)
         return out, None
     lost = [t for t in closure if not alive[t]]
     if lost:
         unknown(list(props_alive.values()), "no proof for every N: a per-CPU task's slot "
-                f"`{lost[0].lits[-1][0].format('c')}` may hold a CPU other than its own or the boot CPU")
+                f"`{lost[0].lits[-1][0].format('c')}` may hold a CPU other than its own or the boot CPU", shared=True)
         return out, None
     cert = EveryN(path, cutoff, [t for t in cands if alive[t]], tuple(props_alive), parts)
     problems = recheck_every_n(models, cert, timeout_s)
     if only_undecided(problems):
-        unknown(list(props_alive.values()), "certificate re-check: " + "; ".join(problems))
+        unknown(list(props_alive.values()), "certificate re-check: " + "; ".join(problems), shared=True)
         return out, None
     if problems:
         raise InternalError("every-N certificate does not re-check: " + "; ".join(problems))

@@ -79,6 +79,8 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
             found[name] = replace(p, expected=r.expected)
             continue
         why = p.reason if p is not None else "no proof for every N tried"
+        if why == stats.get("every_n_why"):
+            why = "no proof for every N (why: above)"
         found[name] = replace(r, verdict=Verdict.UNKNOWN, schedule=None, trace=None, proof=None,
                               reason=f"{what} (exhaustive) for N={FIRST}..{n}; {why}")
     return RunResult(path, last, "explicit", tuple(found[name] for name in order), states=states, complete=True,

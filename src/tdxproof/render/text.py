@@ -63,13 +63,15 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
                     f"exhaustively, N=2..{run.cpus}")
         lines.append(f"explored {run.states:,} states in all; a violation is shown at the smallest N")
         st = run.stats
-        if "cutoff" in st:
+        if st.get("every_n_why"):
+            why = st["every_n_why"].removeprefix("no proof for every N: ")
+            lines.append(f"for every N: no proof, {why} (docs/every-n.md)")
+        elif "cutoff" in st:
             parts = ", ".join(f"{v} {k}" for k, v in st["cutoff_parts"].items() if v)
             lines.append(f"for every N: {st['templates']:,} lemma templates (\"for all CPUs c < d\") learned at "
                          f"N={st['learned_at']}, checked with Z3 at N=2..{st['cutoff']}; the cutoff N={st['cutoff']} "
                          f"is the most CPUs a counterexample needs ({parts}; docs/every-n.md)")
-        elif st.get("outside"):
-            lines.append(f"for every N: no cutoff proof; outside its fragment: {st['outside'][0]}")
+
     elif run.engine == "explicit":
         stopped = run.stats.get("stopped", "")
         done = ("complete" if run.complete else "stopped: every selected property has its verdict"

@@ -8,6 +8,7 @@ input or usage, 3 unknown (state limit without a verdict), 4 internal error,
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import sys
 import time
 import traceback
@@ -121,9 +122,14 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
         _check_properties(model, properties)
         from tdxproof.engines.every_n import verify_every_n
         progress = _progress() if sys.stderr.isatty() else None
+        from tdxproof.engines.explicit import ModelErrorAt
         try:
             run = verify_every_n(policy, model.cpus, properties=set(properties) or None, max_states=max_states,
-                                 memory_budget=memory, progress=progress)
+                                 memory_budget=memory, progress=progress, timeout_s=timeout,
+                                 certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
+                                 if certificate else None)
+        except ModelErrorAt as exc:
+            raise _model_error(exc, model, loaded, getattr(exc, "cpus", None)) from None
         finally:
             if progress is not None:
                 click.echo("\r\033[K", nl=False, err=True)
@@ -218,20 +224,27 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
                                   memory_budget=memory, progress=progress, timeout_s=timeout)
     except ModelErrorAt as exc:
-        from tdxproof.diagnostics import Diagnostic, Note, Severity
-        span = exc.error.span or model.actors[0].span
-        chain = exc.error.chain
-        where = (Note(f"in {chain[0]}" + "".join(f", called from {c}" for c in chain[1:])),) if chain else ()
-        diag = Diagnostic(Severity.ERROR, "E420", exc.error.message, span,
-                          where + (Note(f"reached after {len(exc.schedule)} steps of "
-                                        f"{', '.join(sorted({s.context for s in exc.schedule.steps}))}"),))
-        err = PolicyError([diag])
-        err.sources = loaded.sources  # type: ignore[attr-defined]
-        raise err from None
+        raise _model_error(exc, model, loaded) from None
     finally:
         if progress is not None:
             click.echo("\r\033[K", nl=False, err=True)
     return attach_traces(model, run), note
+
+
+def _model_error(exc, model, loaded, cpus: int | None = None) -> PolicyError:
+    """A run-time model error (a value out of its range, a hold past its bound):
+    bad input, exit 2, in every engine and in `--cpus any`."""
+    from tdxproof.diagnostics import Diagnostic, Note, Severity
+    span = exc.error.span or model.actors[0].span
+    chain = exc.error.chain
+    where = (Note(f"in {chain[0]}" + "".join(f", called from {c}" for c in chain[1:])),) if chain else ()
+    at_n = f" with {cpus} CPUs" if cpus is not None else ""
+    diag = Diagnostic(Severity.ERROR, "E420", exc.error.message, span,
+                      where + (Note(f"reached after {len(exc.schedule)} steps of "
+                                    f"{', '.join(sorted({s.context for s in exc.schedule.steps}))}{at_n}"),))
+    err = PolicyError([diag])
+    err.sources = loaded.sources  # type: ignore[attr-defined]
+    return err
 
 
 WITNESS_HELP = """\b
@@ -509,7 +522,10 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
 
         try:
             with open(certificate, encoding="utf-8") as f:
-                cert = Certificate.from_json(f.read())
+                text = f.read()
+            if '"tdxproof-every-n/' in text[:200]:
+                return _recheck_every_n(policy, certificate, text, timeout, show)
+            cert = Certificate.from_json(text)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageFailure(f"{certificate}: not a readable certificate: {exc}") from None
         model, _ = _lower(policy, cert.cpus)
@@ -527,6 +543,35 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
             click.echo(f"  - {p}")
         return ExitCode.UNKNOWN.value if only_undecided(problems) else ExitCode.VIOLATED.value
     sys.exit(_run(run, debug))
+
+
+def _recheck_every_n(policy: str, certificate: str, text: str, timeout: float | None, show: bool) -> int:
+    """An every-N certificate (`verify --cpus any --certificate`): the cutoff
+    derived from the policy, the instances re-checked at every N up to it."""
+    from tdxproof.encode.system import encode
+    from tdxproof.engines.cutoff import FIRST, Points, derive_cutoff, load_every_n, recheck_every_n, render_every_n
+    from tdxproof.engines.every_n import _Models
+    from tdxproof.engines.induction import only_undecided
+
+    _lower(policy, None)     # bad input: the usual error, exit 2
+    models = _Models(policy)
+    points = Points(encode(models[FIRST + 1], FIRST + 1))
+    try:
+        cert = load_every_n(text, points)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageFailure(f"{certificate}: not a readable certificate: {exc}") from None
+    w, _, _ = derive_cutoff(models, cert)
+    problems = recheck_every_n(models, cert, timeout)
+    what = f"{certificate}: {len(cert.templates):,} lemma templates, {policy} for every N >= 2"
+    if show:
+        click.echo("\n".join(f"  {line}" for line in render_every_n(cert, encode(models[FIRST], FIRST))))
+    if not problems:
+        click.echo(f"{what}: re-checks at N=2..{w} (the cutoff); proves {', '.join(cert.proves)}")
+        return ExitCode.HOLDS.value
+    click.echo(f"{what}: does NOT re-check")
+    for p in problems:
+        click.echo(f"  - {p}")
+    return ExitCode.UNKNOWN.value if only_undecided(problems) else ExitCode.VIOLATED.value
 
 
 MUTATE_HELP = """\b

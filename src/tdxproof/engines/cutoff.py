@@ -32,7 +32,9 @@ from tdxproof.encode.concrete import ConcreteSystem
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.engines.induction import Certificate, Lemma, _bad, _failing_steps, _or, learn, only_undecided, recheck
 from tdxproof.encode.vocab import MODEL_ERROR, NO_PC
-from tdxproof.engines.lift import CPU, MIXED, OTHER, AtN, Kinds, Lifter, Template, Values, _Undecided, slot_names
+from tdxproof.engines.induction import Reach
+from tdxproof.engines.lift import (CPU, MAX_REPAIRS, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values,
+                                   _Undecided, slot_names)
 from tdxproof.encode.flatten import flatten
 from tdxproof.model import ir
 from tdxproof.results import Proof, PropertyResult, Verdict
@@ -589,6 +591,96 @@ def bound(frag: Fragment, templates: list[Template], g: int, props: list[ir.Prop
     return max(FIRST, sum(worst.values())), worst
 
 
+# ---------------------------------------------------------------- program points by name
+
+def _stmt_paths(body, prefix: str, out: dict[int, str]) -> None:
+    for i, st in enumerate(body):
+        here = f"{prefix}{i + 1}"
+        out.setdefault(st.sid, here)
+        for name in ("then", "other", "body"):
+            sub = getattr(st, name, None)
+            if isinstance(sub, tuple):
+                _stmt_paths(sub, f"{here}.{name[0]}", out)
+        for k, br in enumerate(getattr(st, "branches", ()) or ()):
+            _stmt_paths(br, f"{here}.b{k + 1}.", out)
+
+
+def point_names(model: ir.Model, auto) -> list[str]:
+    """A name for every node of an automaton that an edit elsewhere does not
+    change: the function, the statement's position in its body (`2.t1`: the first
+    statement of the second one's `then`), the node kind, and the call sites it
+    was inlined through. Certificates store these, never node numbers."""
+    from tdxproof.engines.lift import _start_of
+    paths: dict[str, dict[int, str]] = {}
+    for f in model.functions:
+        paths[f.name] = {}
+        _stmt_paths(f.body, "", paths[f.name])
+    for a in model.actors:
+        paths[f"actor {a.name}"] = {}
+        _stmt_paths(a.body, "", paths[f"actor {a.name}"])
+    starts: dict[int, int] = {}
+    for e in ([auto.entry] if auto.kind == "actor" else list(auto.entries.values())):
+        starts[e] = -1
+    for node in auto.nodes:
+        for _, entry, _ in node.callees:
+            starts[entry] = node.id
+    first = sorted(starts)
+
+    def here(node) -> str:
+        sid = node.stmt.sid if node.stmt is not None and hasattr(node.stmt, "sid") else None
+        where = paths.get(node.owner, {}).get(sid, "-") if sid is not None else "-"
+        return f"{node.owner}/{where}"
+
+    names, seen = [], {}
+    for node in auto.nodes:
+        chain = [f"{here(node)}:{node.op}"]
+        c = starts.get(_start_of(first, node.id), -1) if first else -1
+        while c >= 0:
+            chain.append(here(auto.nodes[c]))
+            c = starts.get(_start_of(first, c), -1)
+        name = " < ".join(chain)
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        names.append(name if k == 0 else f"{name} #{k + 1}")
+    return names
+
+
+class Points:
+    """Program counter values <-> names, for every pc variable of an encoding."""
+
+    def __init__(self, enc: Encoding):
+        self.to: dict[str, list[str]] = {}
+        per_auto: dict[str, list[str]] = {}
+        for c in enc.vocab.contexts:
+            if c.auto.name not in per_auto:
+                per_auto[c.auto.name] = point_names(enc.model, c.auto)
+            names = per_auto[c.auto.name]
+            self.to[enc.vocab.pc(c)] = names
+            tmpl = enc.vocab.pc(c).replace(f"{c.kthread.name}/{c.home_cpu}", f"{c.kthread.name}/{{}}") \
+                if c.kthread is not None else None
+            if tmpl is not None:
+                self.to[tmpl] = names
+        self.back = {var: {n: i for i, n in enumerate(names)} for var, names in self.to.items()}
+
+    def name(self, var: str, v: int) -> str | int:
+        names = self.to.get(var)
+        if names is None:
+            return v
+        if v == NO_PC:
+            return "done"
+        return names[v] if 0 <= v < len(names) else v
+
+    def value(self, var: str, x) -> int:
+        if var not in self.back or isinstance(x, int):
+            return int(x)
+        if x == "done":
+            return NO_PC
+        got = self.back[var].get(x)
+        if got is None:
+            raise ValueError(f"the certificate names a program point that no longer exists: `{var}` at `{x}`")
+        return got
+
+
 # ---------------------------------------------------------------- the engine
 
 @dataclass
@@ -598,29 +690,35 @@ class EveryN:
     templates: list[Template]
     proves: tuple[str, ...]
     parts: dict
+    points: "Points | None" = None
 
-    def to_json(self) -> str:
+    def to_json(self, points: "Points | None" = None) -> str:
+        """One template per line; program points by name (`Points`)."""
+        points = points or self.points
+        assert points is not None
         head = {"format": FORMAT, "policy": self.policy, "cutoff": self.cutoff, "proves": list(self.proves)}
-        body = ",\n".join(json.dumps(_t_json(t), separators=(",", ":")) for t in self.templates)
+        body = ",\n".join(json.dumps(_t_json(t, points), separators=(",", ":")) for t in self.templates)
         return json.dumps(head)[:-1] + ', "templates": [\n' + body + "\n]}"
 
 
-def _t_json(t: Template) -> dict:
+def _t_json(t: Template, points: "Points") -> dict:
     return {"kind": t.kind, "letters": t.letters,
-            "lits": [[var, who, list(v.fixed), list(v.letters), v.others] for var, who, v in t.lits]}
+            "lits": [[var, who, [points.name(var, x) for x in v.fixed], list(v.letters), v.others]
+                     for var, who, v in t.lits]}
 
 
-def template_from_json(d: dict) -> Template:
-    lits = tuple((str(var), who if who is None else int(who), Values(tuple(map(int, f)), tuple(map(int, ls)),
-                                                                    bool(o))) for var, who, f, ls, o in d["lits"])
+def template_from_json(d: dict, points: "Points") -> Template:
+    lits = tuple((str(var), who if who is None else int(who),
+                  Values(tuple(sorted(points.value(var, x) for x in f)), tuple(map(int, ls)), bool(o)))
+                 for var, who, f, ls, o in d["lits"])
     return Template(str(d["kind"]), lits, int(d["letters"]))
 
 
-def load_every_n(text: str) -> EveryN:
+def load_every_n(text: str, points: "Points") -> EveryN:
     d = json.loads(text)
     if d.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} certificate")
-    return EveryN(d["policy"], int(d["cutoff"]), [template_from_json(x) for x in d["templates"]],
+    return EveryN(d["policy"], int(d["cutoff"]), [template_from_json(x, points) for x in d["templates"]],
                   tuple(d["proves"]), {})
 
 
@@ -733,6 +831,52 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         g = busy_bound(enc0, kinds0, gslots, alive.__getitem__, live, zero_slots())
         return bound(frag, [t for t in cands if alive[t]], g, list(props_alive.values()))
 
+    # repair (as lift's): a counterexample to induction at N that a reachable set
+    # we have excludes gives a new lemma, generalised against it, lifted, and
+    # instantiated at every N -- N=2 and N0 directly, a larger N projected onto N0
+    oracles = {learn_at: (small.reach, lifter, enc0)}
+    if exp2.complete and FIRST != learn_at:
+        oracles[FIRST] = (Reach(enc2.vocab.names, list(exp2.states)), Lifter(enc2), enc2)
+    projectors: dict[int, Projector] = {}
+    repairs = [0]
+
+    def add(new: list[Template]) -> None:
+        for t in new:
+            cands.append(t)
+            alive[t] = True
+        for n2, (enc_, atn_, owner_, _, _) in atns.items():
+            names_ = slot_names(enc_)
+            before = len(atn_.lemmas)
+            for t in new:
+                for lm in lifter.at(t, n2, names_):
+                    k = len(atn_.lemmas)
+                    atn_.add(lm)
+                    if len(atn_.lemmas) > k:
+                        owner_[k] = t
+            atn_.initiate(range(before, len(atn_.lemmas)))
+
+    def block(n: int, state: dict[str, int]) -> bool:
+        if repairs[0] >= MAX_REPAIRS:
+            return False
+        if n in oracles:
+            reach_, lifter_, enc_ = oracles[n]
+            views = [tuple(state[v] for v in enc_.vocab.names)]
+        else:
+            proj = projectors.setdefault(n, Projector(atns[n][0], enc0, kinds0))
+            reach_, lifter_ = small.reach, lifter
+            views = [proj.of(state, pick) for pick in itertools.combinations(range(1, n), learn_at - 1)]
+        for view in views:
+            lm = reach_.generalize(view)
+            if lm is None:
+                continue
+            new = [t for t in lifter_.templates(lm) if t not in alive and
+                   uniform(t, lifter_.kinds0, lifter_.slots0)]
+            if new:
+                add(new)
+                repairs[0] += 1
+                return True
+        return False
+
     cutoff, parts = cut()
     try:
         while True:
@@ -744,15 +888,18 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
                 sync(atn, owner)
                 atn.initiate()
                 while True:
-                    cti = atn.houdini(lambda s: False)
+                    cti = atn.houdini(lambda st, n=n: block(n, st))
                     if cti is None:
                         for name, b in bads.items():
-                            if name in props_alive and b is not None and atn.bad_state(b) is not None:
-                                cti = (None, name)
+                            st = atn.bad_state(b) if name in props_alive and b is not None else None
+                            if st is not None:
+                                cti = (st, name)
                                 break
                     if cti is None:
                         break
-                    _, name = cti
+                    st, name = cti
+                    if block(n, st):
+                        continue
                     unknown([props_alive.pop(name)], f"no proof for every N: at N={n} a state of the lifted "
                             f"lemmas has a step that breaks `{name}`")
                     changed = True
@@ -778,8 +925,8 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     except _Undecided as exc:
         unknown(list(props_alive.values()), f"no proof for every N: solver: {exc}", shared=True)
         return out, None
-    stats.update(cutoff=cutoff, cutoff_parts=parts, learned_at=learn_at, templates=sum(alive.values()), candidates=len(cands),
-                 seconds_every_n=round(time.monotonic() - t0, 1))
+    stats.update(cutoff=cutoff, cutoff_parts=parts, learned_at=learn_at, templates=sum(alive.values()),
+                 candidates=len(cands), repairs=repairs[0], seconds_every_n=round(time.monotonic() - t0, 1))
     if not props_alive:
         return out, None
     if cutoff > MAX_CUTOFF:
@@ -792,7 +939,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         unknown(list(props_alive.values()), "no proof for every N: a per-CPU task's slot "
                 f"`{lost[0].lits[-1][0].format('c')}` may hold a CPU other than its own or the boot CPU", shared=True)
         return out, None
-    cert = EveryN(path, cutoff, [t for t in cands if alive[t]], tuple(props_alive), parts)
+    cert = EveryN(path, cutoff, [t for t in cands if alive[t]], tuple(props_alive), parts, Points(enc0))
     problems = recheck_every_n(models, cert, timeout_s)
     if only_undecided(problems):
         unknown(list(props_alive.values()), "certificate re-check: " + "; ".join(problems), shared=True)
@@ -832,13 +979,51 @@ def instances(cert: EveryN, enc: Encoding, props: tuple[str, ...]) -> list[Lemma
     return out + [Lemma(prop=p) for p in props]
 
 
-def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> list[str]:
-    """The certificate's instances at every N from 2 to its cutoff: initial,
-    inductive, and implying each property (induction.recheck, per N). The cutoff
-    itself is recomputed from the policy, never taken from the file."""
+def derive_cutoff(models, cert: EveryN) -> tuple[int, dict, list[str]]:
+    """The cutoff a certificate proves every N with, from the policy and the
+    certificate's own templates (never the number in the file): the fragment's
+    witness counts, the closure lemmas it must contain, its liveness lemmas."""
     get = models.__getitem__ if isinstance(models, dict) else models
-    problems: list[str] = []
-    for n in range(FIRST, cert.cutoff + 1):
+    frag = fragment(get(FIRST + 1), get(FIRST))
+    if frag.problems:
+        span, why = frag.problems[0]
+        return 0, {}, [f"the policy is outside the fragment: {_pos(span)}{why}"]
+    m0 = get(FIRST + 1)
+    enc0 = encode(m0, FIRST + 1)
+    kinds0 = Kinds(enc0)
+    have = set(cert.templates)
+    missing = [t for t in closure_templates(enc0, kinds0) if t not in have]
+    if missing:
+        return 0, {}, [f"the certificate lacks the closure lemma for `{missing[0].lits[-1][0]}`"]
+    props = [p for p in m0.properties if p.name in cert.proves]
+    if frag.deadlock is None and any(p.kind is ir.PropKind.DEADLOCK for p in props):
+        return 0, {}, ["`no-deadlock` is outside the fragment: a per-CPU task may block on another task"]
+    gslots = global_cpu_slots(enc0, kinds0)
+    pcs = {f"pc[{c.name}]" for c in enc0.vocab.contexts if c.kthread is None}
+    live = {t: (t.lits[1][0], t.lits[0][0], t.lits[0][2].fixed) for t in cert.templates
+            if t.kind == "never" and t.letters == 0 and len(t.lits) == 2 and t.lits[0][0] in pcs and
+            t.lits[1][0] in gslots and t.lits[1][2] == Values((), (), True) and t.lits[0][0] ==
+            f"pc[{t.lits[1][0].split('[', 1)[1]}"}
+    zero = {t.lits[0][0] for t in cert.templates if t.kind == "in" and t.lits[0][1] is None and
+            not t.lits[0][2].letters and not t.lits[0][2].others and
+            all(x == 0 or x >= GARBAGE for x in t.lits[0][2].fixed)}
+    g = busy_bound(enc0, kinds0, gslots, lambda t: True, live, zero)
+    w, parts = bound(frag, list(cert.templates), g, props)
+    return w, parts, []
+
+
+def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> list[str]:
+    """Every reason the certificate does not prove its properties for every N
+    (empty: it does): the cutoff derived from the policy (`derive_cutoff`), and
+    the instances at every N from 2 to it -- initial, inductive, free of run-time
+    model errors, implying each property (induction.recheck, per N)."""
+    get = models.__getitem__ if isinstance(models, dict) else models
+    w, _, problems = derive_cutoff(models, cert)
+    if problems:
+        return problems
+    if w > cert.cutoff:
+        problems.append(f"the certificate says cutoff N={cert.cutoff}, the policy needs N={w}")
+    for n in range(FIRST, w + 1):
         model = get(n)
         enc = encode(model, n)
         props = tuple(p for p in cert.proves

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Callable
 
 from tdxproof.engines.cutoff import EveryN, prove_every_n
-from tdxproof.engines.explicit import verify_explicit
+from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
 from tdxproof.engines.trace import attach_traces
 from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
@@ -44,8 +44,12 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     states = 0
     for n in range(FIRST, max(upto, FIRST) + 1):
         model = models[n]
-        run = attach_traces(model, verify_explicit(model, cpus=n, properties=open_props, max_states=max_states,
-                                                   memory_budget=memory_budget, progress=progress))
+        try:
+            run = attach_traces(model, verify_explicit(model, cpus=n, properties=open_props, max_states=max_states,
+                                                       memory_budget=memory_budget, progress=progress))
+        except ModelErrorAt as exc:
+            exc.cpus = n      # type: ignore[attr-defined]
+            raise
         last, states = n, states + run.states
         if not order:
             order = [r.name for r in run.results]

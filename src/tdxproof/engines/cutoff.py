@@ -33,7 +33,7 @@ from tdxproof.encode.system import Encoding, encode
 from tdxproof.engines.induction import Certificate, Lemma, _bad, _failing_steps, _or, learn, only_undecided, recheck
 from tdxproof.encode.vocab import MODEL_ERROR, NO_PC
 from tdxproof.engines.induction import Reach
-from tdxproof.engines.lift import (CPU, MAX_REPAIRS, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values,
+from tdxproof.engines.lift import (CPU, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values,
                                    _Undecided, slot_names)
 from tdxproof.encode.flatten import flatten
 from tdxproof.model import ir
@@ -41,6 +41,9 @@ from tdxproof.results import Proof, PropertyResult, Verdict
 
 FIRST = 2            # the smallest N of the family: the boot CPU and one that can go offline
 MAX_CUTOFF = 12      # past this, checking every N up to the bound costs more than it is worth today
+# repairs before giving up: each is a solver call at every N checked, and a
+# property that fails at some larger N keeps offering counterexamples
+MAX_REPAIRS_EVERY_N = 60
 GARBAGE = 64         # a CPU slot's value at or above this is no CPU at any N (`cpus` is at most 64)
 FORMAT = "tdxproof-every-n/1"
 
@@ -856,7 +859,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
             atn_.initiate(range(before, len(atn_.lemmas)))
 
     def block(n: int, state: dict[str, int]) -> bool:
-        if repairs[0] >= MAX_REPAIRS:
+        if repairs[0] >= MAX_REPAIRS_EVERY_N:
             return False
         if n in oracles:
             reach_, lifter_, enc_ = oracles[n]

@@ -54,6 +54,7 @@ class StaticWitness:
     runs: tuple[str, ...] = ()     # the contexts that run the offending code
     text: str = ""                 # the offending statement
     entry: str = ""                # who runs the chain's first link (`modprobe kvm_intel`)
+    report: tuple[str, ...] = ()   # a kernel-style report (lockdep's, for a lock-graph cycle)
 
 
 @dataclass(frozen=True, slots=True)

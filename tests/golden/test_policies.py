@@ -23,7 +23,7 @@ from tdxproof.results import ExitCode, Verdict, exit_code
 
 ROOT = Path(__file__).parent.parent.parent
 POLICIES = sorted((ROOT / "policies").glob("*.tdx"))
-EXAMPLES = sorted((ROOT / "examples").glob("*.tdx"))
+EXAMPLES = sorted((ROOT / "examples").rglob("*.tdx"))
 FLIP = {"holds": "violated", "violated": "holds", "covered": "unreachable", "unreachable": "covered"}
 COMMAND = "tdxproof check policies --cpus 2 --write-proofs"
 

@@ -86,9 +86,9 @@ def verify_bmc(model: ir.Model, *, cpus: int | None = None, properties: set[str]
     expects = {e.prop: e.verdict for e in model.expects}
     results: dict[str, PropertyResult] = {}
     for p in props:
-        if p.kind is ir.PropKind.STATIC:
+        if p.kind in ir.STATIC_KINDS:
             results[p.name] = check_static(model, p, n)
-    pending = [p for p in props if p.kind is not ir.PropKind.STATIC]
+    pending = [p for p in props if p.kind not in ir.STATIC_KINDS]
     solver = make_solver(timeout_s)
     solver.add(enc.init(enc.state(0)))
     depth = 0

@@ -741,7 +741,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         for p in names:
             out[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", 0, reason=why)
 
-    todo = [p for p in todo if p.kind is not ir.PropKind.STATIC]
+    todo = [p for p in todo if p.kind not in ir.STATIC_KINDS]
     if frag.problems:
         span, why = frag.problems[0]
         more = f" (and {len(frag.problems) - 1} more)" if len(frag.problems) > 1 else ""

@@ -60,7 +60,7 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
     n = prog.n
     props = [p for p in model.properties if properties is None or p.name in properties]
     expects = {e.prop: e.verdict for e in model.expects}
-    dynamic = {p.name for p in props if p.kind is not ir.PropKind.STATIC}
+    dynamic = {p.name for p in props if p.kind not in ir.STATIC_KINDS}
     exp: Exploration | None = None
     if dynamic:
         exp = explore(prog, max_states=max_states, want=dynamic, progress=progress, timeout_s=timeout_s,
@@ -69,7 +69,7 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
             raise ModelErrorAt(*exp.model_error)
     results = []
     for p in props:
-        if p.kind is ir.PropKind.STATIC:
+        if p.kind in ir.STATIC_KINDS:
             r = check_static(model, p, n)
         else:
             assert exp is not None

@@ -504,7 +504,7 @@ def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int,
     out = Learned(enc, prog, exp, {}, [], limit=limit)
     dead = cs.deadlock_fn()
     for p in props:
-        if p.kind is ir.PropKind.STATIC:
+        if p.kind in ir.STATIC_KINDS:
             out.results[p.name] = check_static(model, p, n)
             continue
         found = _find(enc, cs, exp, p, dead)

@@ -33,6 +33,9 @@ def _names(s: ir.Stmt) -> set[str]:
 
 
 def check_static(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResult:
+    if prop.kind is ir.PropKind.LOCKDEP:
+        from tdxproof.engines.lockgraph import check_lockdep
+        return check_lockdep(model, prop, cpus)
     graph = CallGraph(model)
     forbidden = set(prop.forbidden)
     offenders: list[tuple[str, ir.Stmt, str]] = []

@@ -612,7 +612,9 @@ class _Builder:
         lock_story = report.kind in LOCK_REPORTS
         locks: set[str] = set()
         if report.kind == "deadlock":
-            locks = {t.wants.lock for t in report.tasks if t.wants}
+            # what they wait to take, and what they hold that others wait for
+            # (a reader inside an SRCU domain that synchronize_srcu() waits out)
+            locks = {t.wants.lock for t in report.tasks if t.wants} | {h.lock for t in report.tasks for h in t.held}
         elif report.task is not None and report.task.wants is not None:
             locks = {report.task.wants.lock}
         if report.kind == "circular":

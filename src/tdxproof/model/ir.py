@@ -528,6 +528,11 @@ class PropKind(Enum):
     DEADLOCK = "deadlock"
     STATIC = "static"
     ORDER = "order"      # `order P: A before B;` no context takes A while holding B (lockdep)
+    LOCKDEP = "lockdep"  # `lockdep P;` no cycle in the lock-dependency graph of every code path
+
+
+# decided on the code, without executing it (engines/static.py, engines/lockgraph.py)
+STATIC_KINDS = frozenset({PropKind.STATIC, PropKind.LOCKDEP})
 
 
 class Observe(Enum):

@@ -33,6 +33,7 @@ VERDICTS = {
     ir.PropKind.EVENT: ("holds", "violated"),
     ir.PropKind.DEADLOCK: ("holds", "violated"),
     ir.PropKind.STATIC: ("holds", "violated"),
+    ir.PropKind.LOCKDEP: ("holds", "violated"),
     ir.PropKind.ORDER: ("holds", "violated"),
     ir.PropKind.COVER: ("covered", "unreachable"),
 }
@@ -413,6 +414,7 @@ class Lowerer:
             return
         kind = ir.PropKind(it.kind)
         observe = {ir.PropKind.EVENT: ir.Observe.EVENT, ir.PropKind.STATIC: ir.Observe.STATIC,
+                   ir.PropKind.LOCKDEP: ir.Observe.STATIC,
                    ir.PropKind.ORDER: ir.Observe.EVENT}.get(
             kind, ir.Observe(it.observe or ("every" if it.expr is not None else "event")))
         if observe is ir.Observe.QUIESCENT and "quiescent" not in self.preds:

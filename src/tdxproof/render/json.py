@@ -46,6 +46,8 @@ def _result(r: PropertyResult) -> dict:
         out["call_chain"] = {"chain": list(r.static.chain), "what": r.static.what, "span": asdict(r.static.span),
                              "links": list(r.static.links), "run_by": list(r.static.runs),
                              "statement": r.static.text, "entry": r.static.entry}
+        if r.static.report:
+            out["call_chain"]["report"] = list(r.static.report)
     return out
 
 

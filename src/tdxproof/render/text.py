@@ -25,10 +25,10 @@ def verdict_words(r: PropertyResult) -> str:
         case Verdict.HOLDS_EXHAUSTIVE:
             return f"holds (exhaustive, N={r.cpus})"
         case Verdict.HOLDS_STATIC:
-            return "holds (static, call graph)"
+            return "holds (static, lock graph)" if r.kind == "lockdep" else "holds (static, call graph)"
         case Verdict.VIOLATED:
             if r.schedule is None:
-                return "violated (call chain)"
+                return "violated (lock graph)" if r.kind == "lockdep" else "violated (call chain)"
             return f"violated ({len(r.schedule)} steps{'; ' + r.reason if r.reason else ''})"
         case Verdict.COVERED:
             if r.schedule is None:
@@ -138,6 +138,8 @@ def render_static(r: PropertyResult) -> str:
     or a registration of a function pointer (run later by whoever calls it)."""
     w = r.static
     assert w is not None
+    if w.report:
+        return "\n".join(["", f"  {w.chain[-1]}() {w.what}, at {w.span}", ""] + [f"  {x}" for x in w.report])
     lines = ["", f"  {w.chain[-1]}() {w.what}, at {w.span}"]
     if w.text:
         lines.append(f"      {w.text}")

@@ -416,7 +416,7 @@ class ActorDecl:
 
 @dataclass(frozen=True, slots=True)
 class PropertyDecl:
-    kind: str  # invariant | cover | event | deadlock | static | order
+    kind: str  # invariant | cover | event | deadlock | lockdep | static | order
     name: str
     doc: str | None
     observe: str | None  # every | quiescent

@@ -191,6 +191,9 @@ class Build(Transformer):
     def deadlock_decl(self, meta, c):
         return self._prop("deadlock", meta, c, False)
 
+    def lockdep_decl(self, meta, c):
+        return self._prop("lockdep", meta, c, False)
+
     def static_decl(self, meta, c):
         name = c[0]
         doc = _unquote(c[1]) if c[1] is not None else None

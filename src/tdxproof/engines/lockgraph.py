@@ -1,0 +1,301 @@
+"""`lockdep NAME;`: lockdep's circular-dependency check, on every code path.
+
+Like lockdep (kernel/locking/lockdep.c), this builds the graph of "held A while
+acquiring B" dependencies and reports a cycle -- but over every path of the
+code, statically, not only over the paths one run happened to take, and with
+no interleaving needed: a cycle through four locks taken by four different
+tasks is found on the call graph alone.
+
+- An edge A -> B is recorded at every call of an `acquire` operation of B (and
+  of an operation that waits for B's holders, such as `synchronize_srcu()`,
+  which lockdep models as taking the SRCU domain exclusively) made while A is
+  held: held locks come from `Model.held_at` (the held set before every
+  statement, relative to its function's entry) plus what the callers hold.
+- A kthread hand-off (`call f() in cpuhp[c]`) waits for the kthread: the caller
+  "acquires" the kthread's work (lockdep's `cpuhp_state` lock maps), and the
+  work runs holding it and the locks its kthread is declared to run under
+  (`lockdep_held`: cpuhp callbacks run under the control task's
+  `cpu_hotplug_lock`).
+- Modes follow lockdep's rules for recursive reads (Boqun Feng's, v5.10): an
+  edge is typed by how A is held (shared: a read hold; exclusive otherwise) and
+  how B is taken (a recursive read -- `srcu_read_lock()` -- or not). A cycle is
+  reported only if it is "strong": no edge taking a lock as a recursive read is
+  followed by one that holds it shared. `down_read()` and `percpu_down_read()`
+  are not recursive (lockdep: read=1), so a cycle through reader holds of
+  `cpu_hotplug_lock` is reported, as lockdep does: a pending writer makes it real.
+
+The report is lockdep's "possible circular locking dependency detected", the
+chain in reverse order with the call chain that took each dependency, and the
+unsafe scenario. What needs an interleaving (a deadlock through a completion or
+a condition, not a lock) is the `no-deadlock` property's job (docs/language.md).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from tdxproof.engines.trace import source_text
+from tdxproof.model import ir
+from tdxproof.model.wellformed import CallGraph, walk_stmts
+from tdxproof.results import PropertyResult, StaticWitness, Verdict
+from tdxproof.source import Span
+
+RECURSIVE_READ = {"srcu_struct"}     # lock classes whose read side lockdep tracks as read=2
+
+
+@dataclass(frozen=True)
+class Edge:
+    held: str
+    held_mode: str | None
+    lock: str
+    mode: str | None
+    recursive: bool          # the acquire is a recursive read
+    chain: tuple[str, ...]   # root first, the function that makes the call last
+    span: Span               # the acquire (or wait) call
+    entry: str               # who runs the root
+
+    @property
+    def shared(self) -> bool:
+        return self.held_mode == "read"
+
+
+@dataclass(frozen=True)
+class _Visit:
+    fn: str
+    binding: tuple[tuple[int, str], ...]          # lock parameter slot -> lock name
+    held: frozenset[tuple[str, str | None]]      # held at entry, by the callers
+
+
+class LockGraph:
+    def __init__(self, model: ir.Model):
+        self.model = model
+        self.graph = CallGraph(model)
+        self.fns = {f.name: f for f in model.functions}
+        self.classes = {lk.name: lk.cls for lk in model.locks}
+        self.held_at = {sid: alts for sid, alts in model.held_at}
+        # per (held, taken, held shared, taken as a recursive read): the edge with the shortest chain
+        self.typed: dict[tuple[str, str, bool, bool], Edge] = {}
+        self._walk()
+
+    # ---- what a call does to locks
+    @staticmethod
+    def _wait(f: ir.Function) -> tuple[bool, str | None]:
+        """Whether a lock-class operation waits for holders of `self` without
+        taking it (synchronize_srcu), and the mode lockdep takes it in then: a
+        wait for readers is exclusive, a wait for writers a read."""
+        if f.lock_class is None or f.role is not None:
+            return False, None
+        for s in walk_stmts(f.body):
+            if isinstance(s, ir.Await):
+                modes = [w.mode for w in s.waits if w.kind == "holders" and isinstance(w.lock, ir.LocalRef)]
+                if modes:
+                    return True, ("read" if all(m == "write" for m in modes) else None)
+        return False, None
+
+    def _walk(self) -> None:
+        roots: deque[tuple[_Visit, tuple[str, ...], str]] = deque()
+        seen: set[_Visit] = set()
+        for a in self.model.actors:
+            v = _Visit(f"actor {a.name}", (), frozenset())
+            roots.append((v, (f"actor {a.name}",), a.title or a.name))
+        while roots:
+            v, chain, entry = roots.popleft()
+            if v in seen:
+                continue
+            seen.add(v)
+            body = self._body(v.fn)
+            binding = dict(v.binding)
+            for s in walk_stmts(body):
+                if not isinstance(s, ir.Call):
+                    continue
+                for rel in self.held_at.get(s.sid, ()):
+                    held = set(v.held)
+                    for name, mode in rel:
+                        held.add((self._bind(name, v.fn, binding), mode))
+                    held = frozenset((n, m) for n, m in held if n is not None)
+                    for callee in self.graph.targets(v.fn, s.callee):
+                        self._call(s, callee, v, binding, held, chain, entry, roots)
+
+    def _body(self, fn: str) -> tuple[ir.Stmt, ...]:
+        if fn.startswith("actor "):
+            return next(a.body for a in self.model.actors if f"actor {a.name}" == fn)
+        return self.fns[fn].body
+
+    def _bind(self, name: str, fn: str, binding: dict[int, str]) -> str | None:
+        if name in self.classes:
+            return name
+        f = self.fns.get(fn)
+        if f is not None:
+            p = next((x for x in f.params if x.name == name), None)
+            if p is not None:
+                return binding.get(p.slot)
+        return None
+
+    def _arg_lock(self, e: ir.Expr, binding: dict[int, str]) -> str | None:
+        if isinstance(e, ir.LockRef):
+            return e.lock.name
+        if isinstance(e, ir.LocalRef) and isinstance(e.local.type, ir.LockType):
+            return binding.get(e.local.slot)
+        return None
+
+    def _call(self, s: ir.Call, callee: str, v: _Visit, binding: dict[int, str],
+              held: frozenset, chain: tuple[str, ...], entry: str, roots: deque) -> None:
+        g = self.fns.get(callee)
+        if g is None:
+            return
+        if s.kthread is not None:
+            work = f"{s.kthread.name}_work"
+            self._edges(held, work, None, False, chain, s.span, entry)
+            inside = {(work, None)} | {(n, "write") for n in s.kthread.lockdep_held}
+            roots.append((_Visit(callee, (), frozenset(inside)), (f"{s.kthread.name}/N", callee),
+                          f"{s.kthread.name}/N"))
+            return
+        waits, wait_mode = self._wait(g)
+        if g.role == "acquire" or waits:
+            lock = self._arg_lock(s.args[0], binding) if s.args else None
+            if lock is not None:
+                mode = g.mode if g.role == "acquire" else wait_mode
+                recursive = mode == "read" and self.classes.get(lock) in RECURSIVE_READ
+                self._edges(held, lock, mode, recursive, chain, s.span, entry)
+            return
+        if g.role == "release":
+            return
+        sub = {p.slot: self._arg_lock(a, binding) for p, a in zip(g.params, s.args)
+               if isinstance(p.type, ir.LockType)}
+        b = tuple(sorted((k, n) for k, n in sub.items() if n is not None))
+        roots.appendleft((_Visit(callee, b, held), chain + (callee,), entry))
+
+    def _edges(self, held: frozenset, lock: str, mode: str | None, recursive: bool,
+               chain: tuple[str, ...], span: Span, entry: str) -> None:
+        for h, hm in sorted(held, key=lambda x: (x[0], x[1] or "")):
+            e = Edge(h, hm, lock, mode, recursive, chain, span, entry)
+            key = (h, lock, hm == "read", recursive)
+            if key not in self.typed or len(chain) < len(self.typed[key].chain):
+                self.typed[key] = e
+
+    # ---- cycles
+    def cycle(self) -> list[Edge] | None:
+        """The shortest strong cycle (lockdep's rule), or None."""
+        out: dict[str, list[Edge]] = {}
+        for e in self.typed.values():
+            out.setdefault(e.held, []).append(e)
+        best: list[Edge] | None = None
+        for start in sorted(out):
+            # BFS over (lock, was the edge into it a recursive read)
+            q: deque[tuple[str, bool, list[Edge]]] = deque([(start, False, [])])
+            seen = {(start, False)}
+            while q:
+                node, rec, path = q.popleft()
+                if best is not None and len(path) >= len(best):
+                    break
+                for e in sorted(out.get(node, []), key=lambda x: (x.lock, len(x.chain))):
+                    if path and rec and e.shared:
+                        continue        # -(*R)-> then -(S*)->: not a deadlock (lockdep)
+                    if e.lock == start:
+                        if not (e.recursive and path and path[0].shared):
+                            cand = path + [e]
+                            if best is None or len(cand) < len(best):
+                                best = cand
+                        continue
+                    key = (e.lock, e.recursive)
+                    if key not in seen:
+                        seen.add(key)
+                        q.append((e.lock, e.recursive, path + [e]))
+        return best
+
+
+def _flags(e: Edge) -> str:
+    return "{.+.+}" if e.mode == "read" else "{+.+.}"
+
+
+def _frames(e: Edge) -> list[str]:
+    """lockdep's stack, innermost first, in the policy's function names."""
+    frames = [f for f in reversed(e.chain)]
+    return ["       " + f.removeprefix("actor ") for f in frames]
+
+
+def _recursive(e: Edge) -> tuple[str, ...]:
+    """lockdep's report of a lock taken again by its holder (print_deadlock_bug())."""
+    lines = ["============================================",
+             "WARNING: possible recursive locking detected",
+             "--------------------------------------------",
+             f"{e.entry} is trying to acquire lock:",
+             f" ({e.lock}){_flags(e)}, at: {e.chain[-1].removeprefix('actor ')} ({e.span})",
+             "",
+             "but task is already holding lock:",
+             f" ({e.held}){'{++++}' if e.shared else '{+.+.}'}",
+             "",
+             "other info that might help us debug this:",
+             " Possible unsafe locking scenario:",
+             "",
+             "       CPU0",
+             "       ----",
+             f"  lock({e.held});",
+             f"  lock({e.lock});",
+             "",
+             " *** DEADLOCK ***",
+             "",
+             " May be due to missing lock nesting notation",
+             "",
+             "stack backtrace (the call chain that takes it again):"] + _frames(e)
+    text = source_text(e.span)
+    return tuple(lines + ([f"         {text}"] if text else []))
+
+
+def report(cycle: list[Edge]) -> tuple[str, ...]:
+    """lockdep's report of a circular dependency (kernel/locking/lockdep.c,
+    print_circular_bug()): the new dependency that closes the cycle first, then
+    the existing chain in reverse order with where each was taken, then the
+    unsafe scenario. A cycle of one lock is lockdep's recursive-locking report."""
+    if len(cycle) == 1:
+        return _recursive(cycle[0])
+    last = cycle[-1]          # held `last.held`, taking `last.lock`, which already leads back
+    lines = ["======================================================",
+             "WARNING: possible circular locking dependency detected",
+             "------------------------------------------------------",
+             f"{last.entry} is trying to acquire lock:",
+             f" ({last.lock}){_flags(last)}, at: {last.chain[-1].removeprefix('actor ')} ({last.span})",
+             "",
+             "but task is already holding lock:",
+             f" ({last.held}){'{++++}' if last.shared else '{+.+.}'}",
+             "",
+             "which lock already depends on the new lock.",
+             "",
+             "the existing dependency chain (in reverse order) is:"]
+    order = [last] + list(reversed(cycle[:-1]))
+    for i, e in enumerate(order):
+        lines += ["", f"-> #{len(order) - 1 - i} ({e.lock}){_flags(e)}:",
+                  f"       taken while holding {e.held}, by {e.entry}, at {e.span}:"] + _frames(e)
+        text = source_text(e.span)
+        if text:
+            lines.append(f"         {text}")
+    lines += ["", "other info that might help us debug this:", ""]
+    if len(cycle) > 2:
+        # lockdep: "Chain exists of: <the new lock> --> ... --> <the held lock>"
+        names = [last.lock] + [e.lock for e in cycle[:-1]]
+        lines += ["Chain exists of:", "  " + " --> ".join(names), ""]
+    lines += [" Possible unsafe locking scenario:", ""]
+    width = 26
+    tasks = [e.entry for e in cycle]
+    lines.append("       " + "".join(t[:width - 2].ljust(width) for t in tasks))
+    lines.append("       " + "".join(("-" * min(len(t), width - 2)).ljust(width) for t in tasks))
+    for i, e in enumerate(cycle):
+        lines.append(" " * (7 + width * i) + f"lock({e.held});")
+    for i, e in enumerate(cycle):
+        lines.append(" " * (7 + width * i) + f"lock({e.lock});")
+    lines += ["", " *** DEADLOCK ***"]
+    return tuple(lines)
+
+
+def check_lockdep(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResult:
+    g = LockGraph(model)
+    cyc = g.cycle()
+    if cyc is None:
+        return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", cpus)
+    last = cyc[-1]
+    locks = " -> ".join([cyc[0].held] + [e.lock for e in cyc])
+    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in last.chain),
+                            f"takes `{last.lock}` while holding `{last.held}`, closing the cycle {locks}",
+                            last.span, (), (last.entry,), source_text(last.span), last.entry, report(cyc))
+    return PropertyResult(prop.name, prop.kind.value, Verdict.VIOLATED, "static", cpus, static=witness)

@@ -295,7 +295,8 @@ def check_lockdep(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResu
         return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", cpus)
     last = cyc[-1]
     locks = " -> ".join([cyc[0].held] + [e.lock for e in cyc])
-    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in last.chain),
-                            f"takes `{last.lock}` while holding `{last.held}`, closing the cycle {locks}",
+    what = (f"takes `{last.lock}` again while holding it" if len(cyc) == 1 else
+            f"takes `{last.lock}` while holding `{last.held}`, closing the cycle {locks}")
+    witness = StaticWitness(tuple(c.removeprefix("actor ") for c in last.chain), what,
                             last.span, (), (last.entry,), source_text(last.span), last.entry, report(cyc))
     return PropertyResult(prop.name, prop.kind.value, Verdict.VIOLATED, "static", cpus, static=witness)

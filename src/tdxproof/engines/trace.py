@@ -612,9 +612,12 @@ class _Builder:
         lock_story = report.kind in LOCK_REPORTS
         locks: set[str] = set()
         if report.kind == "deadlock":
-            # what they wait to take, and what they hold that others wait for
-            # (a reader inside an SRCU domain that synchronize_srcu() waits out)
-            locks = {t.wants.lock for t in report.tasks if t.wants} | {h.lock for t in report.tasks for h in t.held}
+            # what they wait to take; and for a wait that takes nothing (synchronize_srcu()
+            # waiting out its readers) what the tasks it waits for hold
+            locks = {t.wants.lock for t in report.tasks if t.wants}
+            held_by = {t.task: t.held for t in report.tasks}
+            locks |= {h.lock for t in report.tasks if t.wants is None for w in t.waits_for
+                      for h in held_by.get(w, ())}
         elif report.task is not None and report.task.wants is not None:
             locks = {report.task.wants.lock}
         if report.kind == "circular":

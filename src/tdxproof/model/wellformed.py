@@ -428,7 +428,7 @@ def check_wellformed(model: ir.Model, d: Diagnostics) -> ir.Model:
         d.error("E421", "the policy declares no property: there is nothing to verify", top,
                 help="import a kernel prelude (e.g. `import \"kernel-6.16.tdx\";`) for the built-in "
                      "properties, or declare an `invariant`, `event` or `cover`")
-    elif not model.actors and not any(p.kind in ir.STATIC_KINDS for p in model.properties):
+    elif not model.actors and not any(p.kind is ir.PropKind.STATIC for p in model.properties):
         d.warning("W422", "the policy has no actor: nothing runs, so only the initial states are checked",
                   top, help="add an `actor` that calls the code under test")
     d.raise_if_errors()

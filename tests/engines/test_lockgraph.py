@@ -1,0 +1,108 @@
+"""`lockdep NAME;` (engines/lockgraph.py): lockdep's circular-dependency check on
+every code path -- no interleaving needed -- with lockdep's recursive-read rules,
+and agreement with the exhaustive deadlock search where it finishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import tdx, verdicts
+
+from tdxproof.engines.lockgraph import LockGraph
+from tdxproof.model.lower import lower_policy
+from tdxproof.render.text import render_witness
+from tdxproof.results import Verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAD = 'import "cpuhp.tdx";\ncpus 2;\n'
+
+
+def _lockgraph(model):
+    return verdicts(model)["lock-graph"]
+
+
+def test_the_kvm_four_lock_cycle_is_reported_as_lockdep_does_and_the_fix_is_clean():
+    buggy = lower_policy(str(ROOT / "examples" / "kvm-lock-cycle" / "kvm-6.10.tdx"))[0]
+    got = verdicts(buggy)
+    r = got["lock-graph"]
+    assert r.verdict is Verdict.VIOLATED and r.static is not None
+    text = render_witness(r)
+    assert "WARNING: possible circular locking dependency detected" in text
+    assert "which lock already depends on the new lock." in text
+    for lock in ("kvm_lock", "slots_lock", "kvm_srcu", "cpu_hotplug_lock"):
+        assert f"({lock})" in text, lock
+    assert "Chain exists of:" in text and " *** DEADLOCK ***" in text
+    # each dependency with the call chain that took it
+    assert "set_nx_huge_pages" in text and "synchronize_srcu(kvm_srcu);" in text
+    assert "static_branch_inc" in text and "hardware_enable_all" in text
+    # the exhaustive search agrees: five tasks (a hotplug writer among them) deadlock
+    assert got["no-deadlock"].verdict is Verdict.VIOLATED
+    fixed = verdicts(lower_policy(str(ROOT / "examples" / "kvm-lock-cycle" / "kvm-6.10-fixed.tdx"))[0])
+    assert fixed["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+
+
+def test_abba_is_a_cycle_and_one_order_is_not():
+    text = HEAD + """
+        lock a: mutex;
+        lock b: mutex;
+        actor one { mutex_lock(a); mutex_lock(b); mutex_unlock(b); mutex_unlock(a); }
+        actor two { mutex_lock(b); mutex_lock(a); mutex_unlock(a); mutex_unlock(b); }
+    """
+    got = verdicts(tdx(text))
+    assert got["lock-graph"].verdict is Verdict.VIOLATED
+    assert got["no-deadlock"].verdict is Verdict.VIOLATED
+    ordered = text.replace("actor two { mutex_lock(b); mutex_lock(a); mutex_unlock(a); mutex_unlock(b); }",
+                           "actor two { mutex_lock(a); mutex_lock(b); mutex_unlock(b); mutex_unlock(a); }")
+    got = verdicts(tdx(ordered))
+    assert got["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    assert got["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+
+
+def test_a_lock_passed_through_a_wrapper_is_the_lock_it_names():
+    text = HEAD + """
+        lock a: mutex;
+        lock b: mutex;
+        fn take(mutex m) { mutex_lock(m); }
+        fn drop(mutex m) { mutex_unlock(m); }
+        actor one { take(a); take(b); drop(b); drop(a); }
+        actor two { take(b); take(a); drop(a); drop(b); }
+    """
+    g = LockGraph(tdx(text))
+    cyc = g.cycle()
+    assert cyc is not None and {e.lock for e in cyc} == {"a", "b"}
+
+
+def test_an_srcu_reader_inside_a_mutex_and_a_mutex_inside_the_reader_is_no_cycle():
+    # lockdep: srcu_read_lock() is a recursive read; -(*R)-> followed by -(S*)->
+    # cannot deadlock (readers do not wait for readers), and nothing here waits
+    # for the readers. The exhaustive search agrees.
+    text = HEAD + """
+        lock m: mutex;
+        lock s: srcu_struct;
+        actor one { srcu_read_lock(s); mutex_lock(m); mutex_unlock(m); srcu_read_unlock(s); }
+        actor two { mutex_lock(m); srcu_read_lock(s); srcu_read_unlock(s); mutex_unlock(m); }
+    """
+    got = verdicts(tdx(text))
+    assert got["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    assert got["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    # synchronize_srcu() under the mutex waits for the reader that wants the mutex
+    sync = text.replace("srcu_read_lock(s); srcu_read_unlock(s); mutex_unlock(m); }",
+                        "synchronize_srcu(s); mutex_unlock(m); }")
+    got = verdicts(tdx(sync))
+    assert got["lock-graph"].verdict is Verdict.VIOLATED
+    assert got["no-deadlock"].verdict is Verdict.VIOLATED
+
+
+def test_a_cpuhp_callback_runs_under_the_hotplug_lock():
+    # the callback takes m under cpu_hotplug_lock (held by the control task,
+    # lockdep_held); a task holding m calls cpus_read_lock(): a cycle lockdep reports
+    text = HEAD + """
+        lock m: mutex;
+        fn cb(cpu c) -> int { mutex_lock(m); mutex_unlock(m); return 0; }
+        actor reg { cpuhp_setup_state(CPUHP_AP_ONLINE_DYN, cb, null); }
+        actor user { mutex_lock(m); cpus_read_lock(); cpus_read_unlock(); mutex_unlock(m); }
+        actor hotplug { cpu_down(1); cpu_up(1); }
+    """
+    cyc = LockGraph(tdx(text)).cycle()
+    assert cyc is not None and {e.lock for e in cyc} >= {"m", "cpu_hotplug_lock"}, cyc

@@ -21,23 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # a walk over every CPU under a mutex, and a task undoing one CPU's work until
 # the walk is done (tests/engines/test_lift.py's model, with the lock prelude only)
-LOOP = 'import "locks.tdx";\ncpus 3;\n' + """
-    var done[cpu c]: bool = false;
-    var all_done: bool = false;
-    lock m: mutex;
-    actor setup {
-        mutex_lock(m);
-        for cpu k { done[k] = true; }
-        all_done = true;
-        mutex_unlock(m);
-    }
-    actor undo repeat {
-        mutex_lock(m);
-        pick cpu c where c != 0 { if !all_done { done[c] = false; } }
-        mutex_unlock(m);
-    }
-    invariant every-cpu-done: all_done -> forall cpu c: done[c];
-"""
+LOOP = (ROOT / "benchmarks" / "models" / "loop-locks.tdx").read_text()
 # holds with one and two non-boot CPUs, fails with three: a counter of CPUs
 COUNT = 'import "locks.tdx";\ncpus 3;\n' + """
     var seen: int[0..3] = 0;

@@ -613,7 +613,7 @@ def point_names(model: ir.Model, auto) -> list[str]:
     change: the function, the statement's position in its body (`2.t1`: the first
     statement of the second one's `then`), the node kind, and the call sites it
     was inlined through. Certificates store these, never node numbers."""
-    from tdxproof.engines.lift import _start_of
+    from tdxproof.engines.lift import _start_of, instance_starts
     paths: dict[str, dict[int, str]] = {}
     for f in model.functions:
         paths[f.name] = {}
@@ -621,12 +621,7 @@ def point_names(model: ir.Model, auto) -> list[str]:
     for a in model.actors:
         paths[f"actor {a.name}"] = {}
         _stmt_paths(a.body, "", paths[f"actor {a.name}"])
-    starts: dict[int, int] = {}
-    for e in ([auto.entry] if auto.kind == "actor" else list(auto.entries.values())):
-        starts[e] = -1
-    for node in auto.nodes:
-        for _, entry, _ in node.callees:
-            starts[entry] = node.id
+    starts = instance_starts(auto)
     first = sorted(starts)
 
     def here(node) -> str:
@@ -806,14 +801,8 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
             say(f"every N: building the encoding at N={n}")
             enc = encode(lower(n), n)
             atn = AtN(enc, timeout_s, say)
-            names = slot_names(enc)
             owner: dict[int, Template] = {}
-            for t in cands:
-                for lm in lifter.at(t, n, names):
-                    before = len(atn.lemmas)
-                    atn.add(lm)
-                    if len(atn.lemmas) > before:
-                        owner[before] = t
+            instantiate(atn, owner, cands)
             for p in todo:
                 if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER) and not p.fires_in_steps:
                     atn.add(Lemma(prop=p.name))
@@ -821,6 +810,16 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
             errors = _failing_steps(enc).get(MODEL_ERROR)
             atns[n] = (enc, atn, owner, bads, _or(errors) if errors else None)
         return atns[n]
+
+    def instantiate(atn: AtN, owner: dict[int, Template], ts: list[Template]) -> None:
+        """Add every instance of `ts` at the solver's N, remembering each one's template."""
+        names = slot_names(atn.enc)
+        for t in ts:
+            for lm in lifter.at(t, atn.enc.vocab.n, names):
+                k = len(atn.lemmas)
+                atn.add(lm)
+                if len(atn.lemmas) > k:
+                    owner[k] = t
 
     def sync(atn: AtN, owner: dict[int, Template]) -> None:
         for i, t in owner.items():
@@ -847,15 +846,9 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         for t in new:
             cands.append(t)
             alive[t] = True
-        for n2, (enc_, atn_, owner_, _, _) in atns.items():
-            names_ = slot_names(enc_)
+        for _, atn_, owner_, _, _ in atns.values():
             before = len(atn_.lemmas)
-            for t in new:
-                for lm in lifter.at(t, n2, names_):
-                    k = len(atn_.lemmas)
-                    atn_.add(lm)
-                    if len(atn_.lemmas) > k:
-                        owner_[k] = t
+            instantiate(atn_, owner_, new)
             atn_.initiate(range(before, len(atn_.lemmas)))
 
     def block(n: int, state: dict[str, int]) -> bool:

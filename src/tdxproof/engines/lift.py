@@ -106,16 +106,23 @@ class Kinds:
         return MIXED if len(got) > 1 else got.pop() if got else OTHER
 
 
-def _kinds_at_nodes(auto, cfgs) -> list[dict[int, str]]:
-    """For each node of an automaton, the kind of every slot its instance and
-    the instances that called it own there. Instances are contiguous (flatten.py:
-    a body's nodes, then its callees'); a call node names its callees' first nodes."""
-    starts: dict[int, int] = {}       # an instance's first node -> its caller's call node (-1: none)
+def instance_starts(auto) -> dict[int, int]:
+    """An inlined instance's first node -> the call node that inlined it (-1: the
+    body itself). Instances are contiguous (flatten.py: a body's nodes, then its
+    callees'); a call node names its callees' first nodes."""
+    starts: dict[int, int] = {}
     for e in ([auto.entry] if auto.kind == "actor" else list(auto.entries.values())):
         starts[e] = -1
     for node in auto.nodes:
         for _, entry, _ in node.callees:
             starts[entry] = node.id
+    return starts
+
+
+def _kinds_at_nodes(auto, cfgs) -> list[dict[int, str]]:
+    """For each node of an automaton, the kind of every slot its instance and
+    the instances that called it own there."""
+    starts = instance_starts(auto)
     first = sorted(starts)
     own: dict[int, dict[int, str]] = {}
     for e in first:

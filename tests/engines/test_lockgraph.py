@@ -106,3 +106,28 @@ def test_a_cpuhp_callback_runs_under_the_hotplug_lock():
     """
     cyc = LockGraph(tdx(text)).cycle()
     assert cyc is not None and {e.lock for e in cyc} >= {"m", "cpu_hotplug_lock"}, cyc
+
+
+def test_static_keys_take_the_hotplug_lock_and_the_cpuslocked_variant_asserts_it():
+    # kernel/jump_label.c: static_key_slow_inc() takes cpus_read_lock(); under a
+    # cpus_read_lock() already held that is a recursive read (lockdep complains,
+    # the fix is static_branch_inc_cpuslocked()); the _cpuslocked variant asserts
+    # the lock is held (lockdep_assert_cpus_held())
+    text = 'import "jump_label.tdx";\ncpus 2;\nlock key: static_key;\n'
+    nested = text + "actor a { cpus_read_lock(); static_branch_inc(key); cpus_read_unlock(); }\n"
+    got = verdicts(tdx(nested))
+    assert got["no-recursive-read"].verdict is Verdict.VIOLATED
+    assert got["lock-graph"].verdict is Verdict.VIOLATED
+    right = text + "actor a { cpus_read_lock(); static_branch_inc_cpuslocked(key); cpus_read_unlock(); }\n"
+    got = verdicts(tdx(right))
+    assert got["no-recursive-read"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    assert got["locks-asserted"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    assert got["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    bare = text + "actor a { static_branch_inc_cpuslocked(key); }\n"
+    assert verdicts(tdx(bare))["locks-asserted"].verdict is Verdict.VIOLATED
+    # the count: on, on again (no text patching), off, off
+    twice = text + ("var seen: int[0..4] = 0;\nactor a { static_branch_inc(key); static_branch_inc(key); "
+                    "seen = key.enabled; static_branch_dec(key); static_branch_dec(key); }\n"
+                    "invariant balanced: seen == 0 || seen == 2;\ninvariant back: key.enabled <= 2;\n")
+    got = verdicts(tdx(twice))
+    assert got["balanced"].verdict is Verdict.HOLDS_EXHAUSTIVE and got["back"].verdict is Verdict.HOLDS_EXHAUSTIVE

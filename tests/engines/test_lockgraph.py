@@ -131,3 +131,31 @@ def test_static_keys_take_the_hotplug_lock_and_the_cpuslocked_variant_asserts_it
                     "invariant balanced: seen == 0 || seen == 2;\ninvariant back: key.enabled <= 2;\n")
     got = verdicts(tdx(twice))
     assert got["balanced"].verdict is Verdict.HOLDS_EXHAUSTIVE and got["back"].verdict is Verdict.HOLDS_EXHAUSTIVE
+
+
+def test_irq_saving_spinlocks_turn_interrupts_off_and_restore_them():
+    # include/linux/spinlock_api_smp.h: __raw_spin_lock_irqsave() saves and
+    # disables local interrupts before spinning, __raw_spin_unlock_irqrestore()
+    # restores them; spin_lock_irq()/spin_unlock_irq() disable and enable. A
+    # mutex (which may sleep) under spin_lock_irq() is a sleep in atomic context.
+    text = 'import "x86.tdx";\ncpus 2;\nlock s: spinlock;\nlock m: mutex;\nvar after: bool = false;\n' + """
+        actor a {
+            let f = spin_lock_irqsave(s);
+            lockdep_assert_irqs_disabled();
+            spin_unlock_irqrestore(s, f);
+            after = irqs_off;
+            spin_lock_irq(s);
+            mutex_lock(m);
+            mutex_unlock(m);
+            spin_unlock_irq(s);
+        }
+        invariant restored: !after;
+    """
+    got = verdicts(tdx(text))
+    assert got["irqs-off-asserted"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    assert got["restored"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    bad = got["no-sleep-in-atomic"]
+    assert bad.verdict is Verdict.VIOLATED and len(bad.schedule) == 6
+    nested = text.replace("let f = spin_lock_irqsave(s);", "irqs_off = true; let f = spin_lock_irqsave(s);")
+    nested = nested.replace("after = irqs_off;", "after = !irqs_off; irqs_off = false;")
+    assert verdicts(tdx(nested))["restored"].verdict is Verdict.HOLDS_EXHAUSTIVE   # off stays off

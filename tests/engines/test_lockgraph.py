@@ -42,6 +42,21 @@ def test_the_kvm_four_lock_cycle_is_reported_as_lockdep_does_and_the_fix_is_clea
     assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
 
 
+def test_padata_takes_its_lock_under_the_hotplug_lock_in_a_callback_and_around_it_in_sysfs():
+    # lockdep's splat of the fix "padata: always acquire cpu_hotplug_lock before
+    # pinst->lock": cpuhp/1 takes pinst->lock while holding cpuhp_state-down
+    ex = ROOT / "examples" / "padata-cpumask"
+    got = verdicts(lower_policy(str(ex / "padata-5.2.tdx"))[0])
+    r = got["lock-graph"]
+    assert r.verdict is Verdict.VIOLATED
+    text = render_witness(r)
+    assert "(pinst_lock)" in text and "(cpu_hotplug_lock)" in text and "by cpuhp/N" in text
+    assert got["no-deadlock"].verdict is Verdict.VIOLATED
+    fixed = verdicts(lower_policy(str(ex / "padata-5.2-fixed.tdx"))[0])
+    assert fixed["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+
+
 def test_abba_is_a_cycle_and_one_order_is_not():
     text = HEAD + """
         lock a: mutex;

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from helpers import tdx
 
 from tdxproof.cli import cli
 from tdxproof.engines.cutoff import FIRST, MAX_CUTOFF, fragment

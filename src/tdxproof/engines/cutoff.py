@@ -12,31 +12,35 @@ templates: an instance that fails at any N drops its template at every N), and
 "proved (every N ≥ 2)" is printed only after `induction.recheck()` accepts the
 instances at each of those N.
 
-What makes W (`Bound`): one CPU for the boot CPU; the CPUs the global slots
-hold before and after a step; the stepping CPU; one per quantifier (or hidden
-quantifier: `holders(L) == 0`) the step's conditions need a witness for; the
-CPUs of the broken lemma. Everything the theorem needs of the policy is checked
-here, and a policy outside the fragment is told why, with the source position.
+What makes W (`bound()`): the boot CPU; the CPUs the actors' slots can hold in
+one state (what a step writes is built from those, the stepping CPU and the
+witnesses); the stepping CPU; one per quantifier (or hidden quantifier: a lock
+holder, a task with interrupts off) the step's conditions need a witness for;
+the CPUs of the broken lemma. Everything the theorem needs of the policy is
+checked here, and a policy outside the fragment is told why, with the source
+position.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.concrete import ConcreteSystem
-from tdxproof.encode.system import Encoding, encode
-from tdxproof.engines.induction import Certificate, Lemma, _bad, _failing_steps, _or, learn, only_undecided, recheck
-from tdxproof.encode.vocab import MODEL_ERROR, NO_PC
-from tdxproof.engines.induction import Reach
-from tdxproof.engines.lift import (CPU, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values,
-                                   _Undecided, slot_names)
 from tdxproof.encode.flatten import flatten
+from tdxproof.encode.system import Encoding, encode
+from tdxproof.encode.vocab import MODEL_ERROR, NO_PC
+from tdxproof.engines.induction import (Certificate, Lemma, Reach, _bad, _failing_steps, _or, cpu_slots, learn,
+                                        only_undecided, recheck, render_value)
+from tdxproof.engines.lift import (CPU, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values, _start_of,
+                                   _Undecided, instance_starts, slot_names)
 from tdxproof.model import ir
+from tdxproof.model.blocks import continue_phase, phase_after
 from tdxproof.results import Proof, PropertyResult, Verdict
 
 FIRST = 2            # the smallest N of the family: the boot CPU and one that can go offline
@@ -346,7 +350,6 @@ def _heaviest_block(auto, weight: dict[int, int]) -> int:
     any node that joins the statements after it by the rule the encoder's block
     paths follow (blocks.continue_phase, NOTE(blocks)). Every node is taken as a
     possible start, so this bounds every block."""
-    from tdxproof.model.blocks import continue_phase, phase_after
     nodes = auto.nodes
     memo: dict[tuple[int, int], int] = {}
 
@@ -373,7 +376,6 @@ def _heaviest_block(auto, weight: dict[int, int]) -> int:
         memo[key] = weight.get(i, 0) + more
         return memo[key]
 
-    import sys
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 10 * len(nodes) + 1000))
     try:
@@ -432,13 +434,13 @@ def _blocked_witnesses(node, s: ir.Stmt, wit: _Witness) -> int | None:
 
 # ---------------------------------------------------------------- templates fit for every N
 
-def uniform(t: Template, kinds: Kinds, slots0: dict) -> bool:
+def uniform(t: Template, kinds: Kinds, names0: dict[str, str]) -> bool:
     """A template means the same thing at every N: its CPU values are CPU letters,
     the boot CPU, "any other CPU" or values no N makes a CPU; and no literal reads
     a slot that holds a CPU at some program points and a number at others through
     a value set (the number would be renamed with the CPUs)."""
     for var, who, vals in t.lits:
-        name0 = var if who is None else _name0(var, slots0)
+        name0 = var if who is None else names0.get(var)
         if name0 is None:
             return False
         kind = kinds.of.get(name0, OTHER)
@@ -449,17 +451,18 @@ def uniform(t: Template, kinds: Kinds, slots0: dict) -> bool:
     return True
 
 
-def _name0(tmpl: str, slots0: dict) -> str | None:
-    for name, (t, cpu) in slots0.items():
-        if t == tmpl:
-            return name
-    return None
+def first_names(slots0: dict[str, tuple[str, int]]) -> dict[str, str]:
+    """Per-CPU template -> a variable of N0 it names (any CPU's copy: they share
+    their kind)."""
+    out: dict[str, str] = {}
+    for name, (t, _) in slots0.items():
+        out.setdefault(t, name)
+    return out
 
 
 def closure_templates(enc0: Encoding, kinds: Kinds) -> list[Template]:
     """For every slot of a per-CPU task that may hold a CPU: "it holds the boot CPU
     or its own" (the theorem needs these; Houdini decides if they hold)."""
-    from tdxproof.engines.induction import cpu_slots
     out, seen = [], set()
     for name, (tmpl, cpu) in cpu_slots(enc0).items():
         if cpu != 1 or tmpl in seen:
@@ -563,7 +566,6 @@ def busy_bound(enc0: Encoding, kinds: Kinds, slots: list[str], alive: Callable[[
 
 
 def global_cpu_slots(enc: Encoding, kinds: Kinds) -> list[str]:
-    from tdxproof.engines.induction import cpu_slots
     owned = cpu_slots(enc)
     return [n for n in enc.vocab.names if n not in owned and kinds.of.get(n, OTHER) != OTHER]
 
@@ -613,7 +615,6 @@ def point_names(model: ir.Model, auto) -> list[str]:
     change: the function, the statement's position in its body (`2.t1`: the first
     statement of the second one's `then`), the node kind, and the call sites it
     was inlined through. Certificates store these, never node numbers."""
-    from tdxproof.engines.lift import _start_of, instance_starts
     paths: dict[str, dict[int, str]] = {}
     for f in model.functions:
         paths[f.name] = {}
@@ -770,15 +771,14 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         return out, None
     enc0 = small.enc
     lifter = Lifter(enc0)
-    from tdxproof.engines.induction import cpu_slots
-    slots0 = cpu_slots(enc0)
+    names0 = first_names(lifter.slots0)
     kinds0 = lifter.kinds0
     closure = closure_templates(enc0, kinds0)
     cands: list[Template] = []
     for lm in small.got.lemmas:
         if lm.prop is None:
             for t in lifter.templates(lm):
-                if t not in cands and uniform(t, kinds0, slots0):
+                if t not in cands and uniform(t, kinds0, names0):
                     cands.append(t)
     for t in closure:
         if t not in cands:
@@ -836,9 +836,10 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     # repair (as lift's): a counterexample to induction at N that a reachable set
     # we have excludes gives a new lemma, generalised against it, lifted, and
     # instantiated at every N -- N=2 and N0 directly, a larger N projected onto N0
-    oracles = {learn_at: (small.reach, lifter, enc0)}
+    oracles = {learn_at: (small.reach, lifter, enc0, names0)}
     if exp2.complete and FIRST != learn_at:
-        oracles[FIRST] = (Reach(enc2.vocab.names, list(exp2.states)), Lifter(enc2), enc2)
+        lifter2 = Lifter(enc2)
+        oracles[FIRST] = (Reach(enc2.vocab.names, list(exp2.states)), lifter2, enc2, first_names(lifter2.slots0))
     projectors: dict[int, Projector] = {}
     repairs = [0]
 
@@ -855,18 +856,18 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         if repairs[0] >= MAX_REPAIRS_EVERY_N:
             return False
         if n in oracles:
-            reach_, lifter_, enc_ = oracles[n]
+            reach_, lifter_, enc_, names_ = oracles[n]
             views = [tuple(state[v] for v in enc_.vocab.names)]
         else:
             proj = projectors.setdefault(n, Projector(atns[n][0], enc0, kinds0))
-            reach_, lifter_ = small.reach, lifter
+            reach_, lifter_, names_ = small.reach, lifter, names0
             views = [proj.of(state, pick) for pick in itertools.combinations(range(1, n), learn_at - 1)]
         for view in views:
             lm = reach_.generalize(view)
             if lm is None:
                 continue
             new = [t for t in lifter_.templates(lm) if t not in alive and
-                   uniform(t, lifter_.kinds0, lifter_.slots0)]
+                   uniform(t, lifter_.kinds0, names_)]
             if new:
                 add(new)
                 repairs[0] += 1
@@ -1038,7 +1039,6 @@ def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> list[str]:
 
 def render_every_n(cert: EveryN, enc: Encoding) -> list[str]:
     """The templates as `for every CPU c` lines, in the policy's words."""
-    from tdxproof.engines.induction import render_value
     letters = "cdefgh"
     lines = []
     for t in cert.templates:

@@ -754,7 +754,8 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     kinds2 = Kinds(enc2)
     slots2 = global_cpu_slots(enc2, kinds2)
     say("every N: the reachable states of N=2, for a lower bound on the cutoff")
-    exp2 = ConcreteSystem.build(enc2).explore(max_states, timeout_s)
+    exp2 = ConcreteSystem.build(enc2).explore(max_states, timeout_s,
+                                              progress=lambda k: say(f"every N: the states of N=2: {k:,}"))
     if exp2.complete:
         g_low, busy = busy_lower(enc2, exp2.states, slots2)
         low, parts = bound(frag, [], g_low, todo)

@@ -126,6 +126,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
         try:
             run = verify_every_n(policy, model.cpus, properties=set(properties) or None, max_states=max_states,
                                  memory_budget=memory, progress=progress, timeout_s=timeout,
+                                 say=_say() if progress is not None else None,
                                  certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
                                  if certificate else None)
         except ModelErrorAt as exc:

@@ -79,6 +79,17 @@ def test_the_loop_is_proved_for_every_n_and_its_certificate_rechecks(tmp_path):
     assert r.exit_code == 2 and "no longer exists" in r.output, r.output
 
 
+def test_on_a_terminal_the_search_and_the_proof_each_say_how_far_they_are(tmp_path):
+    # the CLI gives the searches a (states, depth, ...) callback and the proof a
+    # message one; mixing them up was an internal error on every terminal
+    policy = _write(tmp_path, "count.tdx", COUNT)
+    lines: list[str] = []
+    run = verify_every_n(policy, 3, properties={"few"}, progress=lambda states, depth, *rest: None,
+                         say=lines.append)
+    assert run.results[0].verdict is Verdict.UNKNOWN
+    assert lines and all(isinstance(x, str) for x in lines) and any(x.startswith("every N") for x in lines)
+
+
 def test_never_proved_for_what_fails_at_a_larger_n(tmp_path):
     policy = _write(tmp_path, "count.tdx", COUNT)
     run = verify_every_n(policy, 3, properties={"few"})

@@ -34,7 +34,10 @@ FIRST = 2        # the boot CPU and one that can go offline
 def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, max_states: int = 6_000_000,
                    memory_budget: int | None = None, progress: Callable | None = None,
                    timeout_s: float | None = None, prove: bool = True,
-                   certificate_out: Callable[[EveryN], None] | None = None) -> RunResult:
+                   certificate_out: Callable[[EveryN], None] | None = None,
+                   say: Callable[[str], None] | None = None) -> RunResult:
+    """`progress(states, depth, seconds, rss)`: the searches' progress line;
+    `say(message)`: the proof's (both for a terminal)."""
     found: dict[str, PropertyResult] = {}
     models = _Models(path)
     held: dict[str, tuple[int, PropertyResult]] = {}
@@ -68,10 +71,9 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     proofs: dict[str, PropertyResult] = {}
     todo = [p for p in models[last].properties if p.name in held and p.name not in found]
     if todo and prove:
-        say = progress or (lambda msg: None)
         proofs, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
                                      max_states=max_states, timeout_s=timeout_s,
-                                     say=lambda msg: say(msg) if progress else None, stats=stats)
+                                     say=say or (lambda msg: None), stats=stats)
         if cert is not None and certificate_out is not None:
             certificate_out(cert)
     for name, (n, r) in held.items():

@@ -101,6 +101,10 @@ def test_an_srcu_reader_inside_a_mutex_and_a_mutex_inside_the_reader_is_no_cycle
     got = verdicts(tdx(text))
     assert got["lock-graph"].verdict is Verdict.HOLDS_STATIC
     assert got["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    # SRCU read sections nest (a recursive read inside a read): no report
+    nested = HEAD + "lock s: srcu_struct;\nactor one { srcu_read_lock(s); srcu_read_lock(s); " \
+        "srcu_read_unlock(s); srcu_read_unlock(s); }\n"
+    assert verdicts(tdx(nested))["lock-graph"].verdict is Verdict.HOLDS_STATIC
     # synchronize_srcu() under the mutex waits for the reader that wants the mutex
     sync = text.replace("srcu_read_lock(s); srcu_read_unlock(s); mutex_unlock(m); }",
                         "synchronize_srcu(s); mutex_unlock(m); }")

@@ -193,7 +193,9 @@ class LockGraph:
                     if path and rec and e.shared:
                         continue        # -(*R)-> then -(S*)->: not a deadlock (lockdep)
                     if e.lock == start:
-                        if not (e.recursive and path and path[0].shared):
+                        # the pair closing the cycle: this edge, then the first
+                        # (itself, for one lock: a recursive read inside a read is fine)
+                        if not (e.recursive and (path[0] if path else e).shared):
                             cand = path + [e]
                             if best is None or len(cand) < len(best):
                                 best = cand

@@ -518,7 +518,7 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
     each property it names."""
     def run() -> int:
         from tdxproof.encode.system import encode
-        from tdxproof.engines.induction import Certificate, fold_cpus, only_undecided
+        from tdxproof.engines.induction import Certificate, fold_cpus
         from tdxproof.engines.induction import recheck as recheck_certificate
 
         try:
@@ -532,47 +532,44 @@ def recheck(policy: str, certificate: str, timeout: float | None, show: bool, de
         model, _ = _lower(policy, cert.cpus)
         enc = encode(model, cert.cpus)
         problems = recheck_certificate(model, cert, timeout_s=timeout, enc=enc)
-        what = f"{certificate}: {len(cert.lemmas):,} lemmas, {policy} with {cert.cpus} CPUs"
         if show:
-            lines = fold_cpus(enc, cert.lemmas)
-            click.echo("\n".join(f"  {line}" for line in lines))
-        if not problems:
-            click.echo(f"{what}: re-checks; proves {', '.join(cert.proves)}")
-            return ExitCode.HOLDS.value
-        click.echo(f"{what}: does NOT re-check")
-        for p in problems:
-            click.echo(f"  - {p}")
-        return ExitCode.UNKNOWN.value if only_undecided(problems) else ExitCode.VIOLATED.value
+            click.echo("\n".join(f"  {line}" for line in fold_cpus(enc, cert.lemmas)))
+        return _recheck_outcome(f"{certificate}: {len(cert.lemmas):,} lemmas, {policy} with {cert.cpus} CPUs",
+                                "re-checks", cert.proves, problems)
     sys.exit(_run(run, debug))
+
+
+def _recheck_outcome(what: str, ok: str, proves: tuple[str, ...], problems: list[str]) -> int:
+    """`recheck`'s last words, and its exit code."""
+    from tdxproof.engines.induction import only_undecided
+    if not problems:
+        click.echo(f"{what}: {ok}; proves {', '.join(proves)}")
+        return ExitCode.HOLDS.value
+    click.echo(f"{what}: does NOT re-check")
+    for p in problems:
+        click.echo(f"  - {p}")
+    return ExitCode.UNKNOWN.value if only_undecided(problems) else ExitCode.VIOLATED.value
 
 
 def _recheck_every_n(policy: str, certificate: str, text: str, timeout: float | None, show: bool) -> int:
     """An every-N certificate (`verify --cpus any --certificate`): the cutoff
     derived from the policy, the instances re-checked at every N up to it."""
     from tdxproof.encode.system import encode
-    from tdxproof.engines.cutoff import FIRST, Points, derive_cutoff, load_every_n, recheck_every_n, render_every_n
-    from tdxproof.engines.every_n import _Models
-    from tdxproof.engines.induction import only_undecided
+    from tdxproof.engines.cutoff import FIRST, Points, load_every_n, recheck_every_n, render_every_n
+    from tdxproof.engines.every_n import Models
 
     _lower(policy, None)     # bad input: the usual error, exit 2
-    models = _Models(policy)
+    models = Models(policy)
     points = Points(encode(models[FIRST + 1], FIRST + 1))
     try:
         cert = load_every_n(text, points)
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageFailure(f"{certificate}: not a readable certificate: {exc}") from None
-    w, _, _ = derive_cutoff(models, cert)
-    problems = recheck_every_n(models, cert, timeout)
-    what = f"{certificate}: {len(cert.templates):,} lemma templates, {policy} for every N >= 2"
+    w, problems = recheck_every_n(models, cert, timeout)
     if show:
         click.echo("\n".join(f"  {line}" for line in render_every_n(cert, encode(models[FIRST], FIRST))))
-    if not problems:
-        click.echo(f"{what}: re-checks at N=2..{w} (the cutoff); proves {', '.join(cert.proves)}")
-        return ExitCode.HOLDS.value
-    click.echo(f"{what}: does NOT re-check")
-    for p in problems:
-        click.echo(f"  - {p}")
-    return ExitCode.UNKNOWN.value if only_undecided(problems) else ExitCode.VIOLATED.value
+    return _recheck_outcome(f"{certificate}: {len(cert.templates):,} lemma templates, {policy} for every N >= 2",
+                            f"re-checks at N=2..{w} (the cutoff)", cert.proves, problems)
 
 
 MUTATE_HELP = """\b

@@ -938,7 +938,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
                 f"`{lost[0].lits[-1][0].format('c')}` may hold a CPU other than its own or the boot CPU", shared=True)
         return out, None
     cert = EveryN(path, cutoff, [t for t in cands if alive[t]], tuple(props_alive), parts, Points(enc0))
-    problems = recheck_every_n(models, cert, timeout_s)
+    _, problems = recheck_every_n(models, cert, timeout_s)
     if only_undecided(problems):
         unknown(list(props_alive.values()), "certificate re-check: " + "; ".join(problems), shared=True)
         return out, None
@@ -1010,15 +1010,16 @@ def derive_cutoff(models, cert: EveryN) -> tuple[int, dict, list[str]]:
     return w, parts, []
 
 
-def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> list[str]:
+def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> tuple[int, list[str]]:
     """Every reason the certificate does not prove its properties for every N
     (empty: it does): the cutoff derived from the policy (`derive_cutoff`), and
     the instances at every N from 2 to it -- initial, inductive, free of run-time
-    model errors, implying each property (induction.recheck, per N)."""
+    model errors, implying each property (induction.recheck, per N). Returns the
+    cutoff it used with the problems."""
     get = models.__getitem__ if isinstance(models, dict) else models
     w, _, problems = derive_cutoff(models, cert)
     if problems:
-        return problems
+        return w, problems
     if w > cert.cutoff:
         problems.append(f"the certificate says cutoff N={cert.cutoff}, the policy needs N={w}")
     for n in range(FIRST, w + 1):
@@ -1030,12 +1031,12 @@ def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> list[str]:
         try:
             lemmas = instances(cert, enc, props)
         except ValueError as exc:
-            return [str(exc)]
+            return w, [str(exc)]
         c = Certificate(cert.policy, n, tuple(lemmas), cert.proves)
         problems += [f"N={n}: {x}" for x in recheck(model, c, None, timeout_s, enc, model_errors=True)]
         if problems:
             break
-    return problems
+    return w, problems
 
 
 def render_every_n(cert: EveryN, enc: Encoding) -> list[str]:

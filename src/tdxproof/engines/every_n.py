@@ -39,7 +39,7 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     """`progress(states, depth, seconds, rss)`: the searches' progress line;
     `say(message)`: the proof's (both for a terminal)."""
     found: dict[str, PropertyResult] = {}
-    models = _Models(path)
+    models = Models(path)
     held: dict[str, tuple[int, PropertyResult]] = {}
     order: list[str] = []
     open_props = properties
@@ -93,7 +93,7 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
                      stats=stats)
 
 
-class _Models(dict):
+class Models(dict):
     """The policy lowered at each N, once."""
 
     def __init__(self, path: str):

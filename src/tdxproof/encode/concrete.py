@@ -57,6 +57,20 @@ def _s(x: int, w: int) -> int:
     return x - (1 << w) if x >> (w - 1) else x
 
 
+def _raw(name: str):
+    """The C function behind a z3core wrapper, without its per-call error check:
+    walking the DAG through the Python wrappers (an object, a reference count and
+    an error check per node) was the cost of compiling a policy (25 s of 27 at N=2)."""
+    return getattr(z3.z3core, name).__defaults__[0].f
+
+
+_NUM_ARGS, _ARG, _DECL = _raw("Z3_get_app_num_args"), _raw("Z3_get_app_arg"), _raw("Z3_get_app_decl")
+_KIND, _ID, _AST_KIND = _raw("Z3_get_decl_kind"), _raw("Z3_get_ast_id"), _raw("Z3_get_ast_kind")
+_SORT, _SORT_KIND, _BV_SIZE = _raw("Z3_get_sort"), _raw("Z3_get_sort_kind"), _raw("Z3_get_bv_sort_size")
+_NUMERAL, _DECL_NAME, _SYMBOL = _raw("Z3_get_numeral_string"), _raw("Z3_get_decl_name"), _raw("Z3_get_symbol_string")
+_INT_PARAM = _raw("Z3_get_decl_int_parameter")
+
+
 class _Compiler:
     """Z3 DAG -> straight-line Python, one temporary per shared subterm."""
 
@@ -64,42 +78,57 @@ class _Compiler:
         self.index = index          # `online[1]@0` -> position in the state tuple
         self.lines: list[str] = []
         self.memo: dict[int, str] = {}
+        self.ctx = None
 
     def term(self, e: z3.ExprRef) -> str:
-        key = e.get_id()
+        self.ctx = e.ctx_ref()
+        return self._walk(e.as_ast())
+
+    def _width(self, a) -> int:
+        sort = _SORT(self.ctx, a)
+        return _BV_SIZE(self.ctx, sort) if _SORT_KIND(self.ctx, sort) == z3.Z3_BV_SORT else 0
+
+    def _walk(self, a) -> str:
+        ctx = self.ctx
+        key = _ID(ctx, a)
         got = self.memo.get(key)
         if got is not None:
             return got
-        out = self._term(e)
-        if e.num_args() > 0 and not out.isidentifier():
+        n = _NUM_ARGS(ctx, a) if _AST_KIND(ctx, a) == z3.Z3_APP_AST else 0
+        out = self._term(a, n)
+        if n > 0 and not out.isidentifier():
             name = f"t{len(self.memo)}"
             self.lines.append(f"    {name} = {out}")
             out = name
         self.memo[key] = out
         return out
 
-    def _term(self, e: z3.ExprRef) -> str:
-        k = e.decl().kind()
-        if z3.is_bv_value(e):
-            return str(e.as_long())
-        if z3.is_true(e):
+    def _term(self, a, n: int) -> str:
+        ctx = self.ctx
+        if _AST_KIND(ctx, a) == z3.Z3_NUMERAL_AST:
+            return _NUMERAL(ctx, a).decode()
+        d = _DECL(ctx, a)
+        k = _KIND(ctx, d)
+        if k == z3.Z3_OP_TRUE:
             return "True"
-        if z3.is_false(e):
+        if k == z3.Z3_OP_FALSE:
             return "False"
-        if k == z3.Z3_OP_UNINTERPRETED and e.num_args() == 0:
-            name = e.decl().name()
+        if k == z3.Z3_OP_UNINTERPRETED and n == 0:
+            name = _SYMBOL(ctx, _DECL_NAME(ctx, d)).decode()
             if name not in self.index:
                 raise KeyError(name)
             return f"s[{self.index[name]}]"
-        args = [self.term(a) for a in e.children()]
+        kids = [_ARG(ctx, a, i) for i in range(n)]
+        args = [self._walk(x) for x in kids]
         if k in _BIN and len(args) == 2:
-            w = e.arg(0).size() if z3.is_bv(e.arg(0)) else 0
+            w = self._width(kids[0])
             return _BIN[k].format(a=args[0], b=args[1], m=(1 << w) - 1 if w else 0, w=w)
         if k in (z3.Z3_OP_BADD, z3.Z3_OP_BMUL, z3.Z3_OP_BAND, z3.Z3_OP_BOR):
             op = {z3.Z3_OP_BADD: "+", z3.Z3_OP_BMUL: "*", z3.Z3_OP_BAND: "&", z3.Z3_OP_BOR: "|"}[k]
-            return f"(({f' {op} '.join(args)}) & {(1 << e.size()) - 1})"
+            return f"(({f' {op} '.join(args)}) & {(1 << self._width(a)) - 1})"
         if k in _UN:
-            return _UN[k].format(a=args[0], m=(1 << e.size()) - 1 if z3.is_bv(e) else 0)
+            w = self._width(a)
+            return _UN[k].format(a=args[0], m=(1 << w) - 1 if w else 0)
         if k == z3.Z3_OP_DISTINCT:
             return f"(len({{{', '.join(args)}}}) == {len(args)})"
         if k == z3.Z3_OP_ITE:
@@ -109,19 +138,19 @@ class _Compiler:
         if k == z3.Z3_OP_OR:
             return "(" + " or ".join(args) + ")" if args else "False"
         if k == z3.Z3_OP_EXTRACT:
-            hi, lo = e.params()
+            hi, lo = _INT_PARAM(ctx, d, 0), _INT_PARAM(ctx, d, 1)
             return f"(({args[0]} >> {lo}) & {(1 << (hi - lo + 1)) - 1})"
         if k == z3.Z3_OP_CONCAT:
             out, shift = "0", 0
-            for a, t in reversed(list(zip(e.children(), args))):
+            for x, t in reversed(list(zip(kids, args))):
                 out = f"({out} | ({t} << {shift}))"
-                shift += a.size()
+                shift += self._width(x)
             return out
         if k == z3.Z3_OP_SIGN_EXT:
-            (ext,) = e.params()
-            w = e.arg(0).size()
+            w = self._width(kids[0])
+            ext = _INT_PARAM(ctx, d, 0)
             return f"(_s({args[0]}, {w}) & {(1 << (w + ext)) - 1})"
-        raise NotImplementedError(f"concrete evaluation of {e.decl()}")
+        raise NotImplementedError(f"concrete evaluation of {z3.FuncDeclRef(d, z3.main_ctx())}")
 
 
 def compile_fn(name: str, index: dict[str, int], guard: z3.BoolRef | None,

@@ -54,6 +54,8 @@ class Automaton:
     entries: dict[int, int] = field(default_factory=dict)   # kthread: fn index -> entry node
     repeat: int | None = None
     local_names: dict[int, str] = field(default_factory=dict)
+    # each node's `function:line` and how often it occurs (engines/induction.py _labels())
+    _labels: tuple | None = field(default=None, repr=False, compare=False)
 
 
 class Flattener:

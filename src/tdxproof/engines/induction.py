@@ -27,6 +27,8 @@ certificate anyone can re-check without trusting the search.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import bisect
 import itertools
 import json
@@ -44,7 +46,7 @@ from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import MODEL_ERROR, MODES
 from tdxproof.engines.bmc import schedule_of
 from tdxproof.engines.explicit import check_witness, model_error_at
-from tdxproof.encode.solver import Sat, Unknown, check, make_solver
+from tdxproof.encode.solver import Sat, Unknown, check, make_solver, values
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
 from tdxproof.model import ir
@@ -276,6 +278,7 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
     so: each pair is asked once, a few paths per query."""
     s0, s1 = enc.state(0), enc.state(1)
     names = enc.vocab.names
+    names0 = [f"{n}@0" for n in names]
     # Z3's default solver: on these queries (a few thousand lemmas, incremental,
     # mostly sat) it was 10x faster than QF_FD, which wins for BMC
     solver = make_solver(timeout_s, logic=None)
@@ -316,7 +319,7 @@ def strengthen(enc: Encoding, reach: Reach, lemmas: list[Lemma], bad: list[z3.Bo
         r = check(solver, lit)
         if r is Sat.SAT:
             m = solver.model()
-            state = tuple(m.eval(s0[n], model_completion=True).as_long() for n in names)
+            state = tuple(values(m, names0))
         stats["solver_s"] += time.monotonic() - t
         solver.add(z3.Not(lit))        # retire the query
         if r is not Sat.SAT:
@@ -376,9 +379,10 @@ def plain_transition(enc: Encoding, s0: dict, s1: dict) -> tuple[z3.BoolRef, dic
     encoding's step-0/1 names, then renamed to s0/s1 in one substitution."""
     names = enc.vocab.names
     a, b = enc.s0, enc.s1
+    same = [_eq(b[n], a[n]) for n in names]   # built once: most of a path's frame
     steps = []
     for _, p in enc.paths:
-        eqs = [_eq(b[n], p.updates[n] if n in p.updates else a[n]) for n in names]
+        eqs = [_eq(b[n], p.updates[n]) if n in p.updates else same[j] for j, n in enumerate(names)]
         steps.append(_and(list(p.guard) + eqs))
     pairs = [(a[n], s0[n]) for n in names] + [(b[n], s1[n]) for n in names]
     return (z3.substitute(_or(steps), *pairs),
@@ -623,19 +627,31 @@ def render_value(enc: Encoding, var: str, v: int) -> str:
     if ctx is not None:
         if v >= len(ctx.auto.nodes):
             return "idle"
-        return _point(ctx.auto.nodes, v)
+        return _point(ctx.auto, v)
     return str(_signed(v))
 
 
-def _point(nodes, v: int) -> str:
+def _point(auto, v: int) -> str:
     """`function:line`, with `#node` when several program points share the line."""
-    def label(node) -> str | None:
-        span = getattr(node.stmt, "span", None)
-        return f"{node.owner}:{span.line}" if span is not None and getattr(node, "owner", None) else None
-    mine = label(nodes[v])
+    names, counts = _labels(auto)
+    mine = names[v]
     if mine is None:
         return f"node {v}"
-    return mine if sum(1 for nd in nodes if label(nd) == mine) == 1 else f"{mine}#{v}"
+    return mine if counts[mine] == 1 else f"{mine}#{v}"
+
+
+def _labels(auto) -> tuple[list[str | None], Counter]:
+    """Each node's `function:line` and how many nodes share it, once per automaton
+    (a certificate names thousands of program points: counting them per point was
+    quadratic)."""
+    got = getattr(auto, "_labels", None)
+    if got is None or len(got[0]) != len(auto.nodes):
+        def label(node) -> str | None:
+            span = getattr(node.stmt, "span", None)
+            return f"{node.owner}:{span.line}" if span is not None and getattr(node, "owner", None) else None
+        names = [label(nd) for nd in auto.nodes]
+        got = auto._labels = (names, Counter(names))
+    return got
 
 
 def cpu_slots(enc: Encoding) -> dict[str, tuple[str, int]]:

@@ -46,7 +46,7 @@ from tdxproof.engines.explicit import check_witness
 from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad, _failing_steps, _or, _prop,
                                         cpu_slots, learn, lemma_formula, only_undecided, path_steps, recheck, render_certificate)
 from tdxproof.diagnostics import InternalError
-from tdxproof.encode.solver import Sat, Unknown, check, make_solver
+from tdxproof.encode.solver import Sat, Unknown, check, make_solver, values
 from tdxproof.interp.program import Program
 from tdxproof.model import ir
 from tdxproof.model.cfg import control_flow
@@ -317,6 +317,7 @@ class AtN:
         self.enc = enc
         self.say = say
         self.s0, self.s1 = enc.state(0), enc.state(1)
+        self.names0 = [f"{n}@0" for n in enc.vocab.names]
         self.solver = make_solver(timeout_s, logic=None)
         self.lemmas: list[Lemma] = []
         self.act: list[z3.BoolRef] = []
@@ -396,7 +397,7 @@ class AtN:
         return True
 
     def _state(self, m: z3.ModelRef) -> dict[str, int]:
-        return {n: m.eval(self.s0[n], model_completion=True).as_long() for n in self.enc.vocab.names}
+        return dict(zip(self.enc.vocab.names, values(m, self.names0)))
 
     def houdini(self, block: Callable[[dict[str, int]], bool], chunk: int = 8) -> tuple[dict[str, int], str] | None:
         """Make the live instances inductive. A state of them with a step that

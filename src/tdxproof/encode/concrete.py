@@ -13,8 +13,11 @@ Values are unsigned Python ints below 2**width; signed operations convert.
 
 from __future__ import annotations
 
+import array
+import struct
+import sys
 import time
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -176,24 +179,79 @@ def compile_fn(name: str, index: dict[str, int], guard: z3.BoolRef | None,
     return scope[name]
 
 
+class Packed(Sequence):
+    """States in breadth-first order, each packed into bytes (a byte per variable
+    of up to 8 bits, two for program counters): about a fifth of the memory of a
+    tuple of Python ints. Reading a state unpacks it into a tuple."""
+
+    def __init__(self, widths: list[int]):
+        self.codec = struct.Struct("<" + "".join("B" if w <= 8 else "H" if w <= 16 else "I" if w <= 32 else "Q"
+                                                 for w in widths))
+        self.items: list[bytes] = []
+        self.index: dict[bytes, int] = {}
+        self.parent: array.array = array.array("i")   # index of the predecessor, -1 for an initial state
+        self.via: array.array = array.array("i")      # the block path taken from it
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.codec.unpack(b) for b in self.items[i]]
+        return self.codec.unpack(self.items[i])
+
+    def __iter__(self):
+        return map(self.codec.unpack, self.items)
+
+    def add(self, packed: bytes, parent: int, via: int) -> bool:
+        """Record a state first reached from `parent` by path `via`; False if known."""
+        if packed in self.index:
+            return False
+        self.index[packed] = len(self.items)
+        self.items.append(packed)
+        self.parent.append(parent)
+        self.via.append(via)
+        return True
+
+    def columns(self):
+        """Each variable's values over every state, in state order, variable by
+        variable: slices of the states laid end to end, in C (bytes for one-byte
+        variables, an array of ints for wider ones)."""
+        joined = b"".join(self.items)
+        size, off = self.codec.size, 0
+        for ch in self.codec.format[1:]:
+            w = struct.calcsize(ch)
+            if w == 1:
+                yield joined[off::size]
+            else:
+                buf = bytearray(w * len(self.items))
+                for k in range(w):
+                    buf[k::w] = joined[off + k::size]
+                col = array.array(ch)
+                col.frombytes(bytes(buf))
+                if sys.byteorder != "little":
+                    col.byteswap()
+                yield col
+            off += w
+
+
 @dataclass
 class Exploration:
     """The reachable states of the encoding, breadth-first, with a shortest path to each."""
-    states: list[State]
-    parent: dict[State, tuple[State, int] | None]   # state -> (predecessor, path index)
+    states: Packed
     first_event: dict[int, tuple[State, int]]       # property index -> (state, path) of a shortest violation
     complete: bool
     stopped: str = ""                               # why it is not complete
 
     def path_to(self, s: State) -> tuple[State, list[int]]:
         """(the initial state, the path indexes) of a shortest schedule reaching s."""
+        st = self.states
+        i = st.index[st.codec.pack(*s)]
         steps: list[int] = []
-        while True:
-            p = self.parent[s]
-            if p is None:
-                return s, steps[::-1]
-            s, i = p
-            steps.append(i)
+        while st.parent[i] >= 0:
+            steps.append(st.via[i])
+            i = st.parent[i]
+        return st[i], steps[::-1]
 
 
 @dataclass
@@ -245,7 +303,7 @@ class ConcreteSystem:
                 t = list(s)
                 for j, val in upd:
                     t[j] = val
-                yield i, tuple(t)
+                yield i, t
 
     def failed_checks(self, i: int, s: State) -> list[int]:
         """The properties whose check fails when path i runs from s."""
@@ -255,33 +313,33 @@ class ConcreteSystem:
     def explore(self, max_states: int = 2_000_000, timeout_s: float | None = None,
                 progress: Callable[[int], None] | None = None) -> Exploration:
         t0 = time.monotonic()
-        init = self.initial()
-        parent: dict[State, tuple[State, int] | None] = {s: None for s in init}
-        order = list(init)
+        v = self.enc.vocab
+        st = Packed([v.widths[n] for n in v.names])
+        pack, unpack = st.codec.pack, st.codec.unpack
+        for s in self.initial():
+            st.add(pack(*s), -1, -1)
         first: dict[int, tuple[State, int]] = {}
-        work = deque(init)
-        popped = 0
-        while work:
-            popped += 1
-            if popped % 2_000 == 0:
+        done = 0
+        while done < len(st):
+            if done % 2_000 == 1999:
                 if timeout_s is not None and time.monotonic() - t0 > timeout_s:
-                    return Exploration(order, parent, first, complete=False, stopped=f"timeout of {timeout_s:g} s "
-                                       f"reached after {len(order):,} states")
+                    return Exploration(st, first, complete=False, stopped=f"timeout of {timeout_s:g} s "
+                                       f"reached after {len(st):,} states")
                 if progress is not None:
-                    progress(len(order))
-            s = work.popleft()
+                    progress(len(st))
+            s = unpack(st.items[done])
             for i, t in self.successors(s):
                 if i in self.events:
                     for prop in self.failed_checks(i, s):
                         first.setdefault(prop, (s, i))
-                if t not in parent:
-                    if len(order) >= max_states:
-                        return Exploration(order, parent, first, complete=False,
+                packed = pack(*t)
+                if packed not in st.index:
+                    if len(st) >= max_states:
+                        return Exploration(st, first, complete=False,
                                            stopped=f"more than {max_states:,} states to learn lemmas from")
-                    parent[t] = (s, i)
-                    order.append(t)
-                    work.append(t)
-        return Exploration(order, parent, first, complete=True)
+                    st.add(packed, done, i)
+            done += 1
+        return Exploration(st, first, complete=True)
 
     def predicate(self, f: z3.BoolRef) -> Callable[[State], bool]:
         """A state formula over step 0 as a Python predicate."""

@@ -840,7 +840,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     oracles = {learn_at: (small.reach, lifter, enc0, names0)}
     if exp2.complete and FIRST != learn_at:
         lifter2 = Lifter(enc2)
-        oracles[FIRST] = (Reach(enc2.vocab.names, list(exp2.states)), lifter2, enc2, first_names(lifter2.slots0))
+        oracles[FIRST] = (Reach(enc2.vocab.names, exp2.states), lifter2, enc2, first_names(lifter2.slots0))
     projectors: dict[int, Projector] = {}
     repairs = [0]
 

@@ -27,13 +27,13 @@ certificate anyone can re-check without trusting the search.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import bisect
 import itertools
 import json
 import operator
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
@@ -41,7 +41,7 @@ import z3
 from z3.z3 import _to_ast_array
 
 from tdxproof.diagnostics import InternalError
-from tdxproof.encode.concrete import ConcreteSystem, Exploration, State
+from tdxproof.encode.concrete import ConcreteSystem, Exploration, Packed, State
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import MODEL_ERROR, MODES
 from tdxproof.engines.bmc import schedule_of
@@ -141,6 +141,10 @@ def _val(x: z3.BitVecRef, v: int) -> z3.BoolRef:
     return _eq(x, z3.BitVecVal(v, x.size()))
 
 
+def _narrow(states: Sequence[State], j: int) -> bool:
+    return all(s[j] < 256 for s in states)
+
+
 def lemma_formula(enc: Encoding, lm: Lemma, s: dict) -> z3.BoolRef:
     if lm.prop is not None:
         p = _prop(enc.model, lm.prop)
@@ -164,24 +168,27 @@ class Reach:
     A cube (each variable in a set of values) meets the reachable states when
     the AND of its literals' masks is not zero."""
 
-    def __init__(self, names: list[str], states: list[State]):
+    def __init__(self, names: list[str], states: Sequence[State]):
         self.names = names
         self.pos = {n: j for j, n in enumerate(names)}
-        self.mask: list[dict[int, int]] = [self._column(states, j) for j in range(len(names))]
+        cols = states.columns() if isinstance(states, Packed) else \
+            (bytes(map(operator.itemgetter(j), states)) if _narrow(states, j) else list(map(operator.itemgetter(j), states))
+             for j in range(len(names)))
+        self.mask: list[dict[int, int]] = [self._column(col) for col in cols]
         self.full = (1 << len(states)) - 1
 
     @staticmethod
-    def _column(states: list[State], j: int) -> dict[int, int]:
-        """value -> bitmask of the states (bit r: states[r]) for variable j, in C
-        loops: one byte per state, translated to '0'/'1' per value, read base 2.
-        Wider values (program counters) are coded 255 at a time."""
-        values = sorted(set(map(operator.itemgetter(j), states)))
-        if not values or values[-1] < 256:
-            return Reach._bits(bytes(map(operator.itemgetter(j), states)), {v: v for v in values})
+    def _column(col) -> dict[int, int]:
+        """value -> bitmask of the states (bit r: states[r]) for one variable's
+        column, in C loops: one byte per state, translated to '0'/'1' per value,
+        read base 2. Wider values (program counters) are coded 255 at a time."""
+        values = sorted(set(col))
+        if isinstance(col, bytes):
+            return Reach._bits(col, {v: v for v in values})
         out = {}
         for lo in range(0, len(values), 255):
             code = {v: k + 1 for k, v in enumerate(values[lo:lo + 255])}
-            out.update(Reach._bits(bytes(code.get(s[j], 0) for s in states), code))
+            out.update(Reach._bits(bytes(map(code.get, col, itertools.repeat(0))), code))
         return out
 
     @staticmethod
@@ -450,7 +457,7 @@ def recheck(model: ir.Model, cert: Certificate, reachable: Iterable[State] | Non
                 problems.append(f"`{name}` is not a property an inductive certificate proves")
     if reachable is not None:
         # property lemmas are the properties, which the search checked on these states
-        reach = Reach(enc.vocab.names, list(reachable))
+        reach = Reach(enc.vocab.names, reachable if isinstance(reachable, Packed) else list(reachable))
         problems += [f"a reachable state breaks the lemma {lm.to_json()}" for lm in cert.lemmas
                      if lm.prop is None and reach.breaks(lm)]
     return problems

@@ -72,9 +72,11 @@ def _lower(path: str, cpus: int | None):
               "number (today: each N from 2 to the policy's `cpus` searched, a violation at the smallest N, "
               "what holds there unknown for every N).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
-@click.option("--engine", type=click.Choice(["auto", "explicit", "bmc", "kind", "lift"]), default="auto",
+@click.option("--engine", type=click.Choice(["auto", "explicit", "compiled", "bmc", "kind", "lift"]), default="auto",
               show_default=True,
-              help="`explicit`: exhaustive search on the reference interpreter; `bmc`: bounded model "
+              help="`explicit`: exhaustive search on the reference interpreter; `compiled`: the same "
+                   "search over the encoding compiled to Python (2-3x faster a state; every schedule "
+                   "replayed on the interpreter); `bmc`: bounded model "
                    "checking with Z3 (shortest violations up to --depth; a clean run says \"holds up to "
                    "depth k\", never \"proved\"); `kind`: an inductive invariant learned against the "
                    "reachable states, \"proved\" only once it re-checks (violations replayed as for the "
@@ -92,7 +94,8 @@ def _lower(path: str, cpus: int | None):
 @click.option("--max-states", type=click.IntRange(1), default=6_000_000, show_default=True,
               help="Stop the explicit search after this many states (verdicts become unknown).")
 @click.option("--memory", "memory_gib", type=click.FloatRange(0.01), default=None,
-              help="explicit: the memory budget in GiB (default: three quarters of the machine's); past it "
+              help="explicit, compiled: the memory budget in GiB (default: three quarters of the machine's; "
+                   "compiled: 10 GiB of states); past it "
                    "the open verdicts are unknown (exit 3), never an out-of-memory kill.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "itf", "md"]), default="text",
               show_default=True, help="text; json (docs/json-schema.md); itf (Apalache's Informal Trace "
@@ -204,6 +207,12 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
                               timeout_s=timeout, progress=say,
                               certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
                               if certificate else None)
+        elif engine == "compiled":
+            from tdxproof.engines.compiled import verify_compiled
+            note = " (the encoding compiled to Python, exhaustive search)"
+            run = verify_compiled(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
+                                  timeout_s=timeout, memory_budget=memory,
+                                  progress=_say() if sys.stderr.isatty() else None)
         elif engine == "lift":
             from tdxproof.engines.lift import verify_lift
             n = model.cpus

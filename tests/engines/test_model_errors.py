@@ -54,7 +54,7 @@ def test_every_engine_reports_the_same_model_error(tmp_path, name):
     f = tmp_path / f"{name}.tdx"
     f.write_text(CASES[name])
     outputs = {}
-    for engine in ("explicit", "bmc", "kind"):
+    for engine in ("explicit", "compiled", "bmc", "kind"):
         res = CliRunner().invoke(cli, ["verify", str(f), "--engine", engine, "--depth", "8"])
         assert res.exit_code == 2, (engine, res.output)
         assert "error[E420]" in res.stderr and "Traceback" not in res.stderr, (engine, res.stderr)
@@ -73,7 +73,7 @@ def test_a_leaked_hold_names_its_call_chain(tmp_path):
 def test_nothing_to_verify_is_said_in_every_engine(tmp_path):
     f = tmp_path / "nothing.tdx"
     f.write_text("")
-    for engine in ("explicit", "bmc", "kind", "lift"):
+    for engine in ("explicit", "compiled", "bmc", "kind", "lift"):
         res = CliRunner().invoke(cli, ["verify", str(f), "--engine", engine])
         assert res.exit_code == 2 and f"{f}:1:1: error[E421]" in res.stderr, (engine, res.output)
 

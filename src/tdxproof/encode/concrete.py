@@ -279,6 +279,11 @@ class ConcreteSystem:
         pc_pos = [pos[enc.vocab.pc(c)] for c in enc.vocab.contexts]
         return ConcreteSystem(enc, index, by_start, events, pc_pos)
 
+    def packed_size(self) -> int:
+        """Bytes of one packed state."""
+        v = self.enc.vocab
+        return Packed([v.widths[n] for n in v.names]).codec.size
+
     def initial(self) -> list[State]:
         s0 = self.enc.state(0)
         solver = make_solver()
@@ -336,7 +341,7 @@ class ConcreteSystem:
                 if packed not in st.index:
                     if len(st) >= max_states:
                         return Exploration(st, first, complete=False,
-                                           stopped=f"more than {max_states:,} states to learn lemmas from")
+                                           stopped=f"state limit of {max_states:,} reached")
                     st.add(packed, done, i)
             done += 1
         return Exploration(st, first, complete=True)

@@ -41,7 +41,7 @@ import z3
 from z3.z3 import _to_ast_array
 
 from tdxproof.diagnostics import InternalError
-from tdxproof.encode.concrete import ConcreteSystem, Exploration, Packed, State
+from tdxproof.encode.concrete import ConcreteSystem, Exploration, Packed, State, compile_fn
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import MODEL_ERROR, MODES
 from tdxproof.engines.bmc import schedule_of
@@ -496,16 +496,18 @@ class Learned:
 
 
 def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int, timeout_s: float | None,
-          say: Callable[[str], None]) -> Learned:
-    """Steps 1 and 2 of the module docstring at N = `n`."""
+          say: Callable[[str], None], *, strengthen_lemmas: bool = True, engine: str = "kind",
+          memory_budget: int | None = None) -> Learned:
+    """Steps 1 and 2 of the module docstring at N = `n` (step 1 alone, an exhaustive
+    search of the compiled encoding, without `strengthen_lemmas`)."""
     enc = encode(model, n)
     prog = Program(model, n)
     say("compiling the encoding")
     cs = ConcreteSystem.build(enc)
     say("enumerating the encoding's states")
-    # each state is a tuple of Python ints (~8 bytes a variable, plus the search's
-    # bookkeeping): stay within a memory budget rather than be killed for it
-    limit = min(max_states, MEMORY_BUDGET // (8 * len(enc.vocab.names) + 200))
+    # each state is packed into bytes (encode/concrete.py Packed), plus ~200 bytes of
+    # the search's bookkeeping: stay within a memory budget rather than be killed for it
+    limit = min(max_states, (memory_budget or MEMORY_BUDGET) // (cs.packed_size() + 200))
     exp = cs.explore(limit, timeout_s, progress=lambda k: say(f"enumerating the encoding's states: {k:,}"))
     error = exp.first_event.get(MODEL_ERROR)
     if error is not None:
@@ -513,21 +515,22 @@ def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int,
         raise model_error_at(prog, _schedule(enc, prog, exp, *error))
     props = [p for p in model.properties if properties is None or p.name in properties]
     out = Learned(enc, prog, exp, {}, [], limit=limit)
-    dead = cs.deadlock_fn()
+    say("finding the shortest violations")
+    found_at = _find_all(enc, cs, exp, [p for p in props if p.kind not in ir.STATIC_KINDS])
     for p in props:
         if p.kind in ir.STATIC_KINDS:
             out.results[p.name] = check_static(model, p, n)
             continue
-        found = _find(enc, cs, exp, p, dead)
+        found = found_at.get(p.name)
         if found is not None:
             schedule = _schedule(enc, prog, exp, *found)
             check_witness(prog, p, schedule)
             verdict = Verdict.COVERED if p.kind is ir.PropKind.COVER else Verdict.VIOLATED
-            out.results[p.name] = PropertyResult(p.name, p.kind.value, verdict, "kind", n, schedule=schedule,
+            out.results[p.name] = PropertyResult(p.name, p.kind.value, verdict, engine, n, schedule=schedule,
                                                  depth=len(schedule))
         else:
             out.todo.append(p)
-    if out.todo and exp.complete:
+    if out.todo and exp.complete and strengthen_lemmas:
         say("strengthening: lemmas from the reachable states")
         out.reach = reach = Reach(enc.vocab.names, exp.states)
         lemmas = [Lemma(n, tuple(sorted(reach.mask[j]))) for j, n in enumerate(enc.vocab.names)]
@@ -556,7 +559,7 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
         for p in todo:
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "kind", n,
                                              reason=exp.stopped + (" (memory bound)" if limit < max_states
-                                                                   and exp.stopped.startswith("more") else ""))
+                                                                   and exp.stopped.startswith("state limit") else ""))
     elif todo:
         if isinstance(got.got, Unknown):
             for p in todo:
@@ -590,27 +593,48 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
     return RunResult(model.path, n, "kind", ordered, states=len(exp.states), complete=exp.complete, stats=stats)
 
 
-def _find(enc: Encoding, cs: ConcreteSystem, exp: Exploration, p: ir.Property,
-          dead: Callable[[State], bool]) -> tuple[State, int | None] | None:
-    """A shortest schedule to a violation (or to the cover goal): (state, last path)."""
-    if p.fires_in_steps:
-        idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
-        got = exp.first_event.get(idx)
-        return got
-    if p.kind is ir.PropKind.DEADLOCK:
-        test = dead
-    else:
-        s0 = enc.state(0)
+def _find_all(enc: Encoding, cs: ConcreteSystem, exp: Exploration,
+              props: list[ir.Property]) -> dict[str, tuple[State, int | None]]:
+    """For each property, a shortest schedule to a violation (or to the cover
+    goal): (state, last path). One pass over the states for all of them."""
+    out: dict[str, tuple[State, int | None]] = {}
+    formulas: list[tuple[str, z3.BoolRef]] = []
+    deadlocks: list[str] = []
+    s0 = enc.state(0)
+    for p in props:
+        if p.fires_in_steps:
+            idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
+            got = exp.first_event.get(idx)
+            if got is not None:
+                out[p.name] = got
+            continue
+        if p.kind is ir.PropKind.DEADLOCK:
+            deadlocks.append(p.name)
+            continue
         f = enc.expr(p.expr, s0)
         if p.kind is not ir.PropKind.COVER:
             f = z3.Not(f)
         if p.observe is ir.Observe.QUIESCENT:
             f = z3.And(enc.quiescent(s0), f)
-        test = cs.predicate(f)
+        formulas.append((p.name, f))
+    # every state predicate in one compiled function (they share subterms)
+    fn = compile_fn("bad", cs.index, None, list(enumerate(f for _, f in formulas))) if formulas else None
+    dead = cs.deadlock_fn() if deadlocks else None
+    open_ = len(formulas) + len(deadlocks)
     for s in exp.states:             # breadth-first order: the first is a shortest
-        if test(s):
-            return s, None
-    return None
+        if not open_:
+            break
+        if fn is not None:
+            for k, hit in fn(s):
+                name = formulas[k][0]
+                if hit and name not in out:
+                    out[name] = (s, None)
+                    open_ -= 1
+        if dead is not None and deadlocks[0] not in out and dead(s):
+            for name in deadlocks:
+                out[name] = (s, None)
+            open_ -= len(deadlocks)
+    return out
 
 
 def _bad(enc: Encoding, p: ir.Property) -> z3.BoolRef | None:

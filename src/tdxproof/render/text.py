@@ -77,6 +77,8 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         done = ("complete" if run.complete else "stopped: every selected property has its verdict"
                 if stopped == "decided" else f"incomplete: {stopped or 'state limit'}")
         lines.append(f"explored {run.states:,} states ({done})")
+    elif run.engine == "compiled":
+        lines.append(f"explored {run.states:,} states of the encoding ({'complete' if run.complete else 'incomplete'})")
     if run.engine == "kind" and "lemmas" in run.stats:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
                      f"{run.states:,} reachable states of the encoding ({_n(run.stats['blocked'], 'state')} "

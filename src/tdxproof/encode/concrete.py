@@ -26,6 +26,8 @@ import z3
 from tdxproof.encode.solver import Sat, check, make_solver
 from tdxproof.encode.system import Encoding
 from tdxproof.encode.vocab import DONE
+from tdxproof.encode.z3raw import (ARG, AST_KIND, BV_SIZE, DECL, DECL_NAME, ID, INT_PARAM, KIND, NUM_ARGS, NUMERAL, SORT,
+                                    SORT_KIND, SYMBOL)
 
 State = tuple[int, ...]
 
@@ -60,20 +62,6 @@ def _s(x: int, w: int) -> int:
     return x - (1 << w) if x >> (w - 1) else x
 
 
-def _raw(name: str):
-    """The C function behind a z3core wrapper, without its per-call error check:
-    walking the DAG through the Python wrappers (an object, a reference count and
-    an error check per node) was the cost of compiling a policy (25 s of 27 at N=2)."""
-    return getattr(z3.z3core, name).__defaults__[0].f
-
-
-_NUM_ARGS, _ARG, _DECL = _raw("Z3_get_app_num_args"), _raw("Z3_get_app_arg"), _raw("Z3_get_app_decl")
-_KIND, _ID, _AST_KIND = _raw("Z3_get_decl_kind"), _raw("Z3_get_ast_id"), _raw("Z3_get_ast_kind")
-_SORT, _SORT_KIND, _BV_SIZE = _raw("Z3_get_sort"), _raw("Z3_get_sort_kind"), _raw("Z3_get_bv_sort_size")
-_NUMERAL, _DECL_NAME, _SYMBOL = _raw("Z3_get_numeral_string"), _raw("Z3_get_decl_name"), _raw("Z3_get_symbol_string")
-_INT_PARAM = _raw("Z3_get_decl_int_parameter")
-
-
 class _Compiler:
     """Z3 DAG -> straight-line Python, one temporary per shared subterm."""
 
@@ -88,16 +76,16 @@ class _Compiler:
         return self._walk(e.as_ast())
 
     def _width(self, a) -> int:
-        sort = _SORT(self.ctx, a)
-        return _BV_SIZE(self.ctx, sort) if _SORT_KIND(self.ctx, sort) == z3.Z3_BV_SORT else 0
+        sort = SORT(self.ctx, a)
+        return BV_SIZE(self.ctx, sort) if SORT_KIND(self.ctx, sort) == z3.Z3_BV_SORT else 0
 
     def _walk(self, a) -> str:
         ctx = self.ctx
-        key = _ID(ctx, a)
+        key = ID(ctx, a)
         got = self.memo.get(key)
         if got is not None:
             return got
-        n = _NUM_ARGS(ctx, a) if _AST_KIND(ctx, a) == z3.Z3_APP_AST else 0
+        n = NUM_ARGS(ctx, a) if AST_KIND(ctx, a) == z3.Z3_APP_AST else 0
         out = self._term(a, n)
         if n > 0 and not out.isidentifier():
             name = f"t{len(self.memo)}"
@@ -108,20 +96,20 @@ class _Compiler:
 
     def _term(self, a, n: int) -> str:
         ctx = self.ctx
-        if _AST_KIND(ctx, a) == z3.Z3_NUMERAL_AST:
-            return _NUMERAL(ctx, a).decode()
-        d = _DECL(ctx, a)
-        k = _KIND(ctx, d)
+        if AST_KIND(ctx, a) == z3.Z3_NUMERAL_AST:
+            return NUMERAL(ctx, a).decode()
+        d = DECL(ctx, a)
+        k = KIND(ctx, d)
         if k == z3.Z3_OP_TRUE:
             return "True"
         if k == z3.Z3_OP_FALSE:
             return "False"
         if k == z3.Z3_OP_UNINTERPRETED and n == 0:
-            name = _SYMBOL(ctx, _DECL_NAME(ctx, d)).decode()
+            name = SYMBOL(ctx, DECL_NAME(ctx, d)).decode()
             if name not in self.index:
                 raise KeyError(name)
             return f"s[{self.index[name]}]"
-        kids = [_ARG(ctx, a, i) for i in range(n)]
+        kids = [ARG(ctx, a, i) for i in range(n)]
         args = [self._walk(x) for x in kids]
         if k in _BIN and len(args) == 2:
             w = self._width(kids[0])
@@ -141,7 +129,7 @@ class _Compiler:
         if k == z3.Z3_OP_OR:
             return "(" + " or ".join(args) + ")" if args else "False"
         if k == z3.Z3_OP_EXTRACT:
-            hi, lo = _INT_PARAM(ctx, d, 0), _INT_PARAM(ctx, d, 1)
+            hi, lo = INT_PARAM(ctx, d, 0), INT_PARAM(ctx, d, 1)
             return f"(({args[0]} >> {lo}) & {(1 << (hi - lo + 1)) - 1})"
         if k == z3.Z3_OP_CONCAT:
             out, shift = "0", 0
@@ -151,7 +139,7 @@ class _Compiler:
             return out
         if k == z3.Z3_OP_SIGN_EXT:
             w = self._width(kids[0])
-            ext = _INT_PARAM(ctx, d, 0)
+            ext = INT_PARAM(ctx, d, 0)
             return f"(_s({args[0]}, {w}) & {(1 << (w + ext)) - 1})"
         raise NotImplementedError(f"concrete evaluation of {z3.FuncDeclRef(d, z3.main_ctx())}")
 

@@ -31,6 +31,7 @@ import z3
 
 from tdxproof.encode.symbolic import Path
 from tdxproof.encode.vocab import NO_PC, PCW, Vocab, bv
+from tdxproof.encode.z3raw import const_names
 
 
 def _names(terms: list[z3.ExprRef], by_const: dict[str, str], memo: dict | None = None) -> set[str]:
@@ -46,20 +47,8 @@ def _names(terms: list[z3.ExprRef], by_const: dict[str, str], memo: dict | None 
             out |= got
         return out
     out: set[str] = set()
-    seen: set[int] = set()
-    work = list(terms)
-    while work:
-        e = work.pop()
-        k = e.get_id()
-        if k in seen:
-            continue
-        seen.add(k)
-        if z3.is_const(e):
-            name = by_const.get(e.decl().name())
-            if name is not None:
-                out.add(name)
-        else:
-            work.extend(e.children())
+    for e in terms:
+        out |= {n for c in const_names(e) if (n := by_const.get(c)) is not None}
     return out
 
 

@@ -11,6 +11,8 @@ from enum import Enum
 
 import z3
 
+from tdxproof.encode.z3raw import CONST_DECL, CONST_INTERP, DECL_NAME, IS_NUMERAL, NUM_CONSTS, NUMERAL, SYMBOL
+
 
 class Sat(Enum):
     SAT = "sat"
@@ -52,25 +54,15 @@ def check(solver: z3.Solver, *assumptions: z3.BoolRef) -> Sat | Unknown:
     return Unknown(reason or "unknown")
 
 
-def _raw(name: str):
-    # the C function behind a z3core wrapper, without its per-call error check
-    return getattr(z3.z3core, name).__defaults__[0].f
-
-
-_NUM_CONSTS, _CONST_DECL = _raw("Z3_model_get_num_consts"), _raw("Z3_model_get_const_decl")
-_CONST_INTERP, _DECL_NAME = _raw("Z3_model_get_const_interp"), _raw("Z3_get_decl_name")
-_SYMBOL, _NUMERAL, _IS_NUMERAL = _raw("Z3_get_symbol_string"), _raw("Z3_get_numeral_string"), _raw("Z3_is_numeral_ast")
-
-
 def values(model: z3.ModelRef, names: list[str]) -> list[int]:
     """The bit-vector constants `names` in `model`, unsigned, 0 for a constant the
     model leaves free (what eval() with model completion gives). One pass over the
     model's constants: eval() per state variable was most of a counterexample's cost."""
     ctx, m = model.ctx.ref(), model.model
     got: dict[str, int] = {}
-    for i in range(_NUM_CONSTS(ctx, m)):
-        d = _CONST_DECL(ctx, m, i)
-        v = _CONST_INTERP(ctx, m, d)
-        if v and _IS_NUMERAL(ctx, v):
-            got[_SYMBOL(ctx, _DECL_NAME(ctx, d)).decode()] = int(_NUMERAL(ctx, v).decode())
+    for i in range(NUM_CONSTS(ctx, m)):
+        d = CONST_DECL(ctx, m, i)
+        v = CONST_INTERP(ctx, m, d)
+        if v and IS_NUMERAL(ctx, v):
+            got[SYMBOL(ctx, DECL_NAME(ctx, d)).decode()] = int(NUMERAL(ctx, v).decode())
     return [got.get(n, 0) for n in names]

@@ -25,7 +25,7 @@ import z3
 
 from tdxproof.encode.solver import Sat, check, make_solver
 from tdxproof.encode.system import Encoding
-from tdxproof.encode.vocab import DONE
+from tdxproof.encode.vocab import DONE, RUN
 from tdxproof.encode.z3raw import (ARG, AST_KIND, BV_SIZE, DECL, DECL_NAME, ID, INT_PARAM, KIND, NUM_ARGS, NUMERAL, SORT,
                                     SORT_KIND, SYMBOL)
 
@@ -179,6 +179,7 @@ class Packed(Sequence):
         self.index: dict[bytes, int] = {}
         self.parent: array.array = array.array("i")   # index of the predecessor, -1 for an initial state
         self.via: array.array = array.array("i")      # the block path taken from it
+        self.stuck = bytearray()   # per expanded state: a running context had no enabled path
 
     def __len__(self) -> int:
         return len(self.items)
@@ -190,6 +191,11 @@ class Packed(Sequence):
 
     def __iter__(self):
         return map(self.codec.unpack, self.items)
+
+    def may_deadlock(self, i: int) -> bool:
+        """Whether state i can be a deadlock: not expanded yet, or a running
+        context had no enabled path there."""
+        return i >= len(self.stuck) or bool(self.stuck[i])
 
     def add(self, packed: bytes, parent: int, via: int) -> bool:
         """Record a state first reached from `parent` by path `via`; False if known."""
@@ -312,6 +318,12 @@ class ConcreteSystem:
         for s in self.initial():
             st.add(pack(*s), -1, -1)
         first: dict[int, tuple[State, int]] = {}
+        # which expanded states have a running context that cannot move: only
+        # those can deadlock (a blocked context has no enabled path), so the
+        # deadlock test, the costliest state predicate, runs on them alone
+        status = [self.index[f"{v.status(c)}@0"] for c in v.contexts]
+        owner = [ci for ci, _ in self.enc.paths]
+        stuck = st.stuck
         done = 0
         while done < len(st):
             if done % 2_000 == 1999:
@@ -321,7 +333,9 @@ class ConcreteSystem:
                 if progress is not None:
                     progress(len(st))
             s = unpack(st.items[done])
+            moved = set()
             for i, t in self.successors(s):
+                moved.add(owner[i])
                 if i in self.events:
                     for prop in self.failed_checks(i, s):
                         first.setdefault(prop, (s, i))
@@ -331,6 +345,7 @@ class ConcreteSystem:
                         return Exploration(st, first, complete=False,
                                            stopped=f"state limit of {max_states:,} reached")
                     st.add(packed, done, i)
+            stuck.append(any(s[pos] == RUN and c not in moved for c, pos in enumerate(status)))
             done += 1
         return Exploration(st, first, complete=True)
 

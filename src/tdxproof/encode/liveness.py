@@ -31,6 +31,7 @@ import z3
 
 from tdxproof.encode.symbolic import Path
 from tdxproof.encode.vocab import NO_PC, PCW, Vocab, bv
+from tdxproof.encode import z3raw
 from tdxproof.encode.z3raw import const_names
 
 
@@ -55,13 +56,25 @@ def _names(terms: list[z3.ExprRef], by_const: dict[str, str], memo: dict | None 
 def _reads(name: str, term: z3.ExprRef, by_const: dict[str, str], memo: dict) -> tuple[set[str], bool]:
     """What the update `name := term` reads, and whether it always writes (no
     branch keeps the old value)."""
-    if z3.is_const(term) and by_const.get(term.decl().name()) == name:
-        return set(), False
-    if z3.is_app_of(term, z3.Z3_OP_ITE):
-        ra, wa = _reads(name, term.arg(1), by_const, memo)
-        rb, wb = _reads(name, term.arg(2), by_const, memo)
-        return _names([term.arg(0)], by_const, memo) | ra | rb, wa and wb
-    return _names([term], by_const, memo), True
+    ctx = term.ctx_ref()
+
+    def names(a) -> frozenset[str]:
+        k = z3raw.ID(ctx, a)
+        got = memo.get(k)
+        if got is None:
+            got = memo[k] = frozenset(n for c in z3raw.const_names_raw(ctx, a) if (n := by_const.get(c)) is not None)
+        return got
+
+    def walk(a) -> tuple[set[str], bool]:
+        c = z3raw.name_of(ctx, a)
+        if c is not None and by_const.get(c) == name:
+            return set(), False
+        if z3raw.is_ite(ctx, a):
+            ra, wa = walk(z3raw.ARG(ctx, a, 1))
+            rb, wb = walk(z3raw.ARG(ctx, a, 2))
+            return names(z3raw.ARG(ctx, a, 0)) | ra | rb, wa and wb
+        return set(names(a)), True
+    return walk(term.as_ast())
 
 
 def _pc_values(term: z3.ExprRef) -> set[int] | None:

@@ -67,6 +67,8 @@ class Blocks:
         self.order_rules = order_rules
         self.classes = {cl.name: cl for cl in self.model.lock_classes}
         self.lock_index = {lk.name: lk.index for lk in self.model.locks}
+        self._free_in: dict | None = None     # paths_from(): the state its `_free` guard is over
+        self._free: list[z3.BoolRef] = []
 
     # ------------------------------------------------------------ context attributes
     def cpu(self, cur: dict, c: Context | None = None) -> z3.BitVecRef:
@@ -254,8 +256,12 @@ class Blocks:
         first statement, then those that may join; a statement that may block
         joins only after invisible ones, and the path ends before it when it would
         block."""
-        ps = _PS(start, dict(state), [state[self.v.pc(self.c)] == z3.BitVecVal(start, PCW),
-                                      state[self.v.status(self.c)] == bv(RUN), z3.Not(self.irq_excluded(state))],
+        if self._free_in is not state:
+            # every block of this context starts from the same state terms: build
+            # "running, and not kept off its CPU" once, not once per block
+            self._free_in = state
+            self._free = [state[self.v.status(self.c)] == bv(RUN), z3.Not(self.irq_excluded(state))]
+        ps = _PS(start, dict(state), [state[self.v.pc(self.c)] == z3.BitVecVal(start, PCW), *self._free],
                  [], [], phase=-1)
         work, out = [ps], []
         while work:

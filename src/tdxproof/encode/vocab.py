@@ -9,6 +9,7 @@ and context indexes are small); program counters are 16-bit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import z3
@@ -26,7 +27,9 @@ NO_PC = (1 << PCW) - 1
 MODEL_ERROR = -1
 
 
+@functools.lru_cache(maxsize=None)
 def bv(v: int) -> z3.BitVecRef:
+    # cached: the encoder asks for the same few constants about 100,000 times a policy
     return z3.BitVecVal(v, W)
 
 

@@ -26,10 +26,25 @@ CONST_INTERP = _raw("Z3_model_get_const_interp")
 
 def const_names(e: z3.ExprRef) -> set[str]:
     """The names of the uninterpreted constants in `e` (each shared subterm once)."""
-    ctx = e.ctx_ref()
+    return const_names_raw(e.ctx_ref(), e.as_ast())
+
+
+def name_of(ctx, a) -> str | None:
+    """The name of an uninterpreted constant, None for any other term."""
+    if AST_KIND(ctx, a) != z3.Z3_APP_AST or NUM_ARGS(ctx, a):
+        return None
+    d = DECL(ctx, a)
+    return SYMBOL(ctx, DECL_NAME(ctx, d)).decode() if KIND(ctx, d) == z3.Z3_OP_UNINTERPRETED else None
+
+
+def is_ite(ctx, a) -> bool:
+    return AST_KIND(ctx, a) == z3.Z3_APP_AST and KIND(ctx, DECL(ctx, a)) == z3.Z3_OP_ITE
+
+
+def const_names_raw(ctx, a) -> set[str]:
     out: set[str] = set()
     seen: set[int] = set()
-    work = [e.as_ast()]
+    work = [a]
     while work:
         a = work.pop()
         k = ID(ctx, a)

@@ -621,7 +621,8 @@ def _find_all(enc: Encoding, cs: ConcreteSystem, exp: Exploration,
     fn = compile_fn("bad", cs.index, None, list(enumerate(f for _, f in formulas))) if formulas else None
     dead = cs.deadlock_fn() if deadlocks else None
     open_ = len(formulas) + len(deadlocks)
-    for s in exp.states:             # breadth-first order: the first is a shortest
+    may_deadlock = exp.states.may_deadlock
+    for r, s in enumerate(exp.states):     # breadth-first order: the first is a shortest
         if not open_:
             break
         if fn is not None:
@@ -630,7 +631,7 @@ def _find_all(enc: Encoding, cs: ConcreteSystem, exp: Exploration,
                 if hit and name not in out:
                     out[name] = (s, None)
                     open_ -= 1
-        if dead is not None and deadlocks[0] not in out and dead(s):
+        if dead is not None and deadlocks[0] not in out and may_deadlock(r) and dead(s):
             for name in deadlocks:
                 out[name] = (s, None)
             open_ -= len(deadlocks)

@@ -62,3 +62,13 @@ def test_the_cli_names_the_engine_and_exits_as_the_explicit_engine_does(tmp_path
     assert res.exit_code == 1, res.output
     assert "engine compiled (the encoding compiled to Python, exhaustive search)" in res.output
     assert "x-small" in res.output and "violated (2 steps)" in res.output
+
+
+def test_the_search_stops_once_every_selected_property_has_its_verdict():
+    model = tdx(COUNTER)
+    full = verify_compiled(model)
+    early = verify_compiled(model, properties={"x-small"})
+    assert early.results[0].verdict is Verdict.VIOLATED
+    assert len(early.results[0].schedule) == len(next(r for r in full.results if r.name == "x-small").schedule)
+    assert early.stats["stopped"] == "decided" and early.states < full.states
+    assert full.complete and not full.stats["stopped"]

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import z3
 
@@ -179,7 +179,7 @@ class Packed(Sequence):
         self.index: dict[bytes, int] = {}
         self.parent: array.array = array.array("i")   # index of the predecessor, -1 for an initial state
         self.via: array.array = array.array("i")      # the block path taken from it
-        self.stuck = bytearray()   # per expanded state: a running context had no enabled path
+        self.expanded = 0          # states 0..expanded-1 had their successors computed
 
     def __len__(self) -> int:
         return len(self.items)
@@ -191,11 +191,6 @@ class Packed(Sequence):
 
     def __iter__(self):
         return map(self.codec.unpack, self.items)
-
-    def may_deadlock(self, i: int) -> bool:
-        """Whether state i can be a deadlock: not expanded yet, or a running
-        context had no enabled path there."""
-        return i >= len(self.stuck) or bool(self.stuck[i])
 
     def add(self, packed: bytes, parent: int, via: int) -> bool:
         """Record a state first reached from `parent` by path `via`; False if known."""
@@ -310,7 +305,13 @@ class ConcreteSystem:
         return [prop for prop, ok in fn(s) if not ok] if fn is not None else []
 
     def explore(self, max_states: int = 2_000_000, timeout_s: float | None = None,
-                progress: Callable[[int], None] | None = None) -> Exploration:
+                progress: Callable[[int], None] | None = None,
+                watch: Callable[[int, State, bool, dict], bool] | None = None) -> Exploration:
+        """Breadth-first. `watch(r, state, stuck, first_events)` sees each state as
+        it is expanded, in order, with the running contexts that had no enabled
+        path there (only those can be blocked: the deadlock test looks at them
+        alone); when it returns True (every property it watches is decided) the
+        search stops, `stopped` = "decided"."""
         t0 = time.monotonic()
         v = self.enc.vocab
         st = Packed([v.widths[n] for n in v.names])
@@ -318,12 +319,8 @@ class ConcreteSystem:
         for s in self.initial():
             st.add(pack(*s), -1, -1)
         first: dict[int, tuple[State, int]] = {}
-        # which expanded states have a running context that cannot move: only
-        # those can deadlock (a blocked context has no enabled path), so the
-        # deadlock test, the costliest state predicate, runs on them alone
         status = [self.index[f"{v.status(c)}@0"] for c in v.contexts]
         owner = [ci for ci, _ in self.enc.paths]
-        stuck = st.stuck
         done = 0
         while done < len(st):
             if done % 2_000 == 1999:
@@ -345,8 +342,11 @@ class ConcreteSystem:
                         return Exploration(st, first, complete=False,
                                            stopped=f"state limit of {max_states:,} reached")
                     st.add(packed, done, i)
-            stuck.append(any(s[pos] == RUN and c not in moved for c, pos in enumerate(status)))
             done += 1
+            st.expanded = done
+            if watch is not None and watch(done - 1, s, [c for c, pos in enumerate(status)
+                                                         if s[pos] == RUN and c not in moved], first):
+                return Exploration(st, first, complete=False, stopped="decided")
         return Exploration(st, first, complete=True)
 
     def predicate(self, f: z3.BoolRef) -> Callable[[State], bool]:
@@ -354,34 +354,34 @@ class ConcreteSystem:
         fn = compile_fn("pred", self.index, None, [(0, f)])
         return lambda s: bool(fn(s)[0][1])
 
-    def deadlock_fn(self) -> Callable[[State], bool]:
+    def deadlock_fn(self) -> Callable[[State, Iterable[int] | None], bool]:
         """NOTE(deadlock), concretely: the greatest set of blocked contexts that wait
-        only on each other or on finished actors is not empty."""
+        only on each other or on finished actors is not empty. `dead(s, among)`
+        looks for the blocked ones among `among` (every context when None): one
+        compiled function per context, asked only for those."""
         enc, v = self.enc, self.enc.vocab
         s0 = enc.state(0)
-        outs: list[tuple[int, z3.ExprRef]] = []
         k = len(v.contexts)
+        fns = []
         for b in enc.blocks:
             blocked, waits = b.blocked(s0)
-            outs.append((b.c.index * (k + 1), blocked))
-            for o in v.contexts:
-                w = waits.get(o.index)
-                if w is not None:
-                    outs.append((b.c.index * (k + 1) + 1 + o.index, w))
-        fn = compile_fn("deadlock", self.index, None, [(i, z3.simplify(t)) for i, t in outs])
+            outs: list[tuple[int, z3.ExprRef]] = [(-1, z3.simplify(blocked))]
+            outs += [(o.index, z3.simplify(w)) for o in v.contexts if (w := waits.get(o.index)) is not None]
+            fns.append(compile_fn(f"blocked{b.c.index}", self.index, None, outs))
         status = [self.index[f"{v.status(c)}@0"] for c in v.contexts]
 
-        def dead(s: State) -> bool:
-            vals = dict(fn(s))
-            d = {c for c in range(k) if vals[c * (k + 1)]}
+        def dead(s: State, among: Iterable[int] | None = None) -> bool:
+            on: dict[int, list[int]] = {}
+            for c in range(k) if among is None else among:
+                vals = fns[c](s)
+                if vals[0][1]:
+                    on[c] = [o for o, w in vals[1:] if w]
             changed = True
-            while changed and d:
+            while changed and on:
                 changed = False
-                for c in sorted(d):
-                    for o in range(k):
-                        if vals.get(c * (k + 1) + 1 + o) and o not in d and s[status[o]] != DONE:
-                            d.discard(c)
-                            changed = True
-                            break
-            return bool(d)
+                for c in sorted(on):
+                    if any(o not in on and s[status[o]] != DONE for o in on[c]):
+                        del on[c]
+                        changed = True
+            return bool(on)
         return dead

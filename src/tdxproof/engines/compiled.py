@@ -47,6 +47,7 @@ def verify_compiled(model: ir.Model, *, cpus: int | None = None, properties: set
     expects = {e.prop: e.verdict for e in model.expects}
     ordered = tuple(replace(results[p.name], expected=expects.get(p.name))
                     for p in model.properties if properties is None or p.name in properties)
-    stats = {"states": len(exp.states), "paths": len(got.enc.paths), "seconds": time.monotonic() - t0}
+    stats = {"states": len(exp.states), "paths": len(got.enc.paths), "seconds": time.monotonic() - t0,
+             "stopped": exp.stopped}
     return RunResult(model.path, n, "compiled", ordered, states=len(exp.states), complete=exp.complete,
                      stats=stats)

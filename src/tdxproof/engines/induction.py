@@ -508,15 +508,16 @@ def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int,
     # each state is packed into bytes (encode/concrete.py Packed), plus ~200 bytes of
     # the search's bookkeeping: stay within a memory budget rather than be killed for it
     limit = min(max_states, (memory_budget or MEMORY_BUDGET) // (cs.packed_size() + 200))
-    exp = cs.explore(limit, timeout_s, progress=lambda k: say(f"enumerating the encoding's states: {k:,}"))
+    props = [p for p in model.properties if properties is None or p.name in properties]
+    finder = _Finder(enc, cs, [p for p in props if p.kind not in ir.STATIC_KINDS])
+    exp = cs.explore(limit, timeout_s, progress=lambda k: say(f"enumerating the encoding's states: {k:,}"),
+                     watch=finder.see)
     error = exp.first_event.get(MODEL_ERROR)
     if error is not None:
         # a run-time model error is bad input, as in the explicit engine
         raise model_error_at(prog, _schedule(enc, prog, exp, *error))
-    props = [p for p in model.properties if properties is None or p.name in properties]
     out = Learned(enc, prog, exp, {}, [], limit=limit)
-    say("finding the shortest violations")
-    found_at = _find_all(enc, cs, exp, [p for p in props if p.kind not in ir.STATIC_KINDS])
+    found_at = finder.finish(exp)
     for p in props:
         if p.kind in ir.STATIC_KINDS:
             out.results[p.name] = check_static(model, p, n)
@@ -593,49 +594,62 @@ def verify_kind(model: ir.Model, *, cpus: int | None = None, properties: set[str
     return RunResult(model.path, n, "kind", ordered, states=len(exp.states), complete=exp.complete, stats=stats)
 
 
-def _find_all(enc: Encoding, cs: ConcreteSystem, exp: Exploration,
-              props: list[ir.Property]) -> dict[str, tuple[State, int | None]]:
+class _Finder:
     """For each property, a shortest schedule to a violation (or to the cover
-    goal): (state, last path). One pass over the states for all of them."""
-    out: dict[str, tuple[State, int | None]] = {}
-    formulas: list[tuple[str, z3.BoolRef]] = []
-    deadlocks: list[str] = []
-    s0 = enc.state(0)
-    for p in props:
-        if p.fires_in_steps:
-            idx = next(i for i, q in enumerate(enc.model.properties) if q.name == p.name)
-            got = exp.first_event.get(idx)
-            if got is not None:
-                out[p.name] = got
-            continue
-        if p.kind is ir.PropKind.DEADLOCK:
-            deadlocks.append(p.name)
-            continue
-        f = enc.expr(p.expr, s0)
-        if p.kind is not ir.PropKind.COVER:
-            f = z3.Not(f)
-        if p.observe is ir.Observe.QUIESCENT:
-            f = z3.And(enc.quiescent(s0), f)
-        formulas.append((p.name, f))
-    # every state predicate in one compiled function (they share subterms)
-    fn = compile_fn("bad", cs.index, None, list(enumerate(f for _, f in formulas))) if formulas else None
-    dead = cs.deadlock_fn() if deadlocks else None
-    open_ = len(formulas) + len(deadlocks)
-    may_deadlock = exp.states.may_deadlock
-    for r, s in enumerate(exp.states):     # breadth-first order: the first is a shortest
-        if not open_:
-            break
-        if fn is not None:
-            for k, hit in fn(s):
-                name = formulas[k][0]
-                if hit and name not in out:
-                    out[name] = (s, None)
-                    open_ -= 1
-        if dead is not None and deadlocks[0] not in out and may_deadlock(r) and dead(s):
-            for name in deadlocks:
-                out[name] = (s, None)
-            open_ -= len(deadlocks)
-    return out
+    goal): (state, last path). It watches the search expand each state, in
+    breadth-first order, so the first state found is a shortest; every state
+    predicate is one compiled function (they share subterms)."""
+
+    def __init__(self, enc: Encoding, cs: ConcreteSystem, props: list[ir.Property]):
+        self.found: dict[str, tuple[State, int | None]] = {}
+        self.events: dict[int, str] = {}
+        formulas: list[tuple[str, z3.BoolRef]] = []
+        self.deadlocks: list[str] = []
+        s0 = enc.state(0)
+        index = {q.name: i for i, q in enumerate(enc.model.properties)}
+        for p in props:
+            if p.fires_in_steps:
+                self.events[index[p.name]] = p.name
+            elif p.kind is ir.PropKind.DEADLOCK:
+                self.deadlocks.append(p.name)
+            else:
+                f = enc.expr(p.expr, s0)
+                if p.kind is not ir.PropKind.COVER:
+                    f = z3.Not(f)
+                if p.observe is ir.Observe.QUIESCENT:
+                    f = z3.And(enc.quiescent(s0), f)
+                formulas.append((p.name, f))
+        self.names = [name for name, _ in formulas]
+        self.fn = compile_fn("bad", cs.index, None, list(enumerate(f for _, f in formulas))) if formulas else None
+        self.dead = cs.deadlock_fn() if self.deadlocks else None
+        self.open = len(formulas) + len(self.deadlocks)
+
+    def see(self, r: int, s: State, stuck: list[int] | None, first: dict) -> bool:
+        """Look at state r; True once every property has its schedule."""
+        if self.open:
+            if self.fn is not None:
+                for k, hit in self.fn(s):
+                    if hit and self.names[k] not in self.found:
+                        self.found[self.names[k]] = (s, None)
+                        self.open -= 1
+            if self.dead is not None and self.deadlocks[0] not in self.found and stuck != [] and \
+                    self.dead(s, stuck):
+                for name in self.deadlocks:
+                    self.found[name] = (s, None)
+                self.open -= len(self.deadlocks)
+        return not self.open and all(i in first for i in self.events)
+
+    def finish(self, exp: Exploration) -> dict[str, tuple[State, int | None]]:
+        """The states the search did not expand (it stopped early), then the steps
+        whose check failed."""
+        for r in range(exp.states.expanded, len(exp.states)):
+            if not self.open:
+                break
+            self.see(r, exp.states[r], None, {})
+        for i, name in self.events.items():
+            if i in exp.first_event:
+                self.found[name] = exp.first_event[i]
+        return self.found
 
 
 def _bad(enc: Encoding, p: ir.Property) -> z3.BoolRef | None:

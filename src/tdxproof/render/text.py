@@ -72,13 +72,11 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
                          f"N={st['learned_at']}, checked with Z3 at N=2..{st['cutoff']}; the cutoff N={st['cutoff']} "
                          f"is the most CPUs a counterexample needs ({parts}; docs/every-n.md)")
 
-    elif run.engine == "explicit":
+    elif run.engine in ("explicit", "compiled"):
         stopped = run.stats.get("stopped", "")
         done = ("complete" if run.complete else "stopped: every selected property has its verdict"
                 if stopped == "decided" else f"incomplete: {stopped or 'state limit'}")
-        lines.append(f"explored {run.states:,} states ({done})")
-    elif run.engine == "compiled":
-        lines.append(f"explored {run.states:,} states of the encoding ({'complete' if run.complete else 'incomplete'})")
+        lines.append(f"explored {run.states:,} states{' of the encoding' if run.engine == 'compiled' else ''} ({done})")
     if run.engine == "kind" and "lemmas" in run.stats:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
                      f"{run.states:,} reachable states of the encoding ({_n(run.stats['blocked'], 'state')} "

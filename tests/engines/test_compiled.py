@@ -1,28 +1,19 @@
 """`--engine compiled`: the exhaustive search over the encoding compiled to Python
 gives the explicit engine's verdicts, with shortest schedules of the same length
-(each one replayed on the reference interpreter before it is returned)."""
+(each one replayed on the reference interpreter before it is returned). Its
+limits and early answers are tested with the explicit engine's (test_explicit.py)."""
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from helpers import tdx
+from test_explicit import COUNTER
 
 from tdxproof.cli import cli
 from tdxproof.engines.compiled import verify_compiled
 from tdxproof.engines.explicit import verify_explicit
 from tdxproof.model.lower import lower_policy
 from tdxproof.results import Verdict
-
-COUNTER = """
-    import "locks.tdx";
-    var x: int[0..7] = 0;
-    var y: int[0..7] = 0;
-    actor a repeat 6 { x++; }
-    actor b repeat 6 { y++; }
-    invariant x-small: x < 2;
-    invariant y-small: y < 8;
-"""
 
 
 def _same(model, cpus=None):
@@ -48,13 +39,6 @@ def test_a_thread_policy_at_two_cpus_gives_the_same_verdicts_and_lengths():
     assert {r.verdict for r in run.results} >= {Verdict.VIOLATED, Verdict.COVERED, Verdict.HOLDS_EXHAUSTIVE}
 
 
-def test_past_the_memory_budget_the_open_verdicts_are_unknown():
-    run = verify_compiled(tdx(COUNTER), memory_budget=1)
-    by = {r.name: r for r in run.results}
-    assert not run.complete
-    assert by["y-small"].verdict is Verdict.UNKNOWN and "memory budget" in by["y-small"].reason
-
-
 def test_the_cli_names_the_engine_and_exits_as_the_explicit_engine_does(tmp_path):
     f = tmp_path / "counter.tdx"
     f.write_text(COUNTER)
@@ -63,12 +47,3 @@ def test_the_cli_names_the_engine_and_exits_as_the_explicit_engine_does(tmp_path
     assert "engine compiled (the encoding compiled to Python, exhaustive search)" in res.output
     assert "x-small" in res.output and "violated (2 steps)" in res.output
 
-
-def test_the_search_stops_once_every_selected_property_has_its_verdict():
-    model = tdx(COUNTER)
-    full = verify_compiled(model)
-    early = verify_compiled(model, properties={"x-small"})
-    assert early.results[0].verdict is Verdict.VIOLATED
-    assert len(early.results[0].schedule) == len(next(r for r in full.results if r.name == "x-small").schedule)
-    assert early.stats["stopped"] == "decided" and early.states < full.states
-    assert full.complete and not full.stats["stopped"]

@@ -1,9 +1,12 @@
-"""The explicit engine's limits and early answers."""
+"""The exhaustive engines' limits and early answers: the reference interpreter's
+search, and the same search over the compiled encoding (engines/compiled.py)."""
 
 from __future__ import annotations
 
+import pytest
 from helpers import tdx
 
+from tdxproof.engines.compiled import verify_compiled
 from tdxproof.engines.explicit import verify_explicit
 from tdxproof.results import Verdict
 
@@ -18,18 +21,23 @@ COUNTER = """
 """
 
 
-def test_the_search_stops_once_every_selected_property_has_its_verdict():
+EXHAUSTIVE = pytest.mark.parametrize("verify", [verify_explicit, verify_compiled], ids=["explicit", "compiled"])
+
+
+@EXHAUSTIVE
+def test_the_search_stops_once_every_selected_property_has_its_verdict(verify):
     model = tdx(COUNTER)
-    full = verify_explicit(model)
-    early = verify_explicit(model, properties={"x-small"})
+    full = verify(model)
+    early = verify(model, properties={"x-small"})
     assert early.results[0].verdict is Verdict.VIOLATED
     assert len(early.results[0].schedule) == len(next(r for r in full.results if r.name == "x-small").schedule)
     assert early.stats["stopped"] == "decided" and early.states < full.states
     assert full.complete and not full.stats["stopped"]
 
 
-def test_past_the_memory_budget_the_open_verdicts_are_unknown():
-    run = verify_explicit(tdx(COUNTER), memory_budget=1)
+@EXHAUSTIVE
+def test_past_the_memory_budget_the_open_verdicts_are_unknown(verify):
+    run = verify(tdx(COUNTER), memory_budget=1)
     by = {r.name: r for r in run.results}
     assert not run.complete
     assert by["y-small"].verdict is Verdict.UNKNOWN and "memory budget" in by["y-small"].reason

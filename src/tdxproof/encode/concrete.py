@@ -184,9 +184,7 @@ class Packed(Sequence):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self.codec.unpack(b) for b in self.items[i]]
+    def __getitem__(self, i: int) -> State:
         return self.codec.unpack(self.items[i])
 
     def __iter__(self):
@@ -348,11 +346,6 @@ class ConcreteSystem:
                                                          if s[pos] == RUN and c not in moved], first):
                 return Exploration(st, first, complete=False, stopped="decided")
         return Exploration(st, first, complete=True)
-
-    def predicate(self, f: z3.BoolRef) -> Callable[[State], bool]:
-        """A state formula over step 0 as a Python predicate."""
-        fn = compile_fn("pred", self.index, None, [(0, f)])
-        return lambda s: bool(fn(s)[0][1])
 
     def deadlock_fn(self) -> Callable[[State, Iterable[int] | None], bool]:
         """NOTE(deadlock), concretely: the greatest set of blocked contexts that wait

@@ -562,9 +562,11 @@ def _recheck_outcome(what: str, ok: str, proves: tuple[str, ...], problems: list
 
 def _recheck_every_n(policy: str, certificate: str, text: str, timeout: float | None, show: bool) -> int:
     """An every-N certificate (`verify --cpus any --certificate`): the cutoff
-    derived from the policy, the instances re-checked at every N up to it."""
+    derived from the policy, the instances re-checked at every N up to it (or,
+    for a symbolic one, the templates re-checked once on the symbolic-N encoding)."""
     from tdxproof.encode.system import encode
-    from tdxproof.engines.cutoff import FIRST, Points, load_every_n, recheck_every_n, render_every_n
+    from tdxproof.encode.param import MAX_N
+    from tdxproof.engines.cutoff import FIRST, SYMBOLIC, Points, load_every_n, recheck_every_n, render_every_n
     from tdxproof.engines.every_n import Models
 
     _lower(policy, None)     # bad input: the usual error, exit 2
@@ -578,7 +580,8 @@ def _recheck_every_n(policy: str, certificate: str, text: str, timeout: float | 
     if show:
         click.echo("\n".join(f"  {line}" for line in render_every_n(cert, encode(models[FIRST], FIRST))))
     return _recheck_outcome(f"{certificate}: {len(cert.templates):,} lemma templates, {policy} for every N >= 2",
-                            f"re-checks at N=2..{w} (the cutoff)", cert.proves, problems)
+                            f"re-checks on one encoding for N=2..{MAX_N} (N symbolic), cutoff N={w}"
+                            if cert.method == SYMBOLIC else f"re-checks at N=2..{w} (the cutoff)", cert.proves, problems)
 
 
 MUTATE_HELP = """\b

@@ -50,7 +50,8 @@ class _PS:
     started: bool = False
 
     def fork(self) -> "_PS":
-        return _PS(self.node, dict(self.cur), list(self.guard), list(self.events), list(self.labels),
+        # cur.copy(): the parametric encoder's state maps some names onto array cells
+        return _PS(self.node, self.cur.copy(), list(self.guard), list(self.events), list(self.labels),
                    self.phase, self.done, self.started)
 
 
@@ -212,11 +213,8 @@ class Blocks:
         """Write `value`; a value outside the target's type is a run-time model error
         (MODEL_ERROR), as the reference interpreter's range check makes it."""
         cur = p.cur
-        rng = ir.value_range(lv.type, self.n, len(self.model.functions))
-        if rng is not None and not isinstance(lv, ir.Builtin):
-            lo, hi = rng
-            if not (z3.is_bv_value(value) and lo <= value.as_signed_long() <= hi):
-                p.events.append((MODEL_ERROR, z3.And(value >= bv(lo), value <= bv(hi))))
+        if not isinstance(lv, ir.Builtin):
+            self.check_range(lv.type, value, p)
         match lv:
             case ir.VarRef(var=var, index=None):
                 cur[self.v.cells[(var.name, 0)]] = value
@@ -238,6 +236,13 @@ class Blocks:
                 cur[self.v.irqs(self.c)] = b2bv(truth(value))
             case _:
                 raise AssertionError(lv)
+
+    def check_range(self, ty: ir.Type, value: z3.BitVecRef, p: "_PS") -> None:
+        rng = ir.value_range(ty, self.n, len(self.model.functions))
+        if rng is not None:
+            lo, hi = rng
+            if not (z3.is_bv_value(value) and lo <= value.as_signed_long() <= hi):
+                p.events.append((MODEL_ERROR, z3.And(value >= bv(lo), value <= bv(hi))))
 
     # ------------------------------------------------------------ paths
     def starts(self) -> list[int]:
@@ -261,7 +266,7 @@ class Blocks:
             # "running, and not kept off its CPU" once, not once per block
             self._free_in = state
             self._free = [state[self.v.status(self.c)] == bv(RUN), z3.Not(self.irq_excluded(state))]
-        ps = _PS(start, dict(state), [state[self.v.pc(self.c)] == z3.BitVecVal(start, PCW), *self._free],
+        ps = _PS(start, state.copy(), [state[self.v.pc(self.c)] == z3.BitVecVal(start, PCW), *self._free],
                  [], [], phase=-1)
         work, out = [ps], []
         while work:
@@ -520,7 +525,7 @@ class Blocks:
             if not is_first and s.where is not None:
                 stop = p.fork()
                 for k in range(self.n):
-                    tmp = dict(p.cur)
+                    tmp = p.cur.copy()
                     tmp[slot] = bv(k)
                     stop.guard.append(z3.Not(truth(self.expr(s.where, tmp, node))))
                 stop.done = True

@@ -32,6 +32,7 @@ from typing import Callable
 
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.concrete import ConcreteSystem
+from tdxproof.encode.param import MAX_N, Unsupported, encode_param
 from tdxproof.encode.flatten import flatten
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import MODEL_ERROR, NO_PC
@@ -39,6 +40,7 @@ from tdxproof.engines.induction import (Certificate, Lemma, Reach, _bad, _failin
                                         only_undecided, recheck, render_value)
 from tdxproof.engines.lift import (CPU, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values, _start_of,
                                    _Undecided, instance_starts, slot_names)
+from tdxproof.engines.param import Undecided, prove_symbolic
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
 from tdxproof.results import Proof, PropertyResult, Verdict
@@ -50,6 +52,7 @@ MAX_CUTOFF = 12      # past this, checking every N up to the bound costs more th
 MAX_REPAIRS_EVERY_N = 60
 GARBAGE = 64         # a CPU slot's value at or above this is no CPU at any N (`cpus` is at most 64)
 FORMAT = "tdxproof-every-n/1"
+CUTOFF, SYMBOLIC = "cutoff", "symbolic"   # how a certificate is checked: per N up to the cutoff, or once for every N
 
 
 class Alternation(Exception):
@@ -690,12 +693,14 @@ class EveryN:
     proves: tuple[str, ...]
     parts: dict
     points: "Points | None" = None
+    method: str = CUTOFF
 
     def to_json(self, points: "Points | None" = None) -> str:
         """One template per line; program points by name (`Points`)."""
         points = points or self.points
         assert points is not None
-        head = {"format": FORMAT, "policy": self.policy, "cutoff": self.cutoff, "proves": list(self.proves)}
+        head = {"format": FORMAT, "policy": self.policy, "method": self.method, "cutoff": self.cutoff,
+                "proves": list(self.proves)}
         body = ",\n".join(json.dumps(_t_json(t, points), separators=(",", ":")) for t in self.templates)
         return json.dumps(head)[:-1] + ', "templates": [\n' + body + "\n]}"
 
@@ -717,8 +722,11 @@ def load_every_n(text: str, points: "Points") -> EveryN:
     d = json.loads(text)
     if d.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} certificate")
+    method = d.get("method", CUTOFF)
+    if method not in (CUTOFF, SYMBOLIC):
+        raise ValueError(f"unknown method {method!r}")
     return EveryN(d["policy"], int(d["cutoff"]), [template_from_json(x, points) for x in d["templates"]],
-                  tuple(d["proves"]), {})
+                  tuple(d["proves"]), {}, method=method)
 
 
 def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property], *, learn_at: int,
@@ -756,15 +764,23 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     say("every N: the reachable states of N=2, for a lower bound on the cutoff")
     exp2 = ConcreteSystem.build(enc2).explore(max_states, timeout_s,
                                               progress=lambda k: say(f"every N: the states of N=2: {k:,}"))
+    per_n_why = None      # why the per-N route cannot take this policy (the symbolic one may)
     if exp2.complete:
         g_low, busy = busy_lower(enc2, exp2.states, slots2)
         low, parts = bound(frag, [], g_low, todo)
         if low > MAX_CUTOFF:
             stats.update(cutoff_low=low, cutoff_parts=parts)
-            unknown(todo, f"no proof for every N: the cutoff is at least N={low} ({_parts(parts)}), past the "
-                    f"{MAX_CUTOFF} this engine checks; the global slots that hold a CPU at N=2: "
-                    f"{', '.join(sorted(busy)[:4])}{', ...' if len(busy) > 4 else ''}", shared=True)
-            return out, None
+            per_n_why = (f"no proof for every N: the cutoff is at least N={low} ({_parts(parts)}), past the "
+                         f"{MAX_CUTOFF} this engine checks N by N; the global slots that hold a CPU at N=2: "
+                         f"{', '.join(sorted(busy)[:4])}{', ...' if len(busy) > 4 else ''}")
+    sym_why = None
+    try:
+        penc = encode_param(lower(learn_at))
+    except Unsupported as exc:
+        penc, sym_why = None, f"the symbolic-N encoding does not cover this policy: {exc}"
+    if penc is None and per_n_why is not None:
+        unknown(todo, per_n_why, shared=True)
+        return out, None
     say(f"every N: learning at N={learn_at}")
     small = learn(lower(learn_at), learn_at, {p.name for p in todo}, max_states, timeout_s, say)
     if not small.exp.complete or not hasattr(small.got, "lemmas"):
@@ -787,6 +803,21 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     gslots = global_cpu_slots(enc0, kinds0)
     live = liveness_templates(enc0, kinds0, small.exp.states, gslots)
     cands += [t for t in live if t not in cands]
+    sym_out: dict[str, PropertyResult] = {}
+    sym_cert = None
+    if penc is not None:
+        sym_stats: dict = {}
+        sym_out, sym_cert, sym_why = _symbolic(path, models, penc, enc0, kinds0, frag, cands, closure, live, gslots,
+                                               todo, timeout_s, say, sym_stats)
+        sym_stats.update(learned_at=learn_at)
+        if sym_cert is not None and (set(sym_cert.proves) >= {p.name for p in todo} or per_n_why is not None):
+            stats.update(sym_stats)
+            out.update(sym_out)
+            unknown([p for p in todo if p.name not in sym_out], sym_why, shared=True)
+            return out, sym_cert
+    if per_n_why is not None:
+        unknown(todo, per_n_why + (f"; symbolic N: {sym_why}" if sym_why else ""), shared=True)
+        return out, None
     alive = {t: True for t in cands}
     atns: dict[int, tuple[Encoding, AtN, dict[int, Template], dict]] = {}
     props_alive = {p.name: p for p in todo}
@@ -944,6 +975,10 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         return out, None
     if problems:
         raise InternalError("every-N certificate does not re-check: " + "; ".join(problems))
+    if sym_cert is not None and len(sym_cert.proves) > len(cert.proves):
+        stats.update(sym_stats)
+        out.update(sym_out)
+        return out, sym_cert
     lines = render_every_n(cert, at(FIRST)[0])
     proof = Proof(k=1, lemmas=len(cert.templates), text=tuple(lines[:12]))
     for name, p in props_alive.items():
@@ -951,6 +986,58 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         out[name] = PropertyResult(name, p.kind.value, verdict, "lift", 0, proof=proof,
                                    reason=f"checked at N={FIRST}..{cutoff}, the cutoff")
     return out, cert
+
+
+def _symbolic(path: str, models, penc, enc0: Encoding, kinds0: Kinds, frag: Fragment, cands: list[Template],
+              closure: list[Template], live: dict, gslots: list[str], todo: list[ir.Property],
+              timeout_s: float | None, say: Callable[[str], None],
+              stats: dict) -> tuple[dict[str, PropertyResult], "EveryN | None", str | None]:
+    """The symbolic-N route (engines/param.py): Houdini over the templates on one
+    encoding for N = 2..127, then the cutoff of the surviving templates, which
+    must be at most 127 for the result to carry to every N. Returns the
+    properties it proved, its re-checked certificate, and why the rest are not."""
+    props = [p for p in todo if p.kind is not ir.PropKind.DEADLOCK]
+    if not props:
+        return {}, None, "the symbolic-N encoding has no deadlock condition yet"
+    say(f"every N: Houdini on the symbolic-N encoding ({len(penc.paths):,} block paths, {len(cands):,} templates)")
+    try:
+        got = prove_symbolic(penc, enc0, cands, props, timeout_s, say)
+    except Undecided as exc:
+        return {}, None, f"solver: {exc}"
+    alive = dict(zip(cands, got.alive))
+    stats.update(method=SYMBOLIC, symbolic_seconds=got.seconds, symbolic_calls=got.calls,
+                 templates=sum(got.alive), symbolic_paths=len(penc.paths), symbolic_upto=MAX_N)
+    why = next(iter(got.unknown.values()), None)
+    if not got.proved:
+        return {}, None, why
+    lost = [t for t in closure if not alive[t]]
+    if lost:
+        return {}, None, (f"a per-CPU task's slot `{lost[0].lits[-1][0].format('c')}` may hold a CPU other than "
+                          "its own or the boot CPU")
+    zero = {lits[0][0] for t in cands if alive[t] and t.kind == "in" and (lits := t.lits)[0][1] is None and
+            all(x == 0 or x >= GARBAGE for x in lits[0][2].fixed) and not lits[0][2].letters and
+            not lits[0][2].others}
+    g = busy_bound(enc0, kinds0, gslots, alive.__getitem__, live, zero)
+    proved = [p for p in props if p.name in got.proved]
+    w, parts = bound(frag, [t for t in cands if alive[t]], g, proved)
+    stats.update(cutoff=w, cutoff_parts=parts)
+    if w > MAX_N:
+        return {}, None, f"the cutoff is N={w} ({_parts(parts)}), past the {MAX_N} CPUs one encoding covers"
+    cert = EveryN(path, w, [t for t in cands if alive[t]], tuple(p.name for p in proved), parts, Points(enc0),
+                  method=SYMBOLIC)
+    _, problems = recheck_every_n(models, cert, timeout_s)
+    if only_undecided(problems):
+        return {}, None, "certificate re-check: " + "; ".join(problems)
+    if problems:
+        raise InternalError("symbolic every-N certificate does not re-check: " + "; ".join(problems))
+    lines = render_every_n(cert, encode(models[FIRST], FIRST))
+    proof = Proof(k=1, lemmas=len(cert.templates), text=tuple(lines[:12]))
+    out = {}
+    for p in proved:
+        verdict = Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER else Verdict.PROVED
+        out[p.name] = PropertyResult(p.name, p.kind.value, verdict, "lift", 0, proof=proof,
+                                     reason=f"symbolic N=2..{MAX_N}, cutoff N={w}")
+    return out, cert, why
 
 
 def _parts(parts: dict) -> str:
@@ -1022,6 +1109,8 @@ def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> tuple[int,
         return w, problems
     if w > cert.cutoff:
         problems.append(f"the certificate says cutoff N={cert.cutoff}, the policy needs N={w}")
+    if cert.method == SYMBOLIC:
+        return w, problems + _recheck_symbolic(get, cert, w, timeout_s)
     for n in range(FIRST, w + 1):
         model = get(n)
         enc = encode(model, n)
@@ -1037,6 +1126,27 @@ def recheck_every_n(models, cert: EveryN, timeout_s: float | None) -> tuple[int,
         if problems:
             break
     return w, problems
+
+
+def _recheck_symbolic(get, cert: EveryN, w: int, timeout_s: float | None) -> list[str]:
+    """A symbolic certificate: every template and property initial, inductive
+    and free of model errors on the one encoding of N = 2..127 (nothing dropped),
+    and a cutoff the policy derives within that range."""
+    if w > MAX_N:
+        return [f"the policy needs cutoff N={w}, past the {MAX_N} CPUs the symbolic encoding covers"]
+    model = get(FIRST + 1)
+    try:
+        penc = encode_param(model)
+    except Unsupported as exc:
+        return [f"the symbolic-N encoding does not cover this policy: {exc}"]
+    props = [p for p in model.properties if p.name in cert.proves]
+    try:
+        got = prove_symbolic(penc, encode(model, FIRST + 1), list(cert.templates), props, timeout_s, drop=False)
+    except Undecided as exc:
+        return [f"undecided: solver: {exc}"]
+    problems = [f"lemma {i + 1} is not initial and inductive for every N" for i, ok in enumerate(got.alive) if not ok]
+    problems += [f"`{name}`: {why}" for name, why in got.unknown.items()]
+    return problems
 
 
 def render_every_n(cert: EveryN, enc: Encoding) -> list[str]:

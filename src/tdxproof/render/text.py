@@ -63,14 +63,19 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
                     f"exhaustively, N=2..{run.cpus}")
         lines.append(f"explored {run.states:,} states in all; a violation is shown at the smallest N")
         st = run.stats
+        proved = "templates" in st and "cutoff" in st
+        if proved:
+            parts = ", ".join(f"{v} {k}" for k, v in st["cutoff_parts"].items() if v)
+            how = (f"checked once with Z3 on one encoding for N=2..{st['symbolic_upto']} (N symbolic, "
+                   f"{st['symbolic_paths']:,} block paths, {st['symbolic_seconds']} s); the cutoff "
+                   f"N={st['cutoff']} carries it to every N" if st.get("method") == "symbolic" else
+                   f"checked with Z3 at N=2..{st['cutoff']}; the cutoff N={st['cutoff']} is the most CPUs a "
+                   "counterexample needs")
+            lines.append(f"for every N: {st['templates']:,} lemma templates (\"for all CPUs c < d\") learned at "
+                         f"N={st['learned_at']}, {how} ({parts}; docs/every-n.md)")
         if st.get("every_n_why"):
             why = st["every_n_why"].removeprefix("no proof for every N: ")
-            lines.append(f"for every N: no proof, {why} (docs/every-n.md)")
-        elif "cutoff" in st:
-            parts = ", ".join(f"{v} {k}" for k, v in st["cutoff_parts"].items() if v)
-            lines.append(f"for every N: {st['templates']:,} lemma templates (\"for all CPUs c < d\") learned at "
-                         f"N={st['learned_at']}, checked with Z3 at N=2..{st['cutoff']}; the cutoff N={st['cutoff']} "
-                         f"is the most CPUs a counterexample needs ({parts}; docs/every-n.md)")
+            lines.append(f"for every N: {'the rest have ' if proved else ''}no proof, {why} (docs/every-n.md)")
 
     elif run.engine in ("explicit", "compiled"):
         stopped = run.stats.get("stopped", "")

@@ -87,7 +87,7 @@ def test_cli_lift(tmp_path):
     r = CliRunner().invoke(cli, ["verify", str(p), "--engine", "lift", "--cpus", "6", "--property", "every-cpu-done"])
     assert r.exit_code == 0, r.output
     assert "lemmas learned at N=3" in r.output and "proved (N=6" in r.output
-    assert "no state of N=6 enumerated" in r.output
+    assert "no state of N=6 enumerated" in r.output, r.output
     r = CliRunner().invoke(cli, ["verify", str(p), "--engine", "lift", "--cpus", "2", "--learn-at", "3"])
     assert r.exit_code == 2 and "more CPUs than --cpus" in r.output
 

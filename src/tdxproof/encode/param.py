@@ -375,6 +375,10 @@ class ParamBlocks(Blocks):
         return out + self._go(p, node.succ[0])
 
 
+def _nondet(e: ir.Expr) -> bool:
+    return any(isinstance(x, ir.AnyValue) for x in _subs(e))
+
+
 def _is_holders(e: ir.Expr) -> bool:
     return isinstance(e, ir.Builtin) and e.op is ir.BuiltinOp.HOLDERS
 
@@ -417,27 +421,40 @@ class ParamEncoding:
             lo, hi = _range(ty, 1)
             return z3.And(x >= bv(lo), x <= bv(hi))
 
+        fresh = itertools.count()
+
+        def value(e: ir.Expr, q: dict, c: z3.BitVecRef | None) -> z3.BitVecRef:
+            """e's value, each `any` in it a free choice: one per CPU (an array of
+            choices read at c) in a per-CPU variable's initialiser."""
+            match e:
+                case ir.AnyValue(type=ty):
+                    if c is None:
+                        x = z3.BitVec(f"init_any{next(fresh)}", W)
+                        cs.append(in_type(x, ty))
+                        return x
+                    a = z3.Array(f"init_any{next(fresh)}", CPU, z3.BitVecSort(W))
+                    d = b._new("c")
+                    cs.append(z3.ForAll([d], z3.Implies(below_n(v, d), in_type(z3.Select(a, d), ty))))
+                    return z3.Select(a, c)
+                case ir.Binary(op=op, left=l, right=r) if _nondet(e):
+                    return b._binary(op, value(l, q, c), value(r, q, c))
+                case ir.Unary(op="!", operand=x) if _nondet(e):
+                    return b2bv(value(x, q, c) == bv(0))
+                case ir.CondExpr(cond=k, then=t, other=o) if _nondet(e):
+                    return z3.If(truth(value(k, q, c)), value(t, q, c), value(o, q, c))
+            if _nondet(e):
+                raise Unsupported(f"`any` inside {type(e).__name__} in an initial value")
+            return b.expr(e, s, node, q)
+
         for var in self.model.vars:
-            nondet = any(isinstance(x, ir.AnyValue) for x in _subs(var.init))
             if var.per_cpu:
-                arr = s[v.arrays[var.name]]
                 c = b._new("c")
-                if nondet:
-                    if not isinstance(var.init, ir.AnyValue):
-                        raise Unsupported(f"the initial value of `{var.name}` mixes `any` with other terms")
-                    cs.append(z3.ForAll([c], z3.Implies(below_n(v, c), in_type(z3.Select(arr, c), var.type))))
-                    continue
                 q = {var.binder.id: c} if var.binder is not None else {}
-                cs.append(arr == z3.Lambda([c], b.expr(var.init, s, node, q)))
+                cs.append(s[v.arrays[var.name]] == z3.Lambda([c], value(var.init, q, c)))
                 continue
             for i in range(v.var_cells(var)):
                 q = {var.binder.id: i} if var.binder is not None else {}
-                if nondet:
-                    if not isinstance(var.init, ir.AnyValue):
-                        raise Unsupported(f"the initial value of `{var.name}` mixes `any` with other terms")
-                    cs.append(in_type(s[v.cells[(var.name, i)]], var.type))
-                else:
-                    cs.append(s[v.cells[(var.name, i)]] == b.expr(var.init, s, node, q))
+                cs.append(s[v.cells[(var.name, i)]] == value(var.init, q, None))
         classes = {c.name: c for c in self.model.lock_classes}
         for lock in self.model.locks:
             for f in classes[lock.cls].fields:

@@ -729,6 +729,30 @@ def load_every_n(text: str, points: "Points") -> EveryN:
                   tuple(d["proves"]), {}, method=method)
 
 
+def candidates(small) -> tuple[Lifter, list[Template], list[Template], dict, list[str]]:
+    """The templates a proof for every N starts from: `small`'s lemmas lifted
+    (those whose meaning does not change with N), the closure lemmas, the
+    liveness lemmas of the global CPU slots. Returns (lifter, candidates,
+    closure, liveness, global CPU slots)."""
+    enc0 = small.enc
+    lifter = Lifter(enc0)
+    names0, kinds0 = first_names(lifter.slots0), lifter.kinds0
+    closure = closure_templates(enc0, kinds0)
+    cands: list[Template] = []
+    for lm in small.got.lemmas:
+        if lm.prop is None:
+            for t in lifter.templates(lm):
+                if t not in cands and uniform(t, kinds0, names0):
+                    cands.append(t)
+    for t in closure:
+        if t not in cands:
+            cands.append(t)
+    gslots = global_cpu_slots(enc0, kinds0)
+    live = liveness_templates(enc0, kinds0, small.exp.states, gslots)
+    cands += [t for t in live if t not in cands]
+    return lifter, cands, closure, live, gslots
+
+
 def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property], *, learn_at: int,
                   max_states: int, timeout_s: float | None, say: Callable[[str], None],
                   stats: dict) -> tuple[dict[str, PropertyResult], EveryN | None]:
@@ -787,22 +811,8 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
         unknown(todo, f"no proof for every N: learning at N={learn_at} did not finish", shared=True)
         return out, None
     enc0 = small.enc
-    lifter = Lifter(enc0)
-    names0 = first_names(lifter.slots0)
-    kinds0 = lifter.kinds0
-    closure = closure_templates(enc0, kinds0)
-    cands: list[Template] = []
-    for lm in small.got.lemmas:
-        if lm.prop is None:
-            for t in lifter.templates(lm):
-                if t not in cands and uniform(t, kinds0, names0):
-                    cands.append(t)
-    for t in closure:
-        if t not in cands:
-            cands.append(t)
-    gslots = global_cpu_slots(enc0, kinds0)
-    live = liveness_templates(enc0, kinds0, small.exp.states, gslots)
-    cands += [t for t in live if t not in cands]
+    lifter, cands, closure, live, gslots = candidates(small)
+    names0, kinds0 = first_names(lifter.slots0), lifter.kinds0
     sym_out: dict[str, PropertyResult] = {}
     sym_cert = None
     if penc is not None:

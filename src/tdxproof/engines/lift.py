@@ -487,11 +487,72 @@ def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] 
             results[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "lift", n, reason=why)
         todo = []
     if todo:
+        got = _symbolic_at(model, small_model, small, todo, timeout_s, say, stats, certificate_out)
+        results.update(got)
+        todo = [p for p in todo if p.name not in got]
+    if todo:
         got = _prove_at(model, small, todo, n, timeout_s, say, stats, certificate_out)
         results.update(got)
     ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
     stats["seconds"] = time.monotonic() - t0
     return RunResult(model.path, n, "lift", ordered, states=0, complete=True, stats=stats)
+
+
+def _symbolic_at(model: ir.Model, small_model: ir.Model, small: Learned, todo: list[ir.Property],
+                 timeout_s: float | None, say: Callable[[str], None], stats: dict,
+                 certificate_out: Callable[[Certificate], None] | None = None) -> dict[str, PropertyResult]:
+    """First, without N's encoding: the templates checked once on the encoding
+    of every N from 2 to 127 (engines/param.py), which holds N. The proved
+    properties, re-checked there with nothing dropped. A certificate asked for
+    is the templates' instances at N, re-checked on N's own encoding: the two
+    encoders must agree, or it is an internal error."""
+    from tdxproof.encode.param import MAX_N, Unsupported, encode_param
+    from tdxproof.engines.cutoff import candidates, fragment
+    from tdxproof.engines.param import Undecided, prove_symbolic
+
+    n = model.cpus
+    props = [p for p in todo if p.kind is not ir.PropKind.DEADLOCK]
+    if n > MAX_N or not props or fragment(small_model, model).problems:
+        return {}
+    try:
+        penc = encode_param(small_model)
+    except Unsupported as exc:
+        stats["symbolic_why"] = str(exc)
+        return {}
+    _, cands, *_ = candidates(small)
+    say(f"N={n}: Houdini on the symbolic-N encoding ({len(penc.paths):,} block paths, {len(cands):,} templates)")
+    try:
+        got = prove_symbolic(penc, small.enc, cands, props, timeout_s, say)
+        kept = [t for t, ok in zip(cands, got.alive) if ok]
+        proved = [p for p in props if p.name in got.proved]
+        again = prove_symbolic(penc, small.enc, kept, proved, timeout_s, drop=False) if proved else None
+    except Undecided as exc:
+        stats["symbolic_why"] = f"solver: {exc}"
+        return {}
+    stats.update(symbolic_seconds=got.seconds, symbolic_paths=len(penc.paths), symbolic_templates=len(kept))
+    if again is None:
+        return {}
+    if not all(again.alive) or again.unknown:
+        raise InternalError("the symbolic-N lemmas do not re-check: " + "; ".join(again.unknown.values()))
+    if certificate_out is not None:
+        enc = encode(model, n)
+        names = slot_names(enc)
+        lifter = Lifter(small.enc)
+        lemmas = list(dict.fromkeys(lm for t in kept for lm in lifter.at(t, n, names)))
+        lemmas += [Lemma(prop=p.name) for p in proved if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER)]
+        cert = Certificate(model.path, n, tuple(lemmas), tuple(p.name for p in proved))
+        say(f"re-checking the {len(lemmas):,} instances at N={n} on N's own encoding")
+        problems = recheck(model, cert, None, timeout_s, enc, model_errors=True)
+        if problems and not only_undecided(problems):
+            raise InternalError("the symbolic-N proof's instances do not re-check at N: " + "; ".join(problems))
+        if not problems:
+            certificate_out(cert)
+    proof = Proof(k=1, lemmas=len(kept), text=())
+    return {p.name: PropertyResult(p.name, p.kind.value, Verdict.UNREACHABLE if p.kind is ir.PropKind.COVER
+                                   else Verdict.PROVED, "lift", n, proof=proof,
+                                   reason=f"N={n}: one encoding for N=2..{MAX_N}, N symbolic; "
+                                   f"{len(kept):,} lemma templates learned at N={small_model.cpus}")
+            for p in proved}
 
 
 def _at_n(model: ir.Model, prog: Program, r: PropertyResult, n: int, n0: int) -> PropertyResult:

@@ -23,6 +23,7 @@ a decision procedure on this finite CPU domain. The result holds for N = 2..127
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -70,21 +71,65 @@ def _lit(term: z3.ExprRef, vals, xs: list[z3.BitVecRef], N: z3.BitVecRef) -> z3.
     return z3.Or(opts) if opts else z3.BoolVal(False)
 
 
-def template_formula(t: Template, names: Names, s: dict, N: z3.BitVecRef, tag: str) -> z3.BoolRef:
-    xs = [z3.BitVec(f"{tag}_{i}", 8) for i in range(t.letters)]
+def template_instance(t: Template, names: Names, s: dict, N: z3.BitVecRef, xs: list) -> z3.BoolRef:
+    """The template at the CPUs `xs` (terms): "if they are distinct non-boot CPUs
+    in increasing order, then ..."."""
     lits = []
     for var, who, vals in t.lits:
         arr, idx = names.resolve(var, who)
-        if idx is None:
-            term = s[arr]
-        else:
-            term = z3.Select(s[arr], bv(0) if idx == -1 else xs[idx])
+        term = s[arr] if idx is None else z3.Select(s[arr], bv(0) if idx == -1 else xs[idx])
         lits.append(_lit(term, vals, xs, N))
     body = lits[0] if t.kind == "in" else z3.Not(z3.And(lits))
     if not xs:
         return body
     dom = [z3.And(x >= bv(1), x < N) for x in xs] + [a < b for a, b in zip(xs, xs[1:])]
-    return z3.ForAll(xs, z3.Implies(z3.And(dom), body))
+    return z3.Implies(z3.And(dom), body)
+
+
+def template_formula(t: Template, names: Names, s: dict, N: z3.BitVecRef, tag: str) -> z3.BoolRef:
+    xs = [z3.BitVec(f"{tag}_{i}", 8) for i in range(t.letters)]
+    f = template_instance(t, names, s, N, xs)
+    return z3.ForAll(xs, f) if xs else f
+
+
+def pinned(t: Template) -> dict[int, tuple[str, int | None]]:
+    """Letters a `never` template can only use at one CPU: a literal "slot is
+    letter l" (nothing else) is false unless l is the slot's value, so the one
+    instance that says something puts the slot's value there. letter -> the
+    literal's (variable, letter indexing it)."""
+    out: dict[int, tuple[str, int | None]] = {}
+    if t.kind != "never":
+        return out
+    for var, who, vals in t.lits:
+        if not vals.fixed and not vals.others and len(vals.letters) == 1 and vals.letters[0] != who:
+            out.setdefault(vals.letters[0], (var, who))
+    return out
+
+
+def _combos(t: Template, names: Names, s: dict, terms: list, must: set[int] | None = None):
+    """The choices of terms for t's letters worth instantiating: pinned letters
+    get their slot's value; with `must` (ids of terms), only choices using one."""
+    pins = pinned(t)
+    order = [l for l in range(t.letters) if l not in pins] + [l for l in range(t.letters) if l in pins]
+
+    def go(k: int, xs: dict):
+        if k == len(order):
+            pick = [xs[l] for l in range(t.letters)]
+            if must is None or any(x.get_id() in must for x in pick):
+                yield pick
+            return
+        l = order[k]
+        if l in pins:
+            var, who = pins[l]
+            if who is not None and who not in xs:
+                return          # a slot indexed by a letter pinned later: no such chain here
+            arr, idx = names.resolve(var, who)
+            yield from go(k + 1, {**xs, l: s[arr] if idx is None else z3.Select(
+                s[arr], bv(0) if idx == -1 else xs[who])})
+            return
+        for x in terms:
+            yield from go(k + 1, {**xs, l: x})
+    yield from go(0, {})
 
 
 def template_vars(t: Template, names: Names) -> set[str]:
@@ -100,13 +145,127 @@ class Outcome:
     seconds: float = 0.0
 
 
+class _Pool:
+    """CPU constants handed out to existential quantifiers in turn (`take`);
+    past the pool's size, fresh ones that are not among the instantiation terms."""
+
+    def __init__(self, tag: str, size: int):
+        self.tag, self.consts, self.at = tag, [z3.BitVec(f"{tag}{i}", 8) for i in range(size)], 0
+        self.extra = itertools.count()
+
+    def take(self) -> z3.BitVecRef:
+        if self.at < len(self.consts):
+            self.at += 1
+            return self.consts[self.at - 1]
+        return z3.BitVec(f"{self.tag}+{next(self.extra)}", 8)
+
+    def reset(self, at: int = 0) -> "_Pool":
+        self.at = at
+        return self
+
+
+class Ground:
+    """Quantifiers instantiated over a fixed set of CPU terms: in a formula that
+    is asserted (positive), a `forall` (a negated `exists`) becomes the
+    conjunction of its instances over `terms`, an `exists` a constant. Each step
+    is sound for refutation (a model of the formula gives one of the result), so
+    an unsatisfiable result proves the query; a satisfiable one may be an
+    artefact of too few terms, which only costs a lemma. `terms` are the CPUs
+    docs/every-n.md's set S is made of: the boot CPU, the stepping CPU, the CPUs
+    the step picks, and those of the lemma it would break. A quantifier under
+    an equivalence or an `If` condition is left to Z3."""
+
+    def __init__(self, terms: list[z3.BitVecRef]):
+        self.terms = terms
+        self._q: dict[int, bool] = {}
+        self.fresh = _Pool("sk", 0)
+
+    def _has_q(self, f: z3.ExprRef) -> bool:
+        k = f.get_id()
+        got = self._q.get(k)
+        if got is None:
+            got = z3.is_quantifier(f) or any(self._has_q(a) for a in f.children())
+            self._q[k] = got
+        return got
+
+    def __call__(self, f: z3.BoolRef, pos: bool = True, pool: _Pool | None = None) -> z3.BoolRef:
+        if not self._has_q(f):
+            return f
+        pool = pool or self.fresh
+        if z3.is_quantifier(f):
+            if f.is_lambda():
+                return f
+            n, body = f.num_vars(), f.body()
+            if f.is_forall() == pos:
+                parts = [self(z3.substitute_vars(body, *combo), pos, pool)
+                         for combo in itertools.product(self.terms, repeat=n)]
+                return z3.And(parts) if pos else z3.Or(parts)
+            return self(z3.substitute_vars(body, *[pool.take() for _ in range(n)]), pos, pool)
+        if z3.is_not(f):
+            return z3.Not(self(f.arg(0), not pos, pool))
+        if z3.is_and(f):
+            return z3.And([self(a, pos, pool) for a in f.children()])
+        if z3.is_or(f):
+            return z3.Or([self(a, pos, pool) for a in f.children()])
+        if z3.is_implies(f):
+            return z3.Implies(self(f.arg(0), not pos, pool), self(f.arg(1), pos, pool))
+        return f
+
+
+def _const_names(terms: list[z3.ExprRef]) -> set[str]:
+    out: set[str] = set()
+    seen: set[int] = set()
+    work = list(terms)
+    while work:
+        e = work.pop()
+        k = e.get_id()
+        if k in seen:
+            continue
+        seen.add(k)
+        if z3.is_quantifier(e):
+            work.append(e.body())
+        elif z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            name = e.decl().name()
+            out.add(name[:-2] if name.endswith("@0") else name)
+        else:
+            work.extend(e.children())
+    return out
+
+
+def _step_consts(terms: list[z3.ExprRef]) -> list[z3.ExprRef]:
+    """The CPUs a block path names besides the state: the stepping task's `me`,
+    and the fresh CPUs of its loops, picks and choices (encode/param.py)."""
+    out: dict[str, z3.ExprRef] = {}
+    seen: set[int] = set()
+    work = list(terms)
+    while work:
+        e = work.pop()
+        k = e.get_id()
+        if k in seen:
+            continue
+        seen.add(k)
+        if z3.is_quantifier(e):
+            work.append(e.body())
+        elif z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            name = e.decl().name()
+            if ("!" in name and not name.startswith("init_any")) or name.startswith("me["):
+                out[name] = e
+        else:
+            work.extend(e.children())
+    return [out[k] for k in sorted(out)]
+
+
 class Checker:
     """Houdini over the templates and the properties' invariants, on the
     symbolic-N encoding, in one incremental solver: `a_i` assumes item i of
-    state 0, `b_i` says it fails in state 1."""
+    state 0, `b_i` says it fails in state 1. Every path's own CPUs are renamed
+    onto one set of constants (the stepping CPU `me`, then e0, e1, ...), and a
+    broken item's CPUs are g0, g1, ...: so the quantifiers are instantiated once,
+    over those and the boot CPU (`Ground`), for every path."""
 
     def __init__(self, penc: ParamEncoding, enc0, templates: list[Template], props: list[ir.Property],
-                 timeout_s: float | None, say: Callable[[str], None] = lambda m: None):
+                 timeout_s: float | None, say: Callable[[str], None] = lambda m: None,
+                 global_slots: list[str] = ()):
         self.penc, self.say = penc, say
         self.names = Names(enc0)
         self.s0, self.s1 = penc.state(0), penc.state(1)
@@ -114,23 +273,83 @@ class Checker:
         self.solver.add(penc.domain())
         self.timeout_s = timeout_s
         self.items: list[tuple[str, object]] = []        # ("t", template) | ("p", property)
-        self.f0: list[z3.BoolRef] = []
         self.vars: list[set[str] | None] = []
         self.a: list[z3.BoolRef] = []
         self.b: list[z3.BoolRef] = []
         self.alive: list[bool] = []
         self.calls = 0
+        forms: list = []
         for t in templates:
-            self._add(("t", t), lambda s, tag, t=t: template_formula(t, self.names, s, penc.N, tag),
-                      template_vars(t, self.names))
+            self._item(("t", t), template_vars(t, self.names))
+            forms.append(lambda s, tag, t=t: template_formula(t, self.names, s, penc.N, tag))
         self.props = {p.name: p for p in props}
         for p in props:
             if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER) and not p.fires_in_steps:
-                self._add(("p", p.name), lambda s, tag, p=p: self._prop_formula(p, s), None)
-        self.steps = []
+                self._item(("p", p.name), None)
+                forms.append(lambda s, tag, p=p: z3.simplify(self._prop_formula(p, s)))
+        # the paths with their CPUs renamed onto shared constants
+        me = z3.BitVec("me", 8)
+        raw = []
+        most = 0
         for _, path in penc.paths:
-            eqs = [self.s1[n] == path.updates.get(n, self.s0[n]) for n in penc.vocab.names]
-            self.steps.append(z3.And(list(path.guard) + eqs))
+            own = _step_consts(list(path.guard) + list(path.updates.values()) + [c for _, c in path.events])
+            mes = [c for c in own if c.decl().name().startswith("me[")]
+            rest = [c for c in own if not c.decl().name().startswith("me[")]
+            most = max(most, len(rest))
+            raw.append((mes, rest, path))
+        self.e = _Pool("e", most + 2)
+        self.g = _Pool("g", max([t.letters for t in templates] + [2]) + 1)
+        self.me = me
+        self.base = [me] + self.e.consts + self.g.consts       # the non-boot CPUs every query may name
+        self.ground = Ground([bv(0)] + self.base)
+        # global CPU slots (an actor's cursor, a target CPU): instances at their
+        # values are added when a path that reads them is asked about
+        slots = {n for n in global_slots if n in self.s0}
+        self.slot_terms = {n: self.s0[n] for n in slots}
+        self.steps: list[z3.BoolRef] = []
+        self.reads: list[list[z3.ExprRef]] = []
+        self.events_of: list[list[tuple[int, z3.BoolRef]]] = []
+        for mes, rest, path in raw:
+            pairs = [(c, me) for c in mes] + list(zip(rest, self.e.consts))
+            ren = (lambda t: z3.substitute(t, *pairs)) if pairs else (lambda t: t)
+            terms = list(path.guard) + list(path.updates.values()) + [c for _, c in path.events]
+            used = _const_names(terms) & slots
+            reads = [self.slot_terms[n] for n in sorted(used)]
+            self.reads.append(reads)
+            local = Ground([bv(0)] + self.base + reads)
+            eqs = [self.s1[n] == ren(path.updates[n]) if n in path.updates else self.s1[n] == self.s0[n]
+                   for n in penc.vocab.names]
+            pool = self.e.reset(len(rest))
+            self.steps.append(z3.And([local(ren(g), True, pool) for g in path.guard] + eqs))
+            self.events_of.append([(prop, ren(c)) for prop, c in path.events])
+        self.forms = forms
+        self.templates = templates
+        self.have: set[int] = set()          # ids of the slot terms whose instances are in
+        self.not0: list[z3.BoolRef] = []
+        for i, form in enumerate(forms):
+            f0 = form(self.s0, f"x{i}a")
+            self.not0.append(self.ground(z3.Not(f0), True, self.g.reset()))
+            self.solver.add(z3.Implies(self.b[i], self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset())))
+        self._instances(self.base, None)
+
+    def _instances(self, terms: list, must: set[int] | None) -> None:
+        """Assume every item at the choices of `terms` (using one of `must`)."""
+        for i, (kind, what) in enumerate(self.items):
+            if kind == "t":
+                t = what
+                for xs in _combos(t, self.names, self.s0, terms, must):
+                    self.solver.add(z3.Implies(self.a[i], template_instance(t, self.names, self.s0, self.penc.N, xs)))
+            elif must is None or terms:
+                # a property: its quantifiers over every term (a repeat is harmless)
+                g = Ground([bv(0)] + terms)
+                self.solver.add(z3.Implies(self.a[i], g(self.forms[i](self.s0, f"x{i}a"))))
+
+    def _with_slots(self, k: int) -> None:
+        new = [x for x in self.reads[k] if x.get_id() not in self.have]
+        if new:
+            self.have |= {x.get_id() for x in new}
+            self._instances(self.base + [self.slot_terms[n] for n in self.slot_terms
+                                         if self.slot_terms[n].get_id() in self.have], {x.get_id() for x in new})
 
     def _prop_formula(self, p: ir.Property, s: dict) -> z3.BoolRef:
         f = self.penc.expr(p.expr, s)
@@ -138,16 +357,12 @@ class Checker:
             f = z3.Not(f)
         return z3.Implies(self.penc.quiescent(s), f) if p.observe is ir.Observe.QUIESCENT else f
 
-    def _add(self, item, formula, vars_) -> None:
+    def _item(self, item, vars_) -> None:
         i = len(self.items)
         self.items.append(item)
-        f0, f1 = formula(self.s0, f"x{i}a"), formula(self.s1, f"x{i}b")
-        self.f0.append(f0)
         self.vars.append(vars_)
-        a, b = z3.Bool(f"act{i}"), z3.Bool(f"brk{i}")
-        self.solver.add(z3.Implies(a, f0), z3.Implies(b, z3.Not(f1)))
-        self.a.append(a)
-        self.b.append(b)
+        self.a.append(z3.Bool(f"act{i}"))
+        self.b.append(z3.Bool(f"brk{i}"))
         self.alive.append(True)
 
     def _ask(self, *query) -> z3.ModelRef | None:
@@ -166,13 +381,14 @@ class Checker:
 
     def initiate(self, out: Outcome) -> None:
         s = make_solver(self.timeout_s, logic=None)
-        s.add(self.penc.domain(), self.penc.init(self.s0))
+        s.add(self.penc.domain(), self.ground(self.penc.init(self.s0)))
         c = [z3.Bool(f"init{i}") for i in range(len(self.items))]
-        for i, f in enumerate(self.f0):
-            s.add(z3.Implies(c[i], z3.Not(f)))
+        for i, f in enumerate(self.not0):
+            s.add(z3.Implies(c[i], f))
         while True:
             live = [i for i, ok in enumerate(self.alive) if ok]
             self.calls += 1
+            self.say(f"every N (symbolic): initial states, {len(live):,} lemmas live")
             r = check(s, z3.Or([c[i] for i in live] or [z3.BoolVal(False)]))
             if isinstance(r, Unknown):
                 raise Undecided(r.reason)
@@ -193,6 +409,7 @@ class Checker:
                              if ok and (self.vars[i] is None or self.vars[i] & written)]
                     if not cands:
                         break
+                    self._with_slots(k)
                     m = self._ask(self.steps[k], z3.Or([self.b[i] for i in cands]))
                     self.say(f"every N (symbolic): path {k + 1}/{len(self.penc.paths)}, "
                              f"{sum(self.alive):,} lemmas live, {self.calls:,} solver calls")
@@ -212,11 +429,12 @@ class Checker:
         model error is not excluded (then nothing is proved)."""
         index = {p.name: i for i, p in enumerate(self.penc.model.properties)}
         want = {index[name]: name for name, p in self.props.items() if p.fires_in_steps}
-        for k, (_, path) in enumerate(self.penc.paths):
-            for prop, ok in path.events:
+        for k, evs in enumerate(self.events_of):
+            for prop, ok in evs:
                 if prop != MODEL_ERROR and (prop not in want or want[prop] in out.unknown):
                     continue
-                if self._ask(self.steps[k], z3.Not(ok)) is None:
+                self._with_slots(k)
+                if self._ask(self.steps[k], self.ground(z3.Not(ok), True, self.g.reset())) is None:
                     continue
                 if prop == MODEL_ERROR:
                     return False
@@ -237,7 +455,9 @@ def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: 
     """Houdini (drop=True), or a re-check that drops nothing (every template and
     property must hold: `alive` says which failed)."""
     t0 = time.monotonic()
-    chk = Checker(penc, enc0, templates, props, timeout_s, say)
+    from tdxproof.engines.cutoff import global_cpu_slots
+    from tdxproof.engines.lift import Kinds
+    chk = Checker(penc, enc0, templates, props, timeout_s, say, global_cpu_slots(enc0, Kinds(enc0)))
     out = Outcome([], [])
     # a re-check (drop=False) runs the same steps: whatever fails is reported,
     # and the steps after it are checked against what is left

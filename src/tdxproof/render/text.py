@@ -19,6 +19,9 @@ def verdict_words(r: PropertyResult) -> str:
             # cpus 0: for every N, by a cutoff (engines/cutoff.py)
             if r.cpus == 0 and r.proof:
                 return f"proved (every N >= 2: {r.reason}, {r.proof.lemmas:,} lemma templates)"
+            if r.proof and r.reason and r.reason.startswith(f"N={r.cpus}: one encoding"):
+                # lift's symbolic route: proved for every N the one encoding covers
+                return f"proved (N={r.cpus}, and every N=2..127 with it: {r.proof.lemmas:,} lemma templates)"
             return f"proved (N={r.cpus}, {r.proof.lemmas:,} lemmas)" if r.proof else "proved"
         case Verdict.HOLDS_UP_TO_DEPTH:
             return f"holds up to depth {r.depth}"
@@ -86,6 +89,12 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
                      f"{run.states:,} reachable states of the encoding ({_n(run.stats['blocked'], 'state')} "
                      f"blocked, {_n(run.stats['calls'], 'solver call')}); re-checked on the plain encoding")
+    if run.engine == "lift" and "symbolic_paths" in run.stats and "lemmas" not in run.stats:
+        st = run.stats
+        lines.append(f"{st['symbolic_templates']:,} lemma templates lifted from the lemmas of N={st['learned_at']} "
+                     f"({st['states_at_base']:,} reachable states there), inductive on one encoding for every "
+                     f"N=2..127 (N symbolic, {st['symbolic_paths']:,} block paths, {st['symbolic_seconds']} s) and "
+                     f"re-checked there; no state of N={run.cpus} enumerated, no encoding of N={run.cpus} built")
     if run.engine == "lift" and "lemmas" in run.stats:
         st = run.stats
         lines.append(f"inductive invariant of {st['lemmas']:,} lemmas at N={run.cpus}: {st['templates']:,} "

@@ -100,3 +100,20 @@ def test_the_symbolic_encoding_means_what_the_per_n_one_does_at_each_n():
     assert len(big.paths) > 100
     assert not any("[cpuhp/1" in n or "[cpuhp/2" in n for n in big.vocab.names)
     assert "pc[cpuhp/*]" in big.vocab.names and "online[*]" in big.vocab.names
+
+
+def test_lift_at_16_builds_neither_the_states_nor_the_encoding_of_16(monkeypatch):
+    # the cpuhp loop model at N=16: learned at N=3, proved on the symbolic
+    # encoding; the only states enumerated are N0's, and N=16 is never encoded
+    from tdxproof.engines import lift
+
+    built: list[int] = []
+    real = lift.encode
+    monkeypatch.setattr(lift, "encode", lambda model, n=None: built.append(n) or real(model, n))
+    path = str(ROOT / "benchmarks" / "models" / "loop.tdx")
+    model, small = lower_policy(path, cpus=16)[0], lower_policy(path, cpus=3)[0]
+    run = lift.verify_lift(model, small, properties={"every-cpu-done", "no-lock-at-exit"})
+    assert {r.name: r.verdict for r in run.results} == {"every-cpu-done": Verdict.PROVED,
+                                                       "no-lock-at-exit": Verdict.PROVED}
+    assert all("one encoding for N=2..127" in r.reason for r in run.results)
+    assert run.states == 0 and run.stats["states_at_base"] < 1000 and 16 not in built, (run.stats, built)

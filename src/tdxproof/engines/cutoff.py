@@ -40,7 +40,7 @@ from tdxproof.engines.induction import (Certificate, Lemma, Reach, _bad, _failin
                                         only_undecided, recheck, render_value)
 from tdxproof.engines.lift import (CPU, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values, _start_of,
                                    _Undecided, instance_starts, slot_names)
-from tdxproof.engines.param import Undecided, prove_symbolic
+from tdxproof.engines.param import Repair, Undecided, prove_symbolic
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
 from tdxproof.results import Proof, PropertyResult, Verdict
@@ -818,7 +818,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     if penc is not None:
         sym_stats: dict = {}
         sym_out, sym_cert, sym_why = _symbolic(path, models, penc, enc0, kinds0, frag, cands, closure, live, gslots,
-                                               todo, timeout_s, say, sym_stats)
+                                               todo, timeout_s, say, sym_stats, small.reach)
         sym_stats.update(learned_at=learn_at)
         if sym_cert is not None and (set(sym_cert.proves) >= {p.name for p in todo} or per_n_why is not None):
             stats.update(sym_stats)
@@ -1000,8 +1000,8 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
 
 def _symbolic(path: str, models, penc, enc0: Encoding, kinds0: Kinds, frag: Fragment, cands: list[Template],
               closure: list[Template], live: dict, gslots: list[str], todo: list[ir.Property],
-              timeout_s: float | None, say: Callable[[str], None],
-              stats: dict) -> tuple[dict[str, PropertyResult], "EveryN | None", str | None]:
+              timeout_s: float | None, say: Callable[[str], None], stats: dict,
+              reach: Reach) -> tuple[dict[str, PropertyResult], "EveryN | None", str | None]:
     """The symbolic-N route (engines/param.py): Houdini over the templates on one
     encoding for N = 2..127, then the cutoff of the surviving templates, which
     must be at most 127 for the result to carry to every N. Returns the
@@ -1010,12 +1010,17 @@ def _symbolic(path: str, models, penc, enc0: Encoding, kinds0: Kinds, frag: Frag
     if not props:
         return {}, None, "the symbolic-N encoding has no deadlock condition yet"
     say(f"every N: Houdini on the symbolic-N encoding ({len(penc.paths):,} block paths, {len(cands):,} templates)")
+    def lift(lm: Lemma) -> list[Template]:
+        return [t for t in lifter.templates(lm) if uniform(t, kinds0, names0)]
+    lifter, names0 = Lifter(enc0), first_names(cpu_slots(enc0))
+    repair = Repair(enc0, reach, kinds0, lift, MAX_REPAIRS_EVERY_N)
     try:
-        got = prove_symbolic(penc, enc0, cands, props, timeout_s, say)
+        got = prove_symbolic(penc, enc0, cands, props, timeout_s, say, repair=repair)
     except Undecided as exc:
         return {}, None, f"solver: {exc}"
+    cands = got.templates
     alive = dict(zip(cands, got.alive))
-    stats.update(method=SYMBOLIC, symbolic_seconds=got.seconds, symbolic_calls=got.calls,
+    stats.update(method=SYMBOLIC, symbolic_seconds=got.seconds, symbolic_repairs=repair.done, symbolic_calls=got.calls,
                  templates=sum(got.alive), symbolic_paths=len(penc.paths), symbolic_upto=MAX_N)
     why = next(iter(got.unknown.values()), None)
     if not got.proved:

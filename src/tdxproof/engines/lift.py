@@ -507,8 +507,8 @@ def _symbolic_at(model: ir.Model, small_model: ir.Model, small: Learned, todo: l
     is the templates' instances at N, re-checked on N's own encoding: the two
     encoders must agree, or it is an internal error."""
     from tdxproof.encode.param import MAX_N, Unsupported, encode_param
-    from tdxproof.engines.cutoff import candidates, fragment
-    from tdxproof.engines.param import Undecided, prove_symbolic
+    from tdxproof.engines.cutoff import candidates, first_names, fragment, uniform
+    from tdxproof.engines.param import Repair, Undecided, prove_symbolic
 
     n = model.cpus
     props = [p for p in todo if p.kind is not ir.PropKind.DEADLOCK]
@@ -519,11 +519,14 @@ def _symbolic_at(model: ir.Model, small_model: ir.Model, small: Learned, todo: l
     except Unsupported as exc:
         stats["symbolic_why"] = str(exc)
         return {}
-    _, cands, *_ = candidates(small)
+    lifter, cands, *_ = candidates(small)
+    names0 = first_names(lifter.slots0)
+    repair = Repair(small.enc, small.reach, lifter.kinds0,
+                    lambda lm: [t for t in lifter.templates(lm) if uniform(t, lifter.kinds0, names0)])
     say(f"N={n}: Houdini on the symbolic-N encoding ({len(penc.paths):,} block paths, {len(cands):,} templates)")
     try:
-        got = prove_symbolic(penc, small.enc, cands, props, timeout_s, say)
-        kept = [t for t, ok in zip(cands, got.alive) if ok]
+        got = prove_symbolic(penc, small.enc, cands, props, timeout_s, say, repair=repair)
+        kept = [t for t, ok in zip(got.templates, got.alive) if ok]
         proved = [p for p in props if p.name in got.proved]
         again = prove_symbolic(penc, small.enc, kept, proved, timeout_s, drop=False) if proved else None
     except Undecided as exc:

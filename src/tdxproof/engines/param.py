@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import z3
 
@@ -34,7 +34,7 @@ from tdxproof.encode.param import ParamEncoding, below_n
 from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.encode.vocab import MODEL_ERROR, bv
 from tdxproof.engines.induction import _prop, cpu_slots
-from tdxproof.engines.lift import Template
+from tdxproof.engines.lift import CPU, MIXED, Template
 from tdxproof.model import ir
 
 
@@ -138,11 +138,66 @@ def template_vars(t: Template, names: Names) -> set[str]:
 
 @dataclass
 class Outcome:
-    alive: list[bool]                                   # per template
+    alive: list[bool]                                   # per template (the given ones, then a repair's)
     proved: list[str]
     unknown: dict[str, str] = field(default_factory=dict)   # property -> why
     calls: int = 0
     seconds: float = 0.0
+    templates: list = field(default_factory=list)
+
+
+class Repair:
+    """A counterexample to induction on the symbolic encoding, seen on N0's CPUs
+    (as cutoff.py's repair does at a concrete N): the model's CPUs that the
+    query names are chosen `n0 - 1` at a time in increasing order, the state is
+    read off the model on them (a CPU value outside the choice unknown), and a
+    view N0 cannot reach is blocked by a cube generalised against N0's
+    reachable states, lifted to templates. `lift(lemma)` gives the templates."""
+
+    def __init__(self, enc0, reach, kinds0, lift: Callable, limit: int = 200):
+        self.n0, self.reach, self.kinds, self.lift = enc0.vocab.n, reach, kinds0, lift
+        self.vars = list(enc0.vocab.names)
+        self.slots0 = cpu_slots(enc0)
+        self.limit, self.done = limit, 0
+
+    def _term(self, s: dict, var: str, pick: tuple[int, ...]) -> z3.ExprRef:
+        owner = self.slots0.get(var)
+        if owner is None:
+            return s[var]
+        tmpl, cpu = owner
+        return z3.Select(s[tmpl.replace("{}", "*")], bv(0 if cpu == 0 else pick[cpu - 1]))
+
+    def view(self, m: z3.ModelRef, s: dict, n: int, pick: tuple[int, ...]) -> tuple[int | None, ...]:
+        back = {c: i + 1 for i, c in enumerate(pick)}
+        back[0] = 0
+        got = {var: m.eval(self._term(s, var, pick), model_completion=True).as_long() for var in self.vars}
+        out: list[int | None] = []
+        for var in self.vars:
+            x: int | None = got[var]
+            kind = self.kinds.of[var]
+            if kind == MIXED and var in self.kinds.local:
+                kind = self.kinds.at(var, [got[self.kinds.local[var][0]]])
+            if kind == MIXED and 1 <= x < n:
+                x = None
+            elif kind == CPU and 1 <= x < n:
+                x = back.get(x)
+            out.append(x)
+        return tuple(out)
+
+    def __call__(self, m: z3.ModelRef, s: dict, N: z3.BitVecRef, terms: list) -> list[Template]:
+        if self.done >= self.limit:
+            return []
+        n = m.eval(N, model_completion=True).as_long()
+        cpus = sorted({v for t in terms if 1 <= (v := m.eval(t, model_completion=True).as_long()) < n})
+        for pick in itertools.combinations(cpus, self.n0 - 1):
+            lm = self.reach.generalize(self.view(m, s, n, pick))
+            if lm is None:
+                continue
+            new = self.lift(lm)
+            if new:
+                self.done += 1
+                return new
+        return []
 
 
 class _Pool:
@@ -323,7 +378,8 @@ class Checker:
             self.steps.append(z3.And([local(ren(g), True, pool) for g in path.guard] + eqs))
             self.events_of.append([(prop, ren(c)) for prop, c in path.events])
         self.forms = forms
-        self.templates = templates
+        self.known = set(templates)
+        self.repair: Callable | None = None
         self.have: set[int] = set()          # ids of the slot terms whose instances are in
         self.not0: list[z3.BoolRef] = []
         for i, form in enumerate(forms):
@@ -332,9 +388,25 @@ class Checker:
             self.solver.add(z3.Implies(self.b[i], self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset())))
         self._instances(self.base, None)
 
-    def _instances(self, terms: list, must: set[int] | None) -> None:
-        """Assume every item at the choices of `terms` (using one of `must`)."""
-        for i, (kind, what) in enumerate(self.items):
+    def add_templates(self, new: list[Template], out: "Outcome") -> None:
+        """More templates (a repair's): each item's formulas, its instances at
+        every term so far, and the initial-state check of the new ones."""
+        first = len(self.items)
+        for t in new:
+            i = len(self.items)
+            self._item(("t", t), template_vars(t, self.names))
+            form = (lambda s, tag, t=t: template_formula(t, self.names, s, self.penc.N, tag))
+            self.forms.append(form)
+            self.not0.append(self.ground(z3.Not(form(self.s0, f"x{i}a")), True, self.g.reset()))
+            self.solver.add(z3.Implies(self.b[i], self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset())))
+        terms = self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
+        self._instances(terms, None, range(first, len(self.items)))
+        self.initiate(out, range(first, len(self.items)))
+
+    def _instances(self, terms: list, must: set[int] | None, among: Iterable[int] | None = None) -> None:
+        """Assume every item (`among` them) at the choices of `terms` (using one of `must`)."""
+        for i in (among if among is not None else range(len(self.items))):
+            kind, what = self.items[i]
             if kind == "t":
                 t = what
                 for xs in _combos(t, self.names, self.s0, terms, must):
@@ -379,14 +451,15 @@ class Checker:
         if kind == "p":
             out.unknown.setdefault(what, why)
 
-    def initiate(self, out: Outcome) -> None:
+    def initiate(self, out: Outcome, among: Iterable[int] | None = None) -> None:
+        among = list(among) if among is not None else list(range(len(self.items)))
         s = make_solver(self.timeout_s, logic=None)
         s.add(self.penc.domain(), self.ground(self.penc.init(self.s0)))
-        c = [z3.Bool(f"init{i}") for i in range(len(self.items))]
-        for i, f in enumerate(self.not0):
-            s.add(z3.Implies(c[i], f))
+        c = {i: z3.Bool(f"init{i}") for i in among}
+        for i in among:
+            s.add(z3.Implies(c[i], self.not0[i]))
         while True:
-            live = [i for i, ok in enumerate(self.alive) if ok]
+            live = [i for i in among if self.alive[i]]
             self.calls += 1
             self.say(f"every N (symbolic): initial states, {len(live):,} lemmas live")
             r = check(s, z3.Or([c[i] for i in live] or [z3.BoolVal(False)]))
@@ -417,6 +490,14 @@ class Checker:
                         break
                     gone = [i for i in cands if z3.is_true(m.eval(self.b[i]))]
                     assert gone, "the model breaks no lemma"
+                    if self.repair is not None:
+                        new = [t for t in self.repair(m, self.s0, self.penc.N, self.base + self.reads[k])
+                               if t not in self.known]
+                        if new:
+                            self.known |= set(new)
+                            self.add_templates(new, out)
+                            self.say(f"every N (symbolic): repaired, {len(new)} new templates")
+                            continue
                     for i in gone:
                         self._kill(i, f"a state of the lemmas has a step ({_where(self.penc, k)}) that breaks it",
                                    out)
@@ -451,19 +532,21 @@ def _where(penc: ParamEncoding, k: int) -> str:
 
 def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: list[ir.Property],
                    timeout_s: float | None, say: Callable[[str], None] = lambda m: None,
-                   drop: bool = True) -> Outcome:
+                   drop: bool = True, repair: Repair | None = None) -> Outcome:
     """Houdini (drop=True), or a re-check that drops nothing (every template and
     property must hold: `alive` says which failed)."""
     t0 = time.monotonic()
     from tdxproof.engines.cutoff import global_cpu_slots
     from tdxproof.engines.lift import Kinds
     chk = Checker(penc, enc0, templates, props, timeout_s, say, global_cpu_slots(enc0, Kinds(enc0)))
+    chk.repair = repair if drop else None
     out = Outcome([], [])
     # a re-check (drop=False) runs the same steps: whatever fails is reported,
     # and the steps after it are checked against what is left
     chk.initiate(out)
     chk.houdini(out)
     errors_free = chk.events(out)
+    out.templates = [what for kind, what in chk.items if kind == "t"]
     out.alive = [ok for (kind, _), ok in zip(chk.items, chk.alive) if kind == "t"]
     if not errors_free:
         for p in props:

@@ -34,7 +34,7 @@ import z3
 from tdxproof.encode.flatten import flatten
 from tdxproof.encode.liveness import forget_dead_locals
 from tdxproof.encode.symbolic import TRUE, Blocks, Path, _PS, b2bv, truth
-from tdxproof.encode.system import _NoFrame, _range, _subs
+from tdxproof.encode.system import _NoFrame, _range, _subs, order_rules
 from tdxproof.encode.vocab import IDLE, MODES, NO_PC, PCW, RET, RUN, W, Context, Vocab, bv
 from tdxproof.model import ir
 
@@ -255,21 +255,6 @@ class ParamBlocks(Blocks):
         super().write(lv, value, p, node, frame)
 
     # ------------------------------------------------------------ statements that name CPUs
-    def _go(self, q: _PS, nxt: int) -> list[_PS]:
-        q.node = nxt
-        self._glue(q)
-        return [q]
-
-    def _blocking(self, p: _PS, cond: z3.BoolRef, is_first: bool) -> list[_PS]:
-        if is_first:
-            p.guard.append(cond)
-            return [p]
-        stop = p.fork()
-        stop.guard.append(z3.Not(cond))
-        stop.done = True
-        p.guard.append(cond)
-        return [stop, p]
-
     def _passes(self, p: _PS, slot: str, where, node, x: z3.BitVecRef) -> z3.BoolRef:
         if where is None:
             return TRUE
@@ -484,13 +469,7 @@ def encode_param(model: ir.Model) -> ParamEncoding:
     for k in model.kthreads:
         contexts.append(Context(len(contexts), f"{k.name}/@", kthreads[k.name], -1, kthread=k))
     vocab = ParamVocab.build_param(model, contexts)
-    prop_index = {p.name: i for i, p in enumerate(model.properties)}
-    lock_index = {lk.name: lk.index for lk in model.locks}
-    order: dict[int, list[tuple[int, int]]] = {}
-    for p in model.properties:
-        if p.kind is ir.PropKind.ORDER:
-            first, second = (lock_index[x] for x in p.forbidden)
-            order.setdefault(first, []).append((second, prop_index[p.name]))
+    prop_index, order = order_rules(model)
     s0 = vocab.at(0)
     fresh = itertools.count()
     blocks = [ParamBlocks(vocab, c, prop_index, order, fresh) for c in contexts]

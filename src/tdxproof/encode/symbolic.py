@@ -378,25 +378,10 @@ class Blocks:
         s = node.stmt
         op = node.op
 
-        def go(q: _PS, nxt: int) -> list[_PS]:
-            q.node = nxt
-            self._glue(q)
-            return [q]
-
-        def blocking(cond: z3.BoolRef) -> list[_PS]:
-            if is_first:
-                p.guard.append(cond)
-                return [p]
-            stop = p.fork()
-            stop.guard.append(z3.Not(cond))
-            stop.done = True
-            p.guard.append(cond)
-            return [stop, p]
-
         if op == "assign":
             assert isinstance(s, ir.Assign)
             self.write(s.target, E(s.value), p, node)
-            return go(p, node.succ[0])
+            return self._go(p, node.succ[0])
         if op == "any":
             assert isinstance(s, ir.Assign) and isinstance(s.value, ir.AnyValue)
             outs = []
@@ -404,7 +389,7 @@ class Blocks:
                 q = p.fork()
                 self.write(s.target, bv(v), q, node)
                 q.labels.append(label)
-                outs.extend(go(q, node.succ[0]))
+                outs.extend(self._go(q, node.succ[0]))
             return outs
         if op == "branch":
             assert isinstance(s, ir.If)
@@ -412,13 +397,13 @@ class Blocks:
             yes, no = p.fork(), p
             yes.guard.append(c)
             no.guard.append(z3.Not(c))
-            return go(yes, node.succ[0]) + go(no, node.target)
+            return self._go(yes, node.succ[0]) + self._go(no, node.target)
         if op == "choice":
             outs = []
             for label, target in node.choices:
                 q = p.fork()
                 q.labels.append(label)
-                outs.extend(go(q, target))
+                outs.extend(self._go(q, target))
             return outs
         if op == "call":
             assert isinstance(s, ir.Call)
@@ -442,7 +427,7 @@ class Blocks:
                 nloc = max((l.slot for l in fn.locals), default=-1) + 1
                 for k in range(nloc):
                     q.cur[self.v.local(self.c, frame + k)] = args[k] if k < len(args) else bv(0)
-                outs.extend(go(q, entry))
+                outs.extend(self._go(q, entry))
             return outs
         if op == "return":
             assert isinstance(s, ir.Return)
@@ -451,27 +436,27 @@ class Blocks:
         if op == "check":
             assert isinstance(s, ir.Check)
             p.events.append((self.prop_index[s.prop], truth(E(s.cond))))
-            return go(p, node.succ[0])
+            return self._go(p, node.succ[0])
         if op == "require":
             assert isinstance(s, ir.Require)
             c = truth(E(s.cond))
             if is_first:
                 p.guard.append(c)
-                return go(p, node.succ[0])
+                return self._go(p, node.succ[0])
             stop = p.fork()
             stop.guard.append(z3.Not(c))
             stop.done = True
             p.guard.append(c)
-            return [stop] + go(p, node.succ[0])
+            return [stop] + self._go(p, node.succ[0])
         if op == "await":
             assert isinstance(s, ir.Await)
-            res = blocking(truth(E(s.cond)))
-            return [r for r in res if r.done] + [x for r in res if not r.done for x in go(r, node.succ[0])]
+            res = self._blocking(p, truth(E(s.cond)), is_first)
+            return [r for r in res if r.done] + [x for r in res if not r.done for x in self._go(r, node.succ[0])]
         if op == "atomic":
             stmts = s.body if isinstance(s, ir.Atomic) else (s,)
             res: list[_PS]
             if stmts and isinstance(stmts[0], ir.Await):
-                res = blocking(truth(E(stmts[0].cond)))
+                res = self._blocking(p, truth(E(stmts[0].cond)), is_first)
                 stmts = stmts[1:]
             else:
                 res = [p]
@@ -479,7 +464,7 @@ class Blocks:
             for r in res:
                 if not r.done:
                     for q in self._atomic(stmts, r, node):
-                        outs.extend(go(q, node.succ[0]))
+                        outs.extend(self._go(q, node.succ[0]))
             return outs
         if op in ("for_first", "for_next"):
             assert isinstance(s, ir.ForCpu)
@@ -494,10 +479,10 @@ class Blocks:
                 w = truth(self.expr(s.where, q.cur, node)) if s.where is not None else TRUE
                 q.guard.extend(cond + [w] + skipped)
                 skipped = skipped + [z3.Or(z3.Not(z3.And(cond)) if cond else z3.BoolVal(False), z3.Not(w))]
-                outs.extend(go(q, node.succ[0] if op == "for_first" else node.alt))
+                outs.extend(self._go(q, node.succ[0] if op == "for_first" else node.alt))
             q = p.fork()
             q.guard.extend(skipped)
-            outs.extend(go(q, node.target))
+            outs.extend(self._go(q, node.target))
             return outs
         if op == "range_first":
             assert isinstance(s, ir.ForRange)
@@ -508,7 +493,7 @@ class Blocks:
             p.guard.append(z3.Not(empty))
             p.cur[self.v.local(self.c, node.frame + s.var.slot)] = first
             p.cur[self.v.local(self.c, node.frame + node.hidden)] = last
-            return go(q, node.target) + go(p, node.succ[0])
+            return self._go(q, node.target) + self._go(p, node.succ[0])
         if op == "range_next":
             assert isinstance(s, ir.ForRange)
             slot = self.v.local(self.c, node.frame + s.var.slot)
@@ -517,7 +502,7 @@ class Blocks:
             q.guard.append(curv == last)
             p.guard.append(curv != last)
             p.cur[slot] = curv - bv(1) if s.down else curv + bv(1)
-            return go(q, node.target) + go(p, node.alt)
+            return self._go(q, node.target) + self._go(p, node.alt)
         if op == "pick":
             assert isinstance(s, ir.Pick)
             slot = self.v.local(self.c, node.frame + s.var.slot)
@@ -536,7 +521,7 @@ class Blocks:
                 if s.where is not None:
                     q.guard.append(truth(self.expr(s.where, q.cur, node)))
                 q.labels.append(f"{s.var.name}={k}")
-                outs.extend(go(q, node.succ[0]))
+                outs.extend(self._go(q, node.succ[0]))
             return outs
         if op == "ipi_enter":
             assert isinstance(s, ir.Ipi)
@@ -544,20 +529,37 @@ class Blocks:
             busy = z3.Or([z3.And(cur[self.v.irqs(o)] == bv(1), cur[self.v.status(o)] == bv(RUN),
                                  self.cpu(cur, o) == target) for o in self.v.contexts if o is not self.c]
                          or [z3.BoolVal(False)])
-            res = blocking(z3.Not(busy))
+            res = self._blocking(p, z3.Not(busy), is_first)
             outs = [r for r in res if r.done]
             for r in res:
                 if not r.done:
                     r.cur[self.v.saved(self.c)] = r.cur[self.v.irqs(self.c)]
                     r.cur[self.v.ipi(self.c)] = self.expr(s.cpu, r.cur, node)
                     r.cur[self.v.irqs(self.c)] = bv(1)
-                    outs.extend(go(r, node.succ[0]))
+                    outs.extend(self._go(r, node.succ[0]))
             return outs
         if op == "callin":
             return self._callin(node, p, is_first)
         if op == "callwait":
             return self._callwait(node, p, is_first)
         raise AssertionError(op)
+
+    def _go(self, q: _PS, nxt: int) -> list[_PS]:
+        q.node = nxt
+        self._glue(q)
+        return [q]
+
+    def _blocking(self, p: _PS, cond: z3.BoolRef, is_first: bool) -> list[_PS]:
+        """A statement that may block: as a block's first, its condition is the
+        guard; later, the path also stops before it when it would block."""
+        if is_first:
+            p.guard.append(cond)
+            return [p]
+        stop = p.fork()
+        stop.guard.append(z3.Not(cond))
+        stop.done = True
+        p.guard.append(cond)
+        return [stop, p]
 
     def _atomic(self, stmts, p: _PS, node: Node) -> list[_PS]:
         paths = [p]

@@ -172,10 +172,9 @@ def contexts_of(model: ir.Model, n: int) -> list[Context]:
     return out
 
 
-def encode(model: ir.Model, n: int | None = None) -> Encoding:
-    n = n if n is not None else model.cpus
-    contexts = contexts_of(model, n)
-    vocab = Vocab.build(model, n, contexts)
+def order_rules(model: ir.Model) -> tuple[dict[str, int], dict[int, list[tuple[int, int]]]]:
+    """Each property's index, and for each lock the `order` rules that forbid
+    taking it with another held: first lock -> [(second lock, property index)]."""
     prop_index = {p.name: i for i, p in enumerate(model.properties)}
     lock_index = {lk.name: lk.index for lk in model.locks}
     order: dict[int, list[tuple[int, int]]] = {}
@@ -183,6 +182,14 @@ def encode(model: ir.Model, n: int | None = None) -> Encoding:
         if p.kind is ir.PropKind.ORDER:
             first, second = (lock_index[x] for x in p.forbidden)
             order.setdefault(first, []).append((second, prop_index[p.name]))
+    return prop_index, order
+
+
+def encode(model: ir.Model, n: int | None = None) -> Encoding:
+    n = n if n is not None else model.cpus
+    contexts = contexts_of(model, n)
+    vocab = Vocab.build(model, n, contexts)
+    prop_index, order = order_rules(model)
     s0, s1 = vocab.at(0), vocab.at(1)
     sel0 = z3.BitVec("sel@0", SELW)
     blocks = [Blocks(vocab, c, prop_index, order) for c in contexts]

@@ -267,29 +267,8 @@ class Ground:
         return f
 
 
-def _const_names(terms: list[z3.ExprRef]) -> set[str]:
-    out: set[str] = set()
-    seen: set[int] = set()
-    work = list(terms)
-    while work:
-        e = work.pop()
-        k = e.get_id()
-        if k in seen:
-            continue
-        seen.add(k)
-        if z3.is_quantifier(e):
-            work.append(e.body())
-        elif z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            name = e.decl().name()
-            out.add(name[:-2] if name.endswith("@0") else name)
-        else:
-            work.extend(e.children())
-    return out
-
-
-def _step_consts(terms: list[z3.ExprRef]) -> list[z3.ExprRef]:
-    """The CPUs a block path names besides the state: the stepping task's `me`,
-    and the fresh CPUs of its loops, picks and choices (encode/param.py)."""
+def _consts(terms: list[z3.ExprRef]) -> dict[str, z3.ExprRef]:
+    """The uninterpreted constants in `terms`, also under quantifiers, by name."""
     out: dict[str, z3.ExprRef] = {}
     seen: set[int] = set()
     work = list(terms)
@@ -302,12 +281,22 @@ def _step_consts(terms: list[z3.ExprRef]) -> list[z3.ExprRef]:
         if z3.is_quantifier(e):
             work.append(e.body())
         elif z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            name = e.decl().name()
-            if ("!" in name and not name.startswith("init_any")) or name.startswith("me["):
-                out[name] = e
+            out[e.decl().name()] = e
         else:
             work.extend(e.children())
-    return [out[k] for k in sorted(out)]
+    return out
+
+
+def _const_names(terms: list[z3.ExprRef]) -> set[str]:
+    """The state variables (and other constants) `terms` read, by name."""
+    return {n[:-2] if n.endswith("@0") else n for n in _consts(terms)}
+
+
+def _step_consts(terms: list[z3.ExprRef]) -> list[z3.ExprRef]:
+    """The CPUs a block path names besides the state: the stepping task's `me`,
+    and the fresh CPUs of its loops, picks and choices (encode/param.py)."""
+    got = _consts(terms)
+    return [got[n] for n in sorted(got) if ("!" in n and not n.startswith("init_any")) or n.startswith("me[")]
 
 
 class Checker:

@@ -371,10 +371,12 @@ class Checker:
         self.repair: Callable | None = None
         self.have: set[int] = set()          # ids of the slot terms whose instances are in
         self.not0: list[z3.BoolRef] = []
+        self.not1: list[z3.BoolRef] = []      # item i fails in state 1 (at the CPUs g0, g1, ...)
         for i, form in enumerate(forms):
             f0 = form(self.s0, f"x{i}a")
             self.not0.append(self.ground(z3.Not(f0), True, self.g.reset()))
-            self.solver.add(z3.Implies(self.b[i], self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset())))
+            self.not1.append(self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset()))
+            self.solver.add(z3.Implies(self.b[i], self.not1[i]))
         self._instances(self.base, None)
 
     def add_templates(self, new: list[Template], out: "Outcome") -> None:
@@ -387,7 +389,8 @@ class Checker:
             form = (lambda s, tag, t=t: template_formula(t, self.names, s, self.penc.N, tag))
             self.forms.append(form)
             self.not0.append(self.ground(z3.Not(form(self.s0, f"x{i}a")), True, self.g.reset()))
-            self.solver.add(z3.Implies(self.b[i], self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset())))
+            self.not1.append(self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset()))
+            self.solver.add(z3.Implies(self.b[i], self.not1[i]))
         terms = self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
         self._instances(terms, None, range(first, len(self.items)))
         self.initiate(out, range(first, len(self.items)))
@@ -477,7 +480,10 @@ class Checker:
                              f"{sum(self.alive):,} lemmas live, {self.calls:,} solver calls")
                     if m is None:
                         break
-                    gone = [i for i in cands if z3.is_true(m.eval(self.b[i]))]
+                    # every item the model's step breaks, not only the one it chose (Houdini's
+                    # usual shortcut: one counterexample drops all it refutes)
+                    gone = [i for i in cands if z3.is_true(m.eval(self.b[i])) or
+                            z3.is_true(m.eval(self.not1[i], model_completion=True))]
                     assert gone, "the model breaks no lemma"
                     if self.repair is not None:
                         new = [t for t in self.repair(m, self.s0, self.penc.N, self.base + self.reads[k])

@@ -1,6 +1,6 @@
 """`--engine lift` at growing N, one run each, from scratch (learning included).
 
-    python benchmarks/lift.py POLICY N [N ...] [--learn-at N0]
+    python benchmarks/lift.py POLICY N [N ...] [--learn-at N0] [--skip-deadlock]
 
 Prints one Markdown row per N: seconds, peak memory of the process, templates,
 instances kept, repairs and the verdicts. Figures go to benchmarks/RESULTS.md.
@@ -19,9 +19,11 @@ CHILD = r"""
 import json, sys, time
 from tdxproof.model.lower import lower_policy
 from tdxproof.engines.lift import verify_lift
-path, n, n0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, n, n0, skip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
 t = time.monotonic()
-run = verify_lift(lower_policy(path, cpus=n)[0], lower_policy(path, cpus=n0)[0])
+model = lower_policy(path, cpus=n)[0]
+props = {p.name for p in model.properties if not (skip and p.kind.value == "deadlock")}
+run = verify_lift(model, lower_policy(path, cpus=n0)[0], properties=props)
 print(json.dumps({"seconds": time.monotonic() - t, "stats": run.stats,
                   "verdicts": [(r.name, r.verdict.value, r.reason) for r in run.results]}))
 """
@@ -32,13 +34,16 @@ def main() -> None:
     ap.add_argument("policy")
     ap.add_argument("cpus", nargs="+", type=int)
     ap.add_argument("--learn-at", type=int, default=3)
+    ap.add_argument("--skip-deadlock", action="store_true",
+                    help="leave no-deadlock out (the symbolic route has no deadlock condition)")
     args = ap.parse_args()
     import json
     print("| policy | N | learned at | seconds | peak MiB | templates | instances kept | repairs | verdicts |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in args.cpus:
         t = time.monotonic()
-        out = subprocess.run([sys.executable, "-c", CHILD, args.policy, str(n), str(args.learn_at)],
+        out = subprocess.run([sys.executable, "-c", CHILD, args.policy, str(n), str(args.learn_at),
+                              "1" if args.skip_deadlock else "0"],
                              capture_output=True, text=True)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
         if out.returncode != 0:

@@ -456,7 +456,7 @@ class ParamEncoding:
         return z3.And(cs)
 
 
-def encode_param(model: ir.Model) -> ParamEncoding:
+def encode_param(model: ir.Model, say=lambda msg: None) -> ParamEncoding:
     """The transition system of `model` for every N (its lowering at any N of the
     fragment: the fragment check makes the lowered programs the same)."""
     actors, kthreads = flatten(model)
@@ -480,6 +480,7 @@ def encode_param(model: ir.Model) -> ParamEncoding:
         view.update(state)
         for start in b.starts():
             raw.extend((b.c.index, p) for p in b.paths_from(start, state))
+            say(f"symbolic-N encoding: {b.c.name.replace('/@', '/c')}, {len(raw):,} block paths")
     # dead locals forgotten as the per-N encoding (and the interpreter) forget
     # them, by the same analysis over the same kind of paths: a per-CPU task's
     # own variables are still scalars here
@@ -488,6 +489,7 @@ def encode_param(model: ir.Model) -> ParamEncoding:
                                      if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.COVER) and p.expr is not None]
     raw = forget_dead_locals(_View(vocab, list(view)), raw, view, outside)
     paths: list[tuple[int, Path]] = []
+    say(f"symbolic-N encoding: {len(raw):,} block paths, folding each task's own variables into its arrays")
     for ci, p in raw:
         b = blocks[ci]
         guard, updates, events = list(p.guard), dict(p.updates), list(p.events)

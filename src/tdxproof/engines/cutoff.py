@@ -799,7 +799,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
                          f"{', '.join(sorted(busy)[:4])}{', ...' if len(busy) > 4 else ''}")
     sym_why = None
     try:
-        penc = encode_param(lower(learn_at))
+        penc = encode_param(lower(learn_at), say)
     except Unsupported as exc:
         penc, sym_why = None, f"the symbolic-N encoding does not cover this policy: {exc}"
     if penc is None and per_n_why is not None:

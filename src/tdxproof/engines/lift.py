@@ -515,7 +515,7 @@ def _symbolic_at(model: ir.Model, small_model: ir.Model, small: Learned, todo: l
     if n > MAX_N or not props or fragment(small_model, model).problems:
         return {}
     try:
-        penc = encode_param(small_model)
+        penc = encode_param(small_model, say)
     except Unsupported as exc:
         stats["symbolic_why"] = str(exc)
         return {}

@@ -353,7 +353,9 @@ class Checker:
         self.steps: list[z3.BoolRef] = []
         self.reads: list[list[z3.ExprRef]] = []
         self.events_of: list[list[tuple[int, z3.BoolRef]]] = []
-        for mes, rest, path in raw:
+        for k, (mes, rest, path) in enumerate(raw):
+            if k % 100 == 0:
+                say(f"every N (symbolic): the block paths, {k:,} of {len(raw):,}")
             pairs = [(c, me) for c in mes] + list(zip(rest, self.e.consts))
             ren = (lambda t: z3.substitute(t, *pairs)) if pairs else (lambda t: t)
             terms = list(path.guard) + list(path.updates.values()) + [c for _, c in path.events]
@@ -373,6 +375,8 @@ class Checker:
         self.not0: list[z3.BoolRef] = []
         self.not1: list[z3.BoolRef] = []      # item i fails in state 1 (at the CPUs g0, g1, ...)
         for i, form in enumerate(forms):
+            if i % 50 == 0:
+                say(f"every N (symbolic): the lemmas' negations, {i:,} of {len(forms):,}")
             f0 = form(self.s0, f"x{i}a")
             self.not0.append(self.ground(z3.Not(f0), True, self.g.reset()))
             self.not1.append(self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset()))
@@ -397,7 +401,9 @@ class Checker:
 
     def _instances(self, terms: list, must: set[int] | None, among: Iterable[int] | None = None) -> None:
         """Assume every item (`among` them) at the choices of `terms` (using one of `must`)."""
-        for i in (among if among is not None else range(len(self.items))):
+        for k, i in enumerate(among if among is not None else range(len(self.items))):
+            if k % 50 == 0:
+                self.say(f"every N (symbolic): instantiating the lemmas, {k:,} of {len(self.items):,}")
             kind, what = self.items[i]
             if kind == "t":
                 t = what

@@ -370,8 +370,11 @@ class Checker:
             self.events_of.append([(prop, ren(c)) for prop, c in path.events])
         self.forms = forms
         self.known = set(templates)
+        self.init_solver: z3.Solver | None = None
         self.repair: Callable | None = None
         self.have: set[int] = set()          # ids of the slot terms whose instances are in
+        self.inst: dict[int, list[z3.BoolRef]] = {}   # item -> its instances asserted
+        self.dead_since = 0
         self.not0: list[z3.BoolRef] = []
         self.not1: list[z3.BoolRef] = []      # item i fails in state 1 (at the CPUs g0, g1, ...)
         for i, form in enumerate(forms):
@@ -408,11 +411,27 @@ class Checker:
             if kind == "t":
                 t = what
                 for xs in _combos(t, self.names, self.s0, terms, must):
-                    self.solver.add(z3.Implies(self.a[i], template_instance(t, self.names, self.s0, self.penc.N, xs)))
+                    self._assume(i, template_instance(t, self.names, self.s0, self.penc.N, xs))
             elif must is None or terms:
                 # a property: its quantifiers over every term (a repeat is harmless)
                 g = Ground([bv(0)] + terms)
-                self.solver.add(z3.Implies(self.a[i], g(self.forms[i](self.s0, f"x{i}a"))))
+                self._assume(i, g(self.forms[i](self.s0, f"x{i}a")))
+
+    def _assume(self, i: int, f: z3.BoolRef) -> None:
+        self.inst.setdefault(i, []).append(f)
+        self.solver.add(z3.Implies(self.a[i], f))
+
+    def _compact(self) -> None:
+        """A fresh solver with the live items only: the incremental one keeps every
+        dropped item's instances, and its checks slow down as they pile up."""
+        live = [i for i, ok in enumerate(self.alive) if ok]
+        self.solver = make_solver(self.timeout_s, logic=None)
+        self.solver.add(self.penc.domain())
+        for i in live:
+            self.solver.add(z3.Implies(self.b[i], self.not1[i]))
+            for f in self.inst.get(i, ()):
+                self.solver.add(z3.Implies(self.a[i], f))
+        self.dead_since = 0
 
     def _with_slots(self, k: int) -> None:
         new = [x for x in self.reads[k] if x.get_id() not in self.have]
@@ -445,14 +464,20 @@ class Checker:
 
     def _kill(self, i: int, why: str, out: Outcome) -> None:
         self.alive[i] = False
+        self.dead_since += 1
+        if self.dead_since > max(50, sum(self.alive) // 5):
+            self._compact()
         kind, what = self.items[i]
         if kind == "p":
             out.unknown.setdefault(what, why)
 
     def initiate(self, out: Outcome, among: Iterable[int] | None = None) -> None:
         among = list(among) if among is not None else list(range(len(self.items)))
-        s = make_solver(self.timeout_s, logic=None)
-        s.add(self.penc.domain(), self.ground(self.penc.init(self.s0)))
+        if self.init_solver is None:
+            # one solver for every initial-state check (a repair's templates come later)
+            self.init_solver = make_solver(self.timeout_s, logic=None)
+            self.init_solver.add(self.penc.domain(), self.ground(self.penc.init(self.s0)))
+        s = self.init_solver
         c = {i: z3.Bool(f"init{i}") for i in among}
         for i in among:
             s.add(z3.Implies(c[i], self.not0[i]))

@@ -407,6 +407,8 @@ class Checker:
         for k, i in enumerate(among if among is not None else range(len(self.items))):
             if k % 50 == 0:
                 self.say(f"every N (symbolic): instantiating the lemmas, {k:,} of {len(self.items):,}")
+            if not self.alive[i]:
+                continue          # dropped for good: its instances would only weigh on the solver
             kind, what = self.items[i]
             if kind == "t":
                 t = what

@@ -117,3 +117,15 @@ def test_lift_at_16_builds_neither_the_states_nor_the_encoding_of_16(monkeypatch
                                                        "no-lock-at-exit": Verdict.PROVED}
     assert all("one encoding for N=2..127" in r.reason for r in run.results)
     assert run.states == 0 and run.stats["states_at_base"] < 1000 and 16 not in built, (run.stats, built)
+
+
+def test_past_its_time_budget_the_symbolic_route_gives_up_instead_of_running_on():
+    import pytest
+
+    from tdxproof.encode.system import encode
+    from tdxproof.engines.param import Undecided, prove_symbolic
+
+    model = lower_policy(str(LOOP), cpus=3)[0]
+    props = [p for p in model.properties if p.name == "every-cpu-done"]
+    with pytest.raises(Undecided, match="time budget of 0 s"):
+        prove_symbolic(encode_param(model), encode(model, 3), [], props, None, budget_s=0.0)

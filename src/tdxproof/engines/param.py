@@ -38,6 +38,9 @@ from tdxproof.engines.lift import CPU, MIXED, Template
 from tdxproof.model import ir
 
 
+BUDGET_S = 900.0      # a Houdini run past this gives up (unknown), rather than run for hours
+
+
 class Undecided(Exception):
     """The solver gave no answer (a timeout, or a quantifier it gave up on)."""
 
@@ -370,6 +373,8 @@ class Checker:
             self.events_of.append([(prop, ren(c)) for prop, c in path.events])
         self.forms = forms
         self.known = set(templates)
+        self.budget_s = BUDGET_S
+        self.deadline: float | None = None
         self.init_solver: z3.Solver | None = None
         self.repair: Callable | None = None
         self.have: set[int] = set()          # ids of the slot terms whose instances are in
@@ -457,6 +462,9 @@ class Checker:
         self.alive.append(True)
 
     def _ask(self, *query) -> z3.ModelRef | None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Undecided(f"the symbolic route's time budget of {self.budget_s:.0f} s is spent "
+                            f"({self.calls:,} solver calls)")
         self.calls += 1
         live = [a for a, ok in zip(self.a, self.alive) if ok]
         r = check(self.solver, *query, *live)
@@ -560,7 +568,8 @@ def _where(penc: ParamEncoding, k: int) -> str:
 
 def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: list[ir.Property],
                    timeout_s: float | None, say: Callable[[str], None] = lambda m: None,
-                   drop: bool = True, repair: Repair | None = None) -> Outcome:
+                   drop: bool = True, repair: Repair | None = None,
+                   budget_s: float | None = BUDGET_S) -> Outcome:
     """Houdini (drop=True), or a re-check that drops nothing (every template and
     property must hold: `alive` says which failed)."""
     t0 = time.monotonic()
@@ -568,6 +577,8 @@ def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: 
     from tdxproof.engines.lift import Kinds
     chk = Checker(penc, enc0, templates, props, timeout_s, say, global_cpu_slots(enc0, Kinds(enc0)))
     chk.repair = repair if drop else None
+    if budget_s is not None:
+        chk.budget_s, chk.deadline = budget_s, time.monotonic() + budget_s
     out = Outcome([], [])
     # a re-check (drop=False) runs the same steps: whatever fails is reported,
     # and the steps after it are checked against what is left

@@ -1,9 +1,9 @@
 """Proofs over the one encoding for every N (encode/param.py).
 
 The lemma templates of engines/cutoff.py ("for all distinct non-boot CPUs
-c < d: ...") are read as quantified formulas over the symbolic-N encoding, and
-checked there once, with Z3's quantifier reasoning, instead of instantiated
-and checked at each N up to the cutoff:
+c < d: ...") are read as quantified formulas over the symbolic-N encoding and
+checked there once, instead of instantiated and checked at each N up to the
+cutoff:
 
 - initiation: every initial state of every N satisfies every template;
 - consecution: a state of the templates (and of the invariant properties
@@ -12,15 +12,14 @@ and checked at each N up to the cutoff:
   fails its check;
 - no step of such a state is a run-time model error.
 
-Templates that fail initiation or consecution are dropped (Houdini) until the
-rest is inductive. Each query is over one block path (the CPU of a per-CPU
-task's step, a loop's next CPU and a picked CPU are constants of the path),
-so the solver sees the hypotheses as universal formulas and the negated goal
-as one existential: the ∃*∀* shape for which Z3's model-based instantiation is
-a decision procedure on this finite CPU domain. The result holds for N = 2..127
-(the CPUs an 8-bit value can name); docs/every-n.md carries it to every N.
+Templates that fail initiation or consecution are dropped (Houdini), unless a
+repair (`Repair`) finds a lemma of N0 that excludes the counterexample, until
+the rest is inductive. Each query is over one block path; its quantifiers are
+instantiated over the CPUs the query names (`Ground`), which can only make
+the query weaker: an unsatisfiable answer is a proof, a satisfiable one may
+cost a lemma. The result holds for N = 2..127 (the CPUs an 8-bit value can
+name); docs/every-n.md carries it to every N.
 """
-
 from __future__ import annotations
 
 import itertools
@@ -30,10 +29,10 @@ from typing import Callable, Iterable
 
 import z3
 
-from tdxproof.encode.param import ParamEncoding, below_n
+from tdxproof.encode.param import ParamEncoding
 from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.encode.vocab import MODEL_ERROR, bv
-from tdxproof.engines.induction import _prop, cpu_slots
+from tdxproof.engines.induction import cpu_slots
 from tdxproof.engines.lift import CPU, MIXED, Template
 from tdxproof.model import ir
 

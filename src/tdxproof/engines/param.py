@@ -202,19 +202,23 @@ class Repair:
         return []
 
 
+_EXTRA = itertools.count()
+
+
 class _Pool:
     """CPU constants handed out to existential quantifiers in turn (`take`);
     past the pool's size, fresh ones that are not among the instantiation terms."""
 
     def __init__(self, tag: str, size: int):
         self.tag, self.consts, self.at = tag, [z3.BitVec(f"{tag}{i}", 8) for i in range(size)], 0
-        self.extra = itertools.count()
 
     def take(self) -> z3.BitVecRef:
         if self.at < len(self.consts):
             self.at += 1
             return self.consts[self.at - 1]
-        return z3.BitVec(f"{self.tag}+{next(self.extra)}", 8)
+        # one counter for every pool: two existentials asserted side by side must
+        # never share a witness (that would be a stronger, unsound hypothesis)
+        return z3.BitVec(f"{self.tag}+{next(_EXTRA)}", 8)
 
     def reset(self, at: int = 0) -> "_Pool":
         self.at = at

@@ -817,7 +817,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     sym_cert = None
     if penc is not None:
         sym_stats: dict = {}
-        sym_out, sym_cert, sym_why = _symbolic(path, models, penc, enc0, kinds0, frag, cands, closure, live, gslots,
+        sym_out, sym_cert, sym_why = _symbolic(path, models, penc, lifter, frag, cands, closure, live, gslots,
                                                todo, timeout_s, say, sym_stats, small.reach)
         sym_stats.update(learned_at=learn_at)
         if sym_cert is not None and (set(sym_cert.proves) >= {p.name for p in todo} or per_n_why is not None):
@@ -998,7 +998,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     return out, cert
 
 
-def _symbolic(path: str, models, penc, enc0: Encoding, kinds0: Kinds, frag: Fragment, cands: list[Template],
+def _symbolic(path: str, models, penc, lifter: Lifter, frag: Fragment, cands: list[Template],
               closure: list[Template], live: dict, gslots: list[str], todo: list[ir.Property],
               timeout_s: float | None, say: Callable[[str], None], stats: dict,
               reach: Reach) -> tuple[dict[str, PropertyResult], "EveryN | None", str | None]:
@@ -1006,13 +1006,14 @@ def _symbolic(path: str, models, penc, enc0: Encoding, kinds0: Kinds, frag: Frag
     encoding for N = 2..127, then the cutoff of the surviving templates, which
     must be at most 127 for the result to carry to every N. Returns the
     properties it proved, its re-checked certificate, and why the rest are not."""
+    enc0, kinds0 = lifter.enc0, lifter.kinds0
     props = [p for p in todo if p.kind is not ir.PropKind.DEADLOCK]
     if not props:
         return {}, None, "the symbolic-N encoding has no deadlock condition yet"
     say(f"every N: Houdini on the symbolic-N encoding ({len(penc.paths):,} block paths, {len(cands):,} templates)")
     def lift(lm: Lemma) -> list[Template]:
         return [t for t in lifter.templates(lm) if uniform(t, kinds0, names0)]
-    lifter, names0 = Lifter(enc0), first_names(cpu_slots(enc0))
+    names0 = first_names(lifter.slots0)
     repair = Repair(enc0, reach, kinds0, lift, MAX_REPAIRS_EVERY_N)
     try:
         got = prove_symbolic(penc, enc0, cands, props, timeout_s, say, repair=repair)

@@ -171,6 +171,7 @@ class Lifter:
     """Lemmas of N0 to templates, templates to lemmas of any N (`at`)."""
 
     def __init__(self, enc0: Encoding):
+        self.enc0 = enc0
         self.n0 = enc0.vocab.n
         self.slots0 = cpu_slots(enc0)
         self.kinds0 = Kinds(enc0)

@@ -293,15 +293,10 @@ def _consts(terms: list[z3.ExprRef]) -> dict[str, z3.ExprRef]:
     return out
 
 
-def _const_names(terms: list[z3.ExprRef]) -> set[str]:
-    """The state variables (and other constants) `terms` read, by name."""
-    return {n[:-2] if n.endswith("@0") else n for n in _consts(terms)}
-
-
-def _step_consts(terms: list[z3.ExprRef]) -> list[z3.ExprRef]:
-    """The CPUs a block path names besides the state: the stepping task's `me`,
-    and the fresh CPUs of its loops, picks and choices (encode/param.py)."""
-    got = _consts(terms)
+def _step_consts(got: dict[str, z3.ExprRef]) -> list[z3.ExprRef]:
+    """Of a path's constants (`_consts`), the CPUs it names besides the state: the
+    stepping task's `me`, and the fresh CPUs of its loops, picks and choices
+    (encode/param.py)."""
     return [got[n] for n in sorted(got) if ("!" in n and not n.startswith("init_any")) or n.startswith("me[")]
 
 
@@ -342,11 +337,13 @@ class Checker:
         raw = []
         most = 0
         for _, path in penc.paths:
-            own = _step_consts(list(path.guard) + list(path.updates.values()) + [c for _, c in path.events])
+            got = _consts(list(path.guard) + list(path.updates.values()) + [c for _, c in path.events])
+            own = _step_consts(got)
             mes = [c for c in own if c.decl().name().startswith("me[")]
             rest = [c for c in own if not c.decl().name().startswith("me[")]
             most = max(most, len(rest))
-            raw.append((mes, rest, path))
+            # the state variables it reads, by name (`x@0` is x in state 0)
+            raw.append((mes, rest, path, {n[:-2] for n in got if n.endswith("@0")}))
         self.e = _Pool("e", most + 2)
         self.g = _Pool("g", max([t.letters for t in templates] + [2]) + 1)
         self.me = me
@@ -359,14 +356,12 @@ class Checker:
         self.steps: list[z3.BoolRef] = []
         self.reads: list[list[z3.ExprRef]] = []
         self.events_of: list[list[tuple[int, z3.BoolRef]]] = []
-        for k, (mes, rest, path) in enumerate(raw):
+        for k, (mes, rest, path, names) in enumerate(raw):
             if k % 100 == 0:
                 say(f"every N (symbolic): the block paths, {k:,} of {len(raw):,}")
             pairs = [(c, me) for c in mes] + list(zip(rest, self.e.consts))
             ren = (lambda t: z3.substitute(t, *pairs)) if pairs else (lambda t: t)
-            terms = list(path.guard) + list(path.updates.values()) + [c for _, c in path.events]
-            used = _const_names(terms) & slots
-            reads = [self.slot_terms[n] for n in sorted(used)]
+            reads = [self.slot_terms[n] for n in sorted(names & slots)]
             self.reads.append(reads)
             local = Ground([bv(0)] + self.base + reads)
             eqs = [self.s1[n] == ren(path.updates[n]) if n in path.updates else self.s1[n] == self.s0[n]

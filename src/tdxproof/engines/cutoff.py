@@ -818,12 +818,14 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     if penc is not None:
         sym_stats: dict = {}
         sym_out, sym_cert, sym_why = _symbolic(path, models, penc, lifter, frag, cands, closure, live, gslots,
-                                               todo, timeout_s, say, sym_stats, small.reach)
+                                               todo, timeout_s, say, sym_stats, small.reach, enc2)
         sym_stats.update(learned_at=learn_at)
         if sym_cert is not None and (set(sym_cert.proves) >= {p.name for p in todo} or per_n_why is not None):
             stats.update(sym_stats)
             out.update(sym_out)
-            unknown([p for p in todo if p.name not in sym_out], sym_why, shared=True)
+            rest = [p for p in todo if p.name not in sym_out]
+            if rest:
+                unknown(rest, sym_why, shared=True)
             return out, sym_cert
     if per_n_why is not None:
         unknown(todo, per_n_why + (f"; symbolic N: {sym_why}" if sym_why else ""), shared=True)
@@ -1001,7 +1003,7 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
 def _symbolic(path: str, models, penc, lifter: Lifter, frag: Fragment, cands: list[Template],
               closure: list[Template], live: dict, gslots: list[str], todo: list[ir.Property],
               timeout_s: float | None, say: Callable[[str], None], stats: dict,
-              reach: Reach) -> tuple[dict[str, PropertyResult], "EveryN | None", str | None]:
+              reach: Reach, enc2: Encoding) -> tuple[dict[str, PropertyResult], "EveryN | None", str | None]:
     """The symbolic-N route (engines/param.py): Houdini over the templates on one
     encoding for N = 2..127, then the cutoff of the surviving templates, which
     must be at most 127 for the result to carry to every N. Returns the
@@ -1046,7 +1048,7 @@ def _symbolic(path: str, models, penc, lifter: Lifter, frag: Fragment, cands: li
         return {}, None, "certificate re-check: " + "; ".join(problems)
     if problems:
         raise InternalError("symbolic every-N certificate does not re-check: " + "; ".join(problems))
-    lines = render_every_n(cert, encode(models[FIRST], FIRST))
+    lines = render_every_n(cert, enc2)
     proof = Proof(k=1, lemmas=len(cert.templates), text=tuple(lines[:12]))
     out = {}
     for p in proved:

@@ -51,17 +51,23 @@ class Names:
     def __init__(self, enc0):
         self.slots0 = cpu_slots(enc0)
 
+    def cell(self, var0: str) -> tuple[str, int | None]:
+        """A variable of N0 (`online[2]`, `pc[cpuhp/0]`, `all_done`): the symbolic
+        state's variable and the CPU whose cell it is (None for a scalar)."""
+        owner = self.slots0.get(var0)
+        if owner is None:
+            return var0, None
+        tmpl, cpu = owner
+        return tmpl.replace("{}", "*"), cpu
+
     def resolve(self, var: str, who: int | None) -> tuple[str, int | None]:
-        """(the symbolic state's variable, the letter indexing it or -1 for the
-        boot CPU's cell; None for a scalar)."""
+        """A template's variable: (the symbolic state's variable, the letter
+        indexing it or -1 for the boot CPU's cell; None for a scalar)."""
         if who is not None:
             return var.replace("{}", "*"), who
-        owner = self.slots0.get(var)
-        if owner is not None:
-            tmpl, cpu = owner
-            assert cpu == 0, var
-            return tmpl.replace("{}", "*"), -1
-        return var, None
+        arr, cpu = self.cell(var)
+        assert cpu in (None, 0), var
+        return arr, None if cpu is None else -1
 
 
 def _lit(term: z3.ExprRef, vals, xs: list[z3.BitVecRef], N: z3.BitVecRef) -> z3.BoolRef:
@@ -159,15 +165,12 @@ class Repair:
     def __init__(self, enc0, reach, kinds0, lift: Callable, limit: int = 200):
         self.n0, self.reach, self.kinds, self.lift = enc0.vocab.n, reach, kinds0, lift
         self.vars = list(enc0.vocab.names)
-        self.slots0 = cpu_slots(enc0)
+        self.names = Names(enc0)
         self.limit, self.done = limit, 0
 
     def _term(self, s: dict, var: str, pick: tuple[int, ...]) -> z3.ExprRef:
-        owner = self.slots0.get(var)
-        if owner is None:
-            return s[var]
-        tmpl, cpu = owner
-        return z3.Select(s[tmpl.replace("{}", "*")], bv(0 if cpu == 0 else pick[cpu - 1]))
+        arr, cpu = self.names.cell(var)
+        return s[arr] if cpu is None else z3.Select(s[arr], bv(0 if cpu == 0 else pick[cpu - 1]))
 
     def view(self, m: z3.ModelRef, s: dict, n: int, pick: tuple[int, ...]) -> tuple[int | None, ...]:
         back = {c: i + 1 for i, c in enumerate(pick)}

@@ -178,3 +178,22 @@ def test_irq_saving_spinlocks_turn_interrupts_off_and_restore_them():
     nested = text.replace("let f = spin_lock_irqsave(s);", "irqs_off = true; let f = spin_lock_irqsave(s);")
     nested = nested.replace("after = irqs_off;", "after = !irqs_off; irqs_off = false;")
     assert verdicts(tdx(nested))["restored"].verdict is Verdict.HOLDS_EXHAUSTIVE   # off stays off
+
+
+def test_dmc620_takes_its_lock_around_an_instance_add_and_in_the_instance_teardown():
+    # 4c1d2f56d685 ("perf/arm-dmc620: Fix dmc620_pmu_irqs_lock/cpu_hotplug_lock
+    # circular lock dependency"): a multi-instance cpuhp user; the probe holds
+    # dmc620_pmu_irqs_lock around cpuhp_state_add_instance_nocalls(), the instance's
+    # teardown takes it in cpuhp/1
+    ex = ROOT / "examples" / "dmc620-pmu-irqs"
+    got = verdicts(lower_policy(str(ex / "dmc620-6.5.tdx"))[0])
+    r = got["lock-graph"]
+    assert r.verdict is Verdict.VIOLATED
+    text = render_witness(r)
+    assert "(dmc620_pmu_irqs_lock)" in text and "(cpu_hotplug_lock)" in text
+    assert "cpuhp_state_add_instance_nocalls" in text and "dmc620_pmu_cpu_teardown" in text
+    # the exhaustive search finds the three-task deadlock the commit describes
+    assert got["no-deadlock"].verdict is Verdict.VIOLATED
+    fixed = verdicts(lower_policy(str(ex / "dmc620-6.6-fixed.tdx"))[0])
+    assert fixed["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE

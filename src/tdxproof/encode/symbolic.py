@@ -198,6 +198,10 @@ class Blocks:
                 return cur[self.v.irqs(self.c)]
             case ir.BuiltinOp.IN_IPI:
                 return b2bv(cur[self.v.ipi(self.c)] != bv(-1))
+            case ir.BuiltinOp.PERCPU_THREAD:
+                # a property of the context, not of the state (Program.percpu)
+                bound = self.c.kthread is not None or (self.c.actor is not None and self.c.actor.per_cpu)
+                return bv(1 if bound else 0)
             case ir.BuiltinOp.NR_CPUS:
                 return bv(self.n)
             case ir.BuiltinOp.PKG:
@@ -455,7 +459,9 @@ class Blocks:
         if op == "atomic":
             stmts = s.body if isinstance(s, ir.Atomic) else (s,)
             res: list[_PS]
-            if stmts and isinstance(stmts[0], ir.Await):
+            if stmts and isinstance(stmts[0], (ir.Await, ir.Require)):
+                # a guard; `require` idles where `await` blocks (no deadlock condition:
+                # _block_condition() knows only `await`)
                 res = self._blocking(p, truth(E(stmts[0].cond)), is_first)
                 stmts = stmts[1:]
             else:

@@ -249,6 +249,14 @@ class _Builder:
             self._final_waits(len(rows))
         report = self._report()
         self._mark(report)
+        # the failing statement comes last: what the same transition does after it
+        # (a reduced block runs on to the release that ends it) is in --verbose only
+        fail = next((i for i, st in enumerate(self.stmts) if st.step == nsteps
+                     and any(p.kind == "violation" for p in st.parts)), None)
+        if fail is not None:
+            for st in self.stmts[fail + 1:]:
+                for p in st.parts:
+                    p.key = False
         events = {r.step: [] for r in rows}
         for st in self.stmts:
             for p in st.parts:
@@ -549,10 +557,14 @@ class _Builder:
         ctx = before[1][fail.ci]
         for e in sub_exprs(check.cond):
             _show_var(prog, e, before, lines, shown)
-            if isinstance(e, ir.Builtin) and e.op in (ir.BuiltinOp.IRQS_OFF, ir.BuiltinOp.IN_IPI) \
+            if isinstance(e, ir.Builtin) and e.op in (ir.BuiltinOp.IRQS_OFF, ir.BuiltinOp.IN_IPI,
+                                                      ir.BuiltinOp.PERCPU_THREAD) \
                     and e.op.value not in shown:
                 shown.add(e.op.value)
-                on = ctx[2] if e.op is ir.BuiltinOp.IRQS_OFF else int(bool(ctx[0]) and ctx[0][-1][3] >= 0)
+                if e.op is ir.BuiltinOp.PERCPU_THREAD:
+                    on = prog.percpu[fail.ci]
+                else:
+                    on = ctx[2] if e.op is ir.BuiltinOp.IRQS_OFF else int(bool(ctx[0]) and ctx[0][-1][3] >= 0)
                 lines.append(f"{e.op.value} = {'true' if on else 'false'}")
             if isinstance(e, ir.LocalRef) and top is not None and e.local.name not in shown:
                 shown.add(e.local.name)
@@ -620,6 +632,10 @@ class _Builder:
                       for h in held_by.get(w, ())}
         elif report.task is not None and report.task.wants is not None:
             locks = {report.task.wants.lock}
+        elif report.task is not None and not lock_story:
+            # what the failing task holds (the report lists it): how it came to hold it
+            # (a work item queued, then taken by the worker that fails)
+            locks = {h.lock for h in report.task.held}
         if report.kind == "circular":
             locks |= set(self.prop.forbidden)
         watched = observed_vars(self.model)

@@ -148,6 +148,8 @@ def _builtin(prog: Any, op: ir.BuiltinOp, args: list[Fn], mode: str | None) -> F
             return lambda m: m.irqs
         case ir.BuiltinOp.IN_IPI:
             return lambda m: m.in_ipi
+        case ir.BuiltinOp.PERCPU_THREAD:
+            return lambda m: m.prog.percpu[m.ci]
         case ir.BuiltinOp.NR_CPUS:
             n = prog.n
             return lambda m: n

@@ -149,6 +149,10 @@ class Program:
             for c in range(self.n):
                 self.contexts.append(ContextSpec(f"{k.name}/{c}", "kthread", len(self.contexts), c,
                                                  kthread=k, lockdep_held=held))
+        # is_percpu_thread() of each context: kthreads and per-CPU actors are bound to their CPU;
+        # any other actor is a task that may migrate (its CPU in the model is a choice)
+        self.percpu = tuple(int(c.kthread is not None or (c.actor is not None and c.actor.per_cpu))
+                            for c in self.contexts)
         self.acquire_codes: dict[int, tuple[int, int]] = {}  # code id -> (mode code) for acquirers()
         for f in model.functions:
             if f.role == "acquire":
@@ -221,9 +225,12 @@ class Program:
                 first = body[0] if body else None
                 guard = waits = None
                 rest = body
+                idles = False
                 if isinstance(first, ir.Await):
                     guard, waits, rest = E(first.cond), self._waits(first.waits), body[1:]
-                return Instr(op, span, s.sid, a=guard, b=waits, c=self._atomic_body(rest), uses=uses,
+                elif isinstance(first, ir.Require):   # idles until the guard holds: no wait-for edge
+                    guard, idles, rest = E(first.cond), True, body[1:]
+                return Instr(op, span, s.sid, a=guard, b=waits, c=self._atomic_body(rest), d=idles, uses=uses,
                              defs=frozenset().union(*(_defs_deep(x) for x in body)))
             case Op.ATOMIC, ir.Hold():
                 return Instr(op, span, s.sid, a=None, b=None, c=self._atomic_body((s,)), uses=uses)

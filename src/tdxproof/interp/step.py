@@ -396,6 +396,8 @@ def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked |
         return done()
     if op == ATOMIC:
         if ins.a is not None and not ins.a(m):
+            if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
+                return IDLE_RESULT
             return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
         m.pc += 1
         _run_atomic(m, ins.c)

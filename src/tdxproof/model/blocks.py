@@ -213,6 +213,12 @@ def movers(model: ir.Model, invisible: frozenset[int]) -> tuple[tuple[int, str],
 def _mover(s: ir.Stmt, f: ir.Function | None, invisible: frozenset[int]) -> str:
     if s.sid in invisible:
         return "B"
+    if isinstance(s, ir.Atomic) and s.body and isinstance(s.body[0], ir.Require):
+        # a claim (a worker taking a queued work item, workqueue.tdx) changes what
+        # others queue and cancel without holding anything: it commutes with neither
+        # (a cancel after it finds nothing, before it takes the item away), so it is
+        # no mover even in an acquire operation
+        return "N"
     if isinstance(s, (ir.Atomic, ir.Hold)) and f is not None and f.role == "acquire":
         return "R"
     if isinstance(s, (ir.Atomic, ir.Hold)) and f is not None and f.role == "release":

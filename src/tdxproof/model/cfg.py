@@ -143,8 +143,10 @@ class _Builder:
             n.mover = "R"          # collecting the work's result, like taking a lock
         elif n.op in (Op.FOR_NEXT, Op.RANGE_NEXT):
             n.mover = "cut"        # loop advances are boundaries: blocks are loop-free
-        first_await = isinstance(n.stmt, ir.Atomic) and bool(n.stmt.body) and isinstance(n.stmt.body[0], ir.Await)
-        n.blocking = n.op in MAY_BLOCK or (n.op is Op.ATOMIC and first_await)
+        # an `atomic` whose first statement is `await` (blocks) or `require` (idles) is guarded
+        guarded = isinstance(n.stmt, ir.Atomic) and bool(n.stmt.body) \
+            and isinstance(n.stmt.body[0], (ir.Await, ir.Require))
+        n.blocking = n.op in MAY_BLOCK or (n.op is Op.ATOMIC and guarded)
 
     # ---- layout
     def _emit(self, op: Op, stmt: ir.Stmt | None, span=None) -> Node:

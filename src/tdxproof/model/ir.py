@@ -239,6 +239,7 @@ class BuiltinOp(Enum):
     THIS_CPU = "this_cpu"    # smp_processor_id() of the current context
     IRQS_OFF = "irqs_off"    # irqs_disabled() of the current context
     IN_IPI = "in_ipi"        # running as an IPI handler
+    PERCPU_THREAD = "percpu_thread"   # is_percpu_thread(): a kthread bound to its CPU (cpuhp/c, `actor a[cpu c]`)
     PKG = "pkg"              # topology_physical_package_id(c)
     NR_CPUS = "nr_cpus"      # number of CPUs of this run
 
@@ -512,6 +513,7 @@ class Actor:
     body: tuple[Stmt, ...]
     title: str | None = None   # who runs, in the kernel's words (`modprobe kvm_intel`): witness columns
     span: Span = _span()
+    per_cpu: bool = False      # one of `actor a[cpu c]`: a per-CPU thread (is_percpu_thread())
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ span; they are all collected and raised together as one PolicyError.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from tdxproof.diagnostics import Diagnostic, Diagnostics, Note, PolicyError, did_you_mean
@@ -24,6 +24,7 @@ ZERO_ARG_BUILTINS = {
     "this_cpu": (ir.BuiltinOp.THIS_CPU, ir.CPU),
     "irqs_off": (ir.BuiltinOp.IRQS_OFF, ir.BOOL),
     "in_ipi": (ir.BuiltinOp.IN_IPI, ir.BOOL),
+    "percpu_thread": (ir.BuiltinOp.PERCPU_THREAD, ir.BOOL),
     "nr_cpus": (ir.BuiltinOp.NR_CPUS, ir.INT),
 }
 CALL_BUILTINS = ("held", "holders", "pkg")
@@ -92,6 +93,7 @@ class Lowerer:
         self.types: dict[str, ir.Type] = {}
         self.enums: list[ir.EnumType] = []
         self.consts: dict[str, ir.Lit] = {}
+        self.actor_cpu: dict[str, int] = {}   # `actor a[cpu c]`: c's CPU while one copy is lowered
         self.configs: set[str] = set()
         self.members: dict[str, ir.Lit] = {}
         self.vars: dict[str, ir.Var] = {}
@@ -173,7 +175,9 @@ class Lowerer:
                 sig = self.sigs.get(fn.name)
                 if sig is not None and sig.decl is fn:
                     functions[sig.index] = self._function(fn, sig)
-        actors = [self._actor(it, i) for i, it in enumerate(x for _, x in items if isinstance(x, A.ActorDecl))]
+        actors: list[ir.Actor] = []
+        for it in (x for _, x in items if isinstance(x, A.ActorDecl)):
+            actors.extend(self._actors(it, len(actors)))
         self._ghost_reads([f for f in functions if f is not None], actors)
         expects = self._expects(resolved.expects)
         for prop in self.props.values():
@@ -469,6 +473,33 @@ class Lowerer:
         self.body = None
         return ir.Function(fn.name, sig.index, tuple(params), sig.ret, tuple(body.locals), stmts, fn.module,
                            fn.role, fn.mode, sig.lock_class, fn.span)
+
+    def _actors(self, it: A.ActorDecl, index: int) -> list[ir.Actor]:
+        """`actor kworker[cpu c]` is one actor per CPU, `kworker/0` .. `kworker/N-1`,
+        each pinned to its CPU with `c` naming it (the kernel's per-CPU kthreads that
+        run by themselves: a worker pool's kworkers); any other actor is itself."""
+        if it.per_cpu is None:
+            return [self._actor(it, index)]
+        name, span = it.per_cpu
+        if it.on_cpu is not None or it.copies != 1:
+            self.d.error("E412", f"a per-CPU actor runs on its CPU `{name}`: it takes no `on cpu` or copies",
+                         it.span)
+        if name in self.consts or name in self.members or name in self.vars or name in self.locks \
+                or name in self.sigs:
+            self.d.error("E202", f"`{name}` is declared twice", span,
+                         notes=(Note(f"`{name}` is first declared here", self.decl_at.get(name)),)
+                         if name in self.decl_at else ())
+        out = []
+        for k in range(self.cpus):
+            errors = self.d.error_count
+            self.actor_cpu[name] = k
+            title = it.title.replace("{cpu}", str(k)) if it.title is not None else None
+            one = A.ActorDecl(f"{it.name}/{k}", 1, it.repeat, A.IntLit(k, span), it.body, title, it.span)
+            out.append(replace(self._actor(one, index + k), per_cpu=True))
+            del self.actor_cpu[name]
+            if self.d.error_count > errors:
+                break   # one mistake, one error: the body is the same for every CPU
+        return out
 
     def _actor(self, it: A.ActorDecl, index: int) -> ir.Actor:
         body = _Body(it.name, ir.VOID, None, is_actor=True)
@@ -978,6 +1009,8 @@ class Lowerer:
                                  span)
                     raise _Skip
                 return ir.LocalRef(local, span)
+        if name in self.actor_cpu:
+            return ir.Lit(self.actor_cpu[name], ir.CPU, str(self.actor_cpu[name]), span)
         if name in self.consts:
             c = self.consts[name]
             return ir.Lit(c.value, c.type, name, span)

@@ -46,7 +46,11 @@ def render_model(m: ir.Model) -> str:
         rep = {None: "once", 0: "repeats without bound"}.get(a.repeat, f"repeats {a.repeat} times")
         copies = f" x{a.copies}" if a.copies > 1 else ""
         title = f" \"{a.title}\"" if a.title else ""
-        out.append(f"  actor {a.name}{title}{copies}: {rep}, on CPU {0 if a.on_cpu is None else '(expr)'}, interrupts on")
+        if a.on_cpu is None:
+            where = "on CPU 0 (not pinned: every actor without `on cpu` runs on the boot CPU)"
+        else:
+            where = f"on CPU {a.on_cpu.value if isinstance(a.on_cpu, ir.Lit) else '(expr)'} (pinned)"
+        out.append(f"  actor {a.name}{title}{copies}: {rep}, {where}, interrupts on")
     for k in m.kthreads:
         held = f"; lockdep treats {', '.join(k.lockdep_held)} as held" if k.lockdep_held else ""
         out.append(f"  kthread {k.name}/c for every CPU c: runs work handed to it, on CPU c, interrupts on{held}")

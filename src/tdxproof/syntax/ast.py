@@ -412,6 +412,7 @@ class ActorDecl:
     body: tuple[Stmt, ...]
     title: str | None = None  # who runs, as a kernel developer names it: `modprobe kvm_intel`
     span: Span = _span()
+    per_cpu: tuple[str, Span] | None = None   # `actor kworker[cpu c]`: the CPU's name, one actor per CPU
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,7 +151,7 @@ class Build(Transformer):
         return A.Override(c[0], self._span(meta))
 
     def actor_decl(self, meta, c):
-        name, copies, title, *opts, body = c
+        name, index, title, *opts, body = c
         repeat: int | None = None
         on_cpu = None
         for opt in opts:
@@ -159,8 +159,15 @@ class Build(Transformer):
                 repeat = opt.count
             elif isinstance(opt, _OnCpu):
                 on_cpu = opt.expr
-        return A.ActorDecl(str(name), int(copies) if copies is not None else 1, repeat, on_cpu,
-                           body, _unquote(title) if title is not None else None, self._tspan(name))
+        copies, per_cpu = index if index is not None else (1, None)
+        return A.ActorDecl(str(name), copies, repeat, on_cpu, body,
+                           _unquote(title) if title is not None else None, self._tspan(name), per_cpu)
+
+    def copies_index(self, meta, c):
+        return int(c[0]), None
+
+    def per_cpu_index(self, meta, c):
+        return 1, (str(c[0]), self._tspan(c[0]))
 
     def repeat_opt(self, meta, c):
         return _Repeat(int(c[0]) if c[0] is not None else 0)

@@ -632,10 +632,7 @@ class _Builder:
                       for h in held_by.get(w, ())}
         elif report.task is not None and report.task.wants is not None:
             locks = {report.task.wants.lock}
-        elif report.task is not None and not lock_story:
-            # what the failing task holds (the report lists it): how it came to hold it
-            # (a work item queued, then taken by the worker that fails)
-            locks = {h.lock for h in report.task.held}
+
         if report.kind == "circular":
             locks |= set(self.prop.forbidden)
         watched = observed_vars(self.model)
@@ -659,6 +656,15 @@ class _Builder:
                               if {c for c, m in ms if m == "read"} and {c for c, m in ms if m == "write"}
                               and len({c for c, _ in ms}) > 1}
         registrations = {v.name for v in self.model.vars if isinstance(v.type, ir.FnType)}
+        # a state finding in a task that holds locks (the report lists them): how it
+        # came to hold each -- the take that still stands, and what changed the
+        # lock's own fields (a work item queued, then taken by the worker that fails)
+        held_now = {h.lock for h in report.task.held} if report.task is not None and not lock_story else set()
+        last_take = {}
+        for st in self.stmts:
+            for p in st.parts:
+                if p.kind == "lock" and p.subject in held_now and st.ci == failing and p.text.startswith("takes "):
+                    last_take[p.subject] = p
         for st in self.stmts:
             kthread = self.prog.contexts[st.ci].kind == "kthread"
             for p in st.parts:
@@ -666,7 +672,9 @@ class _Builder:
                     case "violation" | "goal" | "choice":
                         p.key = True
                     case "lock":
-                        p.key = p.subject in locks or (not lock_story and p.subject in contended)
+                        p.key = p.subject in locks or (not lock_story and p.subject in contended) or (
+                            p.subject in held_now and (last_take.get(p.subject) is p
+                                                       or not p.text.startswith(("takes ", "releases "))))
                     case "wait":
                         p.key = p.subject in locks or (st.ci in stuck and final_wait.get(st.ci) is st) or (
                             not lock_story and p.subject in contended)

@@ -79,3 +79,25 @@ def test_a_per_cpu_actor_takes_no_cpu_of_its_own():
     with pytest.raises(PolicyError) as e:
         tdx('import "cpuhp.tdx";\ncpus 2;\nactor a[cpu c] on cpu 1 { }\n')
     assert [d.code for d in e.value.diagnostics] == ["E412"]     # one mistake, one error
+
+
+def test_the_thermal_fix_needs_both_its_halves():
+    # d364847eed89: "1. The thermal interrupt vector should be masked out before [...]
+    # 2. [...] cancelling any pending work synchronously": either half alone still
+    # lets the poll work run on an unbound worker after CPU 1 went away
+    from pathlib import Path
+
+    from tdxproof.model.lower import lower_policy
+    ex = Path(__file__).resolve().parents[2] / "examples" / "therm-throt-poll-work"
+    fixed = (ex / "therm_throt-5.6-fixed.tdx").read_text()
+    fixed = "\n".join(line for line in fixed.splitlines() if not line.startswith("expect "))
+    variants = {
+        "both": fixed,
+        "mask only": fixed.replace("cancel_delayed_work_sync(", "cancel_delayed_work("),
+        "sync only": fixed.replace("    lvt_masked[c] = true;\n", ""),
+    }
+    got = {}
+    for name, text in variants.items():
+        model = lower_policy(str(ex / "variant.tdx"), text=text)[0]
+        got[name] = verdicts(model)["no-smp-processor-id-preemptible"].verdict
+    assert got == {"both": Verdict.HOLDS_EXHAUSTIVE, "mask only": Verdict.VIOLATED, "sync only": Verdict.VIOLATED}

@@ -198,6 +198,9 @@ def _const(e: ir.Expr, consts: dict[int, int]) -> int | None:
             return i + 1
         case ir.LockRef(lock=lk):
             return lk.index
+        case ir.LockIndex(locks=elems, index=i):
+            k = _const(i, consts)
+            return elems[0].index + k if k is not None else None
         case ir.LocalRef(local=l):
             return consts.get(l.slot)
     return None

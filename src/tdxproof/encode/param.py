@@ -461,6 +461,8 @@ def encode_param(model: ir.Model, say=lambda msg: None) -> ParamEncoding:
     fragment: the fragment check makes the lowered programs the same)."""
     actors, kthreads = flatten(model)
     contexts: list[Context] = []
+    if any(lk.per_cpu for lk in model.locks):
+        raise Unsupported("an array of locks indexed by CPU has as many locks as CPUs")
     for a, auto in zip(model.actors, actors):
         if a.on_cpu is not None and not (isinstance(a.on_cpu, ir.Lit) and a.on_cpu.value == 0):
             raise Unsupported(f"actor `{a.name}` is pinned to a CPU other than the boot CPU")

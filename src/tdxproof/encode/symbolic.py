@@ -93,6 +93,8 @@ class Blocks:
                 return bv(i + 1)
             case ir.LockRef(lock=lk):
                 return bv(lk.index)
+            case ir.LockIndex(locks=elems, index=i):
+                return bv(elems[0].index) + E(i)    # the index's type keeps it in range
             case ir.VarRef(var=var, index=None):
                 return cur[self.v.cells[(var.name, 0)]]
             case ir.VarRef(var=var, index=idx):

@@ -288,6 +288,8 @@ def fragment(model: ir.Model, other: ir.Model) -> Fragment:
     for a, b in zip(model.vars, other.vars):
         if a.type != b.type:
             frag.say(a.span, f"the type of `{a.name}` depends on the number of CPUs")
+    if any(lk.per_cpu for lk in model.locks):
+        frag.say(None, "an array of locks indexed by CPU has as many locks as CPUs")
     for a in model.actors:
         pin = a.on_cpu
         if pin is not None and not (isinstance(pin, ir.Lit) and pin.value == 0):

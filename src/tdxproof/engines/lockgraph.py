@@ -72,7 +72,9 @@ class LockGraph:
         self.model = model
         self.graph = CallGraph(model)
         self.fns = {f.name: f for f in model.functions}
-        self.classes = {lk.name: lk.cls for lk in model.locks}
+        # lockdep's classes: a lock, or every lock of an array (`a[0]`, `a[1]`: class `a`)
+        self.classes = {lk.array or lk.name: lk.cls for lk in model.locks}
+        self.class_of = {lk.name: lk.array or lk.name for lk in model.locks}
         self.held_at = {sid: alts for sid, alts in model.held_at}
         # per (held, taken, held shared, taken as a recursive read): the edge with the shortest chain
         self.typed: dict[tuple[str, str, bool, bool], Edge] = {}
@@ -123,6 +125,8 @@ class LockGraph:
         return self.fns[fn].body
 
     def _bind(self, name: str, fn: str, binding: dict[int, str]) -> str | None:
+        if name in self.class_of:
+            return self.class_of[name]
         if name in self.classes:
             return name
         f = self.fns.get(fn)
@@ -134,7 +138,9 @@ class LockGraph:
 
     def _arg_lock(self, e: ir.Expr, binding: dict[int, str]) -> str | None:
         if isinstance(e, ir.LockRef):
-            return e.lock.name
+            return e.lock.array or e.lock.name
+        if isinstance(e, ir.LockIndex):
+            return e.array
         if isinstance(e, ir.LocalRef) and isinstance(e.local.type, ir.LockType):
             return binding.get(e.local.slot)
         return None

@@ -26,7 +26,9 @@ def _names(s: ir.Stmt) -> set[str]:
                 case ir.VarRef(var=v):
                     out.add(v.name)
                 case ir.LockRef(lock=lk):
-                    out.add(lk.name)
+                    out.add(lk.array or lk.name)
+                case ir.LockIndex(array=a):
+                    out.add(a)
                 case ir.FnRef(name=n):
                     out.add(n)
     return out

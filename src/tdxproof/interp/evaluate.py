@@ -33,6 +33,9 @@ def compile_expr(prog: Any, e: ir.Expr) -> Fn:
         case ir.LockRef(lock=lk):
             idx = lk.index
             return lambda m: idx
+        case ir.LockIndex(locks=elems, index=i):
+            first, fi = elems[0].index, compile_expr(prog, i)
+            return lambda m: first + fi(m)    # the index's type keeps it in range
         case ir.VarRef(var=var, index=None):
             off = prog.var_off[var.name]
             return lambda m: m.g[off]

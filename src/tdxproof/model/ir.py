@@ -270,7 +270,20 @@ class AnyValue:
     span: Span = _span()
 
 
-Expr = (Lit | FnRef | LockRef | VarRef | FieldRef | LocalRef | QVarRef | Unary | Binary
+@dataclass(frozen=True, slots=True)
+class LockIndex:
+    """`a[e]` for an array of locks: the lock `locks[e]` (one lockdep class, `array`)."""
+    array: str
+    locks: tuple["Lock", ...]
+    index: "Expr"
+    span: Span = _span()
+
+    @property
+    def type(self) -> Type:
+        return LockType(self.locks[0].cls)
+
+
+Expr = (Lit | FnRef | LockRef | LockIndex | VarRef | FieldRef | LocalRef | QVarRef | Unary | Binary
         | CondExpr | Quant | Builtin | PredRef | AnyValue)
 LValue = VarRef | FieldRef | LocalRef | Builtin  # Builtin: only IRQS_OFF
 
@@ -465,6 +478,8 @@ class Lock:
     cls: str
     module: str | None
     span: Span = _span()
+    array: str | None = None   # one of `lock a[cpu c]` (named `a[1]`): lockdep's class is `a`
+    per_cpu: bool = False      # of an array indexed by CPU: as many as there are CPUs
 
 
 @dataclass(frozen=True, slots=True)

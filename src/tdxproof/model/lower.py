@@ -93,7 +93,8 @@ class Lowerer:
         self.types: dict[str, ir.Type] = {}
         self.enums: list[ir.EnumType] = []
         self.consts: dict[str, ir.Lit] = {}
-        self.actor_cpu: dict[str, int] = {}   # `actor a[cpu c]`: c's CPU while one copy is lowered
+        self.actor_cpu: dict[str, int] = {}
+        self.lock_arrays: dict[str, tuple[ir.Type, tuple[ir.Lock, ...]]] = {}   # `lock a[cpu c]`   # `actor a[cpu c]`: c's CPU while one copy is lowered
         self.configs: set[str] = set()
         self.members: dict[str, ir.Lit] = {}
         self.vars: dict[str, ir.Var] = {}
@@ -308,7 +309,28 @@ class Lowerer:
             self.d.error("E206", f"unknown lock class `{it.cls}`", it.span,
                          help=did_you_mean(it.cls, self.classes))
             return
-        self.locks[it.name] = ir.Lock(it.name, len(self.locks), it.cls, it.module, it.span)
+        if it.index is None:
+            self.locks[it.name] = ir.Lock(it.name, len(self.locks), it.cls, it.module, it.span)
+            return
+        try:
+            ity = self._type(it.index.type)
+        except _Skip:
+            return
+        if isinstance(ity, ir.CpuType):
+            labels = [str(k) for k in range(self.cpus)]
+        elif isinstance(ity, ir.EnumType):
+            labels = list(ity.members)
+        else:
+            self.d.error("E311", f"arrays are indexed by `cpu` or by an enum, not by `{ity}`", it.index.span)
+            return
+        # each element a lock of its own, named as the kernel's lockdep class and instance are
+        elems = []
+        for label in labels:
+            lk = ir.Lock(f"{it.name}[{label}]", len(self.locks), it.cls, it.module, it.span, array=it.name,
+                         per_cpu=isinstance(ity, ir.CpuType))
+            self.locks[lk.name] = lk
+            elems.append(lk)
+        self.lock_arrays[it.name] = (ity, tuple(elems))
 
     def _signature(self, fn: A.FnDecl, cls: str | None) -> None:
         if fn.name in self.sigs:
@@ -919,6 +941,17 @@ class Lowerer:
                 return ir.LocalRef(local, e.span)
             case A.Name(id=name):
                 return self._name(name, e.span)
+            case A.Index(base=A.Name(id=name), index=index) if name in self.lock_arrays and not (
+                    self.body is not None and self.body.lookup(name) is not None):
+                ity, elems = self.lock_arrays[name]
+                idx = self._expr(index, expect=ity)
+                self._want(ity, idx, index.span, f"the index of `{name}`")
+                if isinstance(idx, ir.Lit):
+                    if not 0 <= idx.value < len(elems):
+                        self.d.error("E328", f"`{name}` has no lock {idx.value} (0..{len(elems) - 1})", index.span)
+                        raise _Skip
+                    return ir.LockRef(elems[idx.value], e.span)
+                return ir.LockIndex(name, elems, idx, e.span)
             case A.Index(base=base, index=index):
                 if not isinstance(base, A.Name) or base.id not in self.vars or (
                         self.body is not None and self.body.lookup(base.id) is not None):
@@ -1025,6 +1058,9 @@ class Lowerer:
             return ir.VarRef(var, None, span)
         if name in self.locks:
             return ir.LockRef(self.locks[name], span)
+        if name in self.lock_arrays:
+            self.d.error("E325", f"`{name}` is an array of locks; write `{name}[...]`", span)
+            raise _Skip
         if name in self.sigs:
             sig = self.sigs[name]
             return ir.FnRef(name, sig.index, ir.FnType(sig.params, sig.ret), span)

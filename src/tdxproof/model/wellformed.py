@@ -79,6 +79,8 @@ def sub_exprs(e: ir.Expr) -> Iterator[ir.Expr]:
             yield from sub_exprs(i)
         case ir.FieldRef(lock=lk):
             yield from sub_exprs(lk)
+        case ir.LockIndex(index=i):
+            yield from sub_exprs(i)
         case ir.Unary(operand=x):
             yield from sub_exprs(x)
         case ir.Binary(left=a, right=b):
@@ -294,6 +296,10 @@ class LockAnalysis:
     def _term(self, e: ir.Expr) -> Term | None:
         if isinstance(e, ir.LockRef):
             return ("L", e.lock.name)
+        if isinstance(e, ir.LockIndex):
+            # some lock of the array: its lockdep class for the lock graph, no
+            # protection of any variable (must-held counts "L" terms only)
+            return ("A", e.array)
         if isinstance(e, ir.LocalRef) and isinstance(e.local.type, ir.LockType):
             return ("P", e.local.slot)
         return None
@@ -311,7 +317,7 @@ class LockAnalysis:
 
     def _name(self, term: Term, mode: str | None) -> tuple[str, str | None]:
         kind, v = term
-        if kind == "L":
+        if kind in ("L", "A"):
             return (str(v), mode)
         p = next((x for x in self.params if x.slot == v), None)
         return (p.name if p else f"param{v}", mode)

@@ -393,6 +393,7 @@ class LockDecl:
     cls: str
     module: str | None
     span: Span = _span()
+    index: "IndexBinder | None" = None   # an array of locks
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,8 +114,9 @@ class Build(Transformer):
         return A.FieldDecl(str(c[0]), c[1], c[2], self._tspan(c[0]))
 
     def lock_decl(self, meta, c):
-        module = c[2].name if c[2] is not None else None
-        return A.LockDecl(str(c[0]), str(c[1]), module, self._tspan(c[0]))
+        name, index, cls, module = c
+        return A.LockDecl(str(name), str(cls), module.name if module is not None else None, self._tspan(name),
+                          index)
 
     # ---- functions ----
     def acquire(self, meta, c):

@@ -101,3 +101,27 @@ def test_the_thermal_fix_needs_both_its_halves():
         model = lower_policy(str(ex / "variant.tdx"), text=text)[0]
         got[name] = verdicts(model)["no-smp-processor-id-preemptible"].verdict
     assert got == {"both": Verdict.HOLDS_EXHAUSTIVE, "mask only": Verdict.VIOLATED, "sync only": Verdict.VIOLATED}
+
+
+FLUSH = BASE.replace("ran_on[this_cpu]++;", "ran_on[this_cpu]++;\n mutex_lock(m); mutex_unlock(m);") + """
+    lock m: mutex;
+    event ran-before-flush-returned "flush_work() returns after the queued work ran";
+    actor driver "insmod" {
+        let q = schedule_work(w);
+        LOCK
+        let was = flush_work(w);
+        check ran-before-flush-returned: ran_on[0] + ran_on[1] == 1 && !running;
+        UNLOCK
+    }
+"""
+
+
+def test_flush_work_waits_for_the_queued_work_and_deadlocks_under_a_lock_it_takes():
+    got = verdicts(tdx(FLUSH.replace("LOCK", "").replace("UN", "")))
+    assert got["ran-before-flush-returned"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    assert got["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    # flush_work() under m, with the work taking m: the flusher waits for the
+    # worker, the worker for m (lockdep: m --> (work_completion)(&w))
+    got = verdicts(tdx(FLUSH.replace("UNLOCK", "mutex_unlock(m);").replace("LOCK", "mutex_lock(m);")))
+    assert got["no-deadlock"].verdict is Verdict.VIOLATED
+    assert got["lock-graph"].verdict is Verdict.VIOLATED

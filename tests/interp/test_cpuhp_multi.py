@@ -91,3 +91,39 @@ def test_a_walk_that_fails_on_one_instance_undoes_the_others_on_that_cpu():
     assert got["up-failed"].verdict is Verdict.COVERED
     text = _schedule_text(model, "up-failed")
     assert "start(1, CPUHP_NODE1)" in text and "stop(1, CPUHP_NODE0)" in text
+
+
+PREPARE = 'import "cpuhp.tdx";\ncpus 2;\n' + """
+    var prepared[cpu c]: bool = false;
+    var bad: bool = false;               // a callback saw what the section forbids
+    var refused: bool = false;
+    fn prep(cpu c) -> int {
+        if percpu_thread { bad = true; }   // the caller (cpu_up(), or the setup for a CPU up), never cpuhp/c
+        if c == 1 {
+            if may fail "allocation for CPU 1" { return -ENOMEM; }
+        }
+        prepared[c] = true;
+        return 0;
+    }
+    fn dead(cpu c) -> int {
+        if percpu_thread { bad = true; }   // cpu_down()'s task after the CPU is gone, or a failed setup's undo
+        prepared[c] = false;
+        return 0;
+    }
+    var set_up: bool = false;
+    actor drv "modprobe drv" { let s = cpuhp_setup_state(CPUHP_BP_PREPARE_DYN, prep, dead); set_up = s > 0; }
+    actor hotplug "echo 0|1 > cpu1/online" { cpu_down(1); let r = cpu_up(1); refused = r != 0; }
+    invariant control-task-only: !bad;
+    invariant prepared-while-up at quiescent: online[1] && set_up -> prepared[1];
+    invariant refused-stays-down at quiescent: refused -> !online[1] && !prepared[1];
+    cover dead-ran: !online[1] && !prepared[1] && set_up && cpuhp_busy == 0;
+    cover up-refused: refused;
+"""
+
+
+def test_prepare_and_dead_callbacks_run_in_the_control_task_around_the_cpu_being_up():
+    got = verdicts(tdx(PREPARE))
+    for name in ("control-task-only", "prepared-while-up", "refused-stays-down", "no-deadlock", "no-kernel-warn"):
+        assert got[name].verdict is Verdict.HOLDS_EXHAUSTIVE, name
+    assert got["dead-ran"].verdict is Verdict.COVERED
+    assert got["up-refused"].verdict is Verdict.COVERED

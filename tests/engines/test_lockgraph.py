@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import tdx, verdicts
 
 from tdxproof.engines.lockgraph import LockGraph
@@ -42,19 +43,28 @@ def test_the_kvm_four_lock_cycle_is_reported_as_lockdep_does_and_the_fix_is_clea
     assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
 
 
-def test_padata_takes_its_lock_under_the_hotplug_lock_in_a_callback_and_around_it_in_sysfs():
+@pytest.mark.parametrize("example, buggy, fixed, words", [
     # lockdep's splat of the fix "padata: always acquire cpu_hotplug_lock before
     # pinst->lock": cpuhp/1 takes pinst->lock while holding cpuhp_state-down
-    ex = ROOT / "examples" / "padata-cpumask"
-    got = verdicts(lower_policy(str(ex / "padata-5.2.tdx"))[0])
+    ("padata-cpumask", "padata-5.2.tdx", "padata-5.2-fixed.tdx", ("(pinst_lock)", "(cpu_hotplug_lock)", "by cpuhp/N")),
+    # 4c1d2f56d685 ("perf/arm-dmc620: Fix dmc620_pmu_irqs_lock/cpu_hotplug_lock
+    # circular lock dependency"): a multi-instance cpuhp user; the probe holds
+    # dmc620_pmu_irqs_lock around cpuhp_state_add_instance_nocalls(), the instance's
+    # teardown takes it in cpuhp/1; the search finds the three-task deadlock
+    ("dmc620-pmu-irqs", "dmc620-6.5.tdx", "dmc620-6.6-fixed.tdx",
+     ("(dmc620_pmu_irqs_lock)", "(cpu_hotplug_lock)", "cpuhp_state_add_instance_nocalls", "dmc620_pmu_cpu_teardown")),
+])
+def test_a_lock_taken_in_a_hotplug_callback_and_around_the_hotplug_lock(example, buggy, fixed, words):
+    ex = ROOT / "examples" / example
+    got = verdicts(lower_policy(str(ex / buggy))[0])
     r = got["lock-graph"]
     assert r.verdict is Verdict.VIOLATED
     text = render_witness(r)
-    assert "(pinst_lock)" in text and "(cpu_hotplug_lock)" in text and "by cpuhp/N" in text
+    assert all(w in text for w in words), words
     assert got["no-deadlock"].verdict is Verdict.VIOLATED
-    fixed = verdicts(lower_policy(str(ex / "padata-5.2-fixed.tdx"))[0])
-    assert fixed["lock-graph"].verdict is Verdict.HOLDS_STATIC
-    assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    clean = verdicts(lower_policy(str(ex / fixed))[0])
+    assert clean["lock-graph"].verdict is Verdict.HOLDS_STATIC
+    assert clean["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
 
 
 def test_abba_is_a_cycle_and_one_order_is_not():
@@ -179,21 +189,3 @@ def test_irq_saving_spinlocks_turn_interrupts_off_and_restore_them():
     nested = nested.replace("after = irqs_off;", "after = !irqs_off; irqs_off = false;")
     assert verdicts(tdx(nested))["restored"].verdict is Verdict.HOLDS_EXHAUSTIVE   # off stays off
 
-
-def test_dmc620_takes_its_lock_around_an_instance_add_and_in_the_instance_teardown():
-    # 4c1d2f56d685 ("perf/arm-dmc620: Fix dmc620_pmu_irqs_lock/cpu_hotplug_lock
-    # circular lock dependency"): a multi-instance cpuhp user; the probe holds
-    # dmc620_pmu_irqs_lock around cpuhp_state_add_instance_nocalls(), the instance's
-    # teardown takes it in cpuhp/1
-    ex = ROOT / "examples" / "dmc620-pmu-irqs"
-    got = verdicts(lower_policy(str(ex / "dmc620-6.5.tdx"))[0])
-    r = got["lock-graph"]
-    assert r.verdict is Verdict.VIOLATED
-    text = render_witness(r)
-    assert "(dmc620_pmu_irqs_lock)" in text and "(cpu_hotplug_lock)" in text
-    assert "cpuhp_state_add_instance_nocalls" in text and "dmc620_pmu_cpu_teardown" in text
-    # the exhaustive search finds the three-task deadlock the commit describes
-    assert got["no-deadlock"].verdict is Verdict.VIOLATED
-    fixed = verdicts(lower_policy(str(ex / "dmc620-6.6-fixed.tdx"))[0])
-    assert fixed["lock-graph"].verdict is Verdict.HOLDS_STATIC
-    assert fixed["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE

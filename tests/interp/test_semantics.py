@@ -104,7 +104,7 @@ def test_cpuhp_setup_state_runs_the_startup_on_every_online_cpu_in_its_cpuhp_thr
             check all-ran: r == ORD_DYN && ran[0] && ran[1] && !ran[2] && ran_in_kthread
                 && cpuhp_registered[CPUHP_AP_ONLINE_DYN];
         }
-        const ORD_DYN = 6;   // CPUHP_AP_ONLINE_DYN's ordinal in cpuhp.tdx
+        const ORD_DYN = 8;   // CPUHP_AP_ONLINE_DYN's ordinal in cpuhp.tdx
         cover reached: done;
     """)
     v = verdicts(m)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from tdxproof.engines.trace import source_text
 from tdxproof.model import ir
-from tdxproof.model.wellformed import CallGraph, walk_stmts
+from tdxproof.model.wellformed import CallGraph, children, walk_stmts
 from tdxproof.results import PropertyResult, StaticWitness, Verdict
 from tdxproof.source import Span
 
@@ -65,6 +65,7 @@ class _Visit:
     fn: str
     binding: tuple[tuple[int, str], ...]          # lock parameter slot -> lock name
     held: frozenset[tuple[str, str | None]]      # held at entry, by the callers
+    consts: tuple[tuple[int, int], ...] = ()      # parameter slot -> the literal the caller passed
 
 
 class LockGraph:
@@ -108,7 +109,7 @@ class LockGraph:
             seen.add(v)
             body = self._body(v.fn)
             binding = dict(v.binding)
-            for s in walk_stmts(body):
+            for s in _live(body, dict(v.consts)):
                 if not isinstance(s, ir.Call):
                     continue
                 for rel in self.held_at.get(s.sid, ()):
@@ -170,7 +171,13 @@ class LockGraph:
         sub = {p.slot: self._arg_lock(a, binding) for p, a in zip(g.params, s.args)
                if isinstance(p.type, ir.LockType)}
         b = tuple(sorted((k, n) for k, n in sub.items() if n is not None))
-        roots.appendleft((_Visit(callee, b, held), chain + (callee,), entry))
+        # literal arguments (`invoke` false in the _nocalls variants) decide branches:
+        # a path that no caller can take is no dependency (lockdep never sees it)
+        fixed = _assigned(g.body)
+        cs = tuple(sorted((p.slot, a.value) for p, a in zip(g.params, s.args)
+                          if isinstance(a, ir.Lit) and not isinstance(p.type, ir.LockType)
+                          and p.slot not in fixed))
+        roots.appendleft((_Visit(callee, b, held, cs), chain + (callee,), entry))
 
     def _edges(self, held: frozenset, lock: str, mode: str | None, recursive: bool,
                chain: tuple[str, ...], span: Span, entry: str) -> None:
@@ -308,3 +315,49 @@ def check_lockdep(model: ir.Model, prop: ir.Property, cpus: int) -> PropertyResu
     witness = StaticWitness(tuple(c.removeprefix("actor ") for c in last.chain), what,
                             last.span, (), (last.entry,), source_text(last.span), last.entry, report(cyc))
     return PropertyResult(prop.name, prop.kind.value, Verdict.VIOLATED, "static", cpus, static=witness)
+
+
+def _assigned(body: tuple[ir.Stmt, ...]) -> set[int]:
+    """Local slots the body writes (a parameter it reassigns has no fixed value)."""
+    out: set[int] = set()
+    for s in walk_stmts(body):
+        target = s.target if isinstance(s, ir.Assign) else s.result if isinstance(s, ir.Call) else None
+        if isinstance(target, ir.LocalRef):
+            out.add(target.local.slot)
+    return out
+
+
+def _live(stmts: tuple[ir.Stmt, ...], consts: dict[int, int]):
+    """The statements of a body, without the branches of an `if` whose condition
+    the literal parameters decide."""
+    for s in stmts:
+        yield s
+        if isinstance(s, ir.If):
+            known = _value(s.cond, consts)
+            if known is not None:
+                yield from _live(s.then if known else s.other, consts)
+                continue
+        for sub in children(s):
+            yield from _live(sub, consts)
+
+
+def _value(e: ir.Expr, consts: dict[int, int]) -> int | None:
+    match e:
+        case ir.Lit(value=v):
+            return v
+        case ir.LocalRef(local=l):
+            return consts.get(l.slot)
+        case ir.Unary(op="!", operand=x):
+            v = _value(x, consts)
+            return None if v is None else int(not v)
+        case ir.Binary(op="&&", left=a, right=b):
+            va, vb = _value(a, consts), _value(b, consts)
+            if va == 0 or vb == 0:
+                return 0
+            return 1 if va is not None and vb is not None else None
+        case ir.Binary(op="||", left=a, right=b):
+            va, vb = _value(a, consts), _value(b, consts)
+            if (va is not None and va != 0) or (vb is not None and vb != 0):
+                return 1
+            return 0 if va == 0 and vb == 0 else None
+    return None

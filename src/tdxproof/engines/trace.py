@@ -421,7 +421,7 @@ class _Builder:
 
     # ---- the end
     def _report(self) -> Report:
-        prog, prop, rep = self.prog, self.prop, self.rep
+        prop, rep = self.prop, self.rep
         last = rep.states[-1]
         if prop.kind is ir.PropKind.DEADLOCK:
             return self._deadlock(last)

@@ -674,7 +674,7 @@ class Lowerer:
                 if (p.kind, p.expr is None) != (("cover", True) if reach else ("event", True)):
                     what = "a cover goal declared without a condition" if reach else "an event property"
                     self.d.error("E317", f"`{stmt}` needs {what}, and `{prop}` is "
-                                 + (f"a cover goal with a condition" if p.kind == "cover" else _a_kind(p.kind)),
+                                 + ("a cover goal with a condition" if p.kind == "cover" else _a_kind(p.kind)),
                                  s.span, notes=(Note(f"`{prop}` is declared here", p.span),),
                                  help=f"declare it: `{want}`")
                     raise _Skip

@@ -26,11 +26,11 @@ PathState = tuple[Multiset, Multiset]  # (held since entry, released from the ca
 def walk_stmts(stmts: tuple[ir.Stmt, ...]) -> Iterator[ir.Stmt]:
     for s in stmts:
         yield s
-        for sub in _children(s):
+        for sub in children(s):
             yield from walk_stmts(sub)
 
 
-def _children(s: ir.Stmt) -> tuple[tuple[ir.Stmt, ...], ...]:
+def children(s: ir.Stmt) -> tuple[tuple[ir.Stmt, ...], ...]:
     match s:
         case ir.If(then=t, other=o):
             return (t, o)
@@ -220,7 +220,7 @@ def _cycles(model: ir.Model, graph: CallGraph, d: Diagnostics) -> bool:
 # ---------------------------------------------------------------- unreachable code
 def _unreachable(stmts: tuple[ir.Stmt, ...], d: Diagnostics) -> None:
     for i, s in enumerate(stmts):
-        for sub in _children(s):
+        for sub in children(s):
             _unreachable(sub, d)
         if i + 1 < len(stmts) and _ends(s):
             d.error("E401", "unreachable statement", stmts[i + 1].span,

@@ -198,16 +198,49 @@ def continue_phase(kind: str | None, blocking: bool, phase: int) -> int | None:
     return None
 
 
-def movers(model: ir.Model, invisible: frozenset[int]) -> tuple[tuple[int, str], ...]:
+def movers(model: ir.Model, invisible: frozenset[int], graph: "CallGraph") -> tuple[tuple[int, str], ...]:
     """Each statement's mover kind: B (invisible), R (acquire), L (release) or N."""
     out: list[tuple[int, str]] = []
+    preempted = _ipi_classes(model, graph)
     for f in model.functions:
         for s in walk_stmts(f.body):
-            out.append((s.sid, _mover(s, f, invisible)))
+            kind = _mover(s, f, invisible)
+            if kind == "R" and f.lock_class in preempted:
+                # an IPI handler takes a lock of this class: it may come in on the
+                # holder's CPU between the acquire and the release and spin for the
+                # lock of the context it interrupted (which then cannot run), so
+                # the acquire does not move past it (qbman's cgr_lock, 584c2a9184a3)
+                kind = "N"
+            out.append((s.sid, kind))
     for a in model.actors:
         for s in walk_stmts(a.body):
             out.append((s.sid, _mover(s, None, invisible)))
     return tuple(sorted(out))
+
+
+def _ipi_classes(model: ir.Model, graph: "CallGraph") -> set[str]:
+    """The lock classes whose acquire operations IPI handlers (`ipi` bodies) reach."""
+    fns = {f.name: f for f in model.functions}
+    bodies = [(owner, body) for owner, body in _bodies(model)]
+    todo: list[str] = []
+    for owner, body in bodies:
+        for s in walk_stmts(body):
+            if isinstance(s, ir.Ipi):
+                for inner in walk_stmts(s.body):
+                    if isinstance(inner, ir.Call):
+                        todo.extend(graph.targets(owner, inner.callee))
+    seen: set[str] = set()
+    out: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in fns:
+            continue
+        seen.add(name)
+        f = fns[name]
+        if f.role == "acquire" and f.lock_class is not None:
+            out.add(f.lock_class)
+        todo.extend(callee for callee, _ in graph.calls(name))
+    return out
 
 
 def _mover(s: ir.Stmt, f: ir.Function | None, invisible: frozenset[int]) -> str:

@@ -443,4 +443,4 @@ def check_wellformed(model: ir.Model, d: Diagnostics) -> ir.Model:
 
     invisible, quiet_results = compute_blocks(model, graph, la)
     return dataclasses.replace(model, held_at=held, invisible=invisible, invisible_results=quiet_results,
-                               movers=movers(model, invisible))
+                               movers=movers(model, invisible, graph))

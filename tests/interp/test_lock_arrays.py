@@ -79,3 +79,21 @@ def test_an_array_of_locks_is_indexed_within_its_range(body, code):
     with pytest.raises(PolicyError) as e:
         tdx('import "cpuhp.tdx";\ncpus 2;\nlock inst_lock[cpu c]: mutex;\n' + body + "\n")
     assert [d.code for d in e.value.diagnostics] == [code]
+
+
+def test_an_ipi_that_spins_on_the_lock_of_the_task_it_interrupted_deadlocks():
+    # 584c2a9184a3 (qbman's cgr_lock): a per-CPU spinlock held with interrupts on by
+    # a task, and taken by an IPI handler on that CPU; the block reduction must not
+    # merge the task's acquire with its release (NOTE(blocks)), and the fix
+    # (spin_lock_irq()) keeps the IPI out while the lock is held
+    from pathlib import Path
+
+    from tdxproof.model.lower import lower_policy
+    ex = Path(__file__).resolve().parents[2] / "examples" / "qbman-cgr-lock"
+    buggy = lower_policy(str(ex / "qman-6.8.tdx"))[0]
+    dl = verdicts(buggy)["no-deadlock"]
+    assert dl.verdict is Verdict.VIOLATED and len(dl.schedule) == 4
+    bmc = {r.name: r for r in verify_bmc(buggy, properties={"no-deadlock"}, max_depth=6).results}
+    assert bmc["no-deadlock"].verdict is Verdict.VIOLATED and len(bmc["no-deadlock"].schedule) == 4
+    fixed = lower_policy(str(ex / "qman-6.9-fixed.tdx"))[0]
+    assert verdicts(fixed)["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE

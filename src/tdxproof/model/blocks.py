@@ -15,7 +15,9 @@ stay visible, so every observed state is still reached.
 
 Beyond invisible statements, lock operations are movers (Lipton): an acquire
 (an `atomic` of an `acquire` operation) moves right, a release (of a `release`
-operation) moves left. A block is: its first statement (the only one that may
+operation) moves left -- except an acquire of a lock class some IPI handler also
+takes (the IPI may come in on the holder's CPU between acquire and release and
+spin on what the interrupted holder holds), and a claim guarded by `require`. A block is: its first statement (the only one that may
 block), then statements while they are invisible, right movers before the
 block's non-mover, at most one non-mover, or left movers: R* N? L* with
 invisible statements anywhere. Non-movers that write observed variables are

@@ -29,7 +29,12 @@ def _same(model, cpus=None):
 
 
 @pytest.mark.parametrize("path", ["benchmarks/models/loop-locks.tdx", "examples/kvm-lock-cycle/kvm-6.10.tdx",
-                                  "examples/padata-cpumask/padata-5.2-fixed.tdx"])
+                                  "examples/padata-cpumask/padata-5.2-fixed.tdx",
+                                  # the encoder's side of work queues, per-CPU actors, lock arrays,
+                                  # require-guarded claims, the DEAD section and IPI preemption
+                                  "examples/therm-throt-poll-work/therm_throt-5.5.tdx",
+                                  "examples/padata-dead-callback/padata-6.18.tdx",
+                                  "examples/qbman-cgr-lock/qman-6.8.tdx"])
 def test_the_compiled_search_gives_the_explicit_engines_verdicts(path):
     _same(lower_policy(path)[0])
 

@@ -77,6 +77,7 @@ class LockGraph:
         self.classes = {lk.array or lk.name: lk.cls for lk in model.locks}
         self.class_of = {lk.name: lk.array or lk.name for lk in model.locks}
         self.held_at = {sid: alts for sid, alts in model.held_at}
+        self._assigned: dict[str, set[int]] = {}    # per function: the local slots it writes
         # per (held, taken, held shared, taken as a recursive read): the edge with the shortest chain
         self.typed: dict[tuple[str, str, bool, bool], Edge] = {}
         self._walk()
@@ -173,7 +174,9 @@ class LockGraph:
         b = tuple(sorted((k, n) for k, n in sub.items() if n is not None))
         # literal arguments (`invoke` false in the _nocalls variants) decide branches:
         # a path that no caller can take is no dependency (lockdep never sees it)
-        fixed = _assigned(g.body)
+        if callee not in self._assigned:
+            self._assigned[callee] = _assigned(g.body)
+        fixed = self._assigned[callee]
         cs = tuple(sorted((p.slot, a.value) for p, a in zip(g.params, s.args)
                           if isinstance(a, ir.Lit) and not isinstance(p.type, ir.LockType)
                           and p.slot not in fixed))

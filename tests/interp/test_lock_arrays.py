@@ -74,6 +74,7 @@ def test_a_lock_per_cpu_indexed_by_a_loop_is_the_lock_of_that_cpu():
 @pytest.mark.parametrize("body, code", [
     ("actor a { mutex_lock(inst_lock); }", "E325"),          # the array, not one of its locks
     ("actor a { mutex_lock(inst_lock[3]); }", "E328"),       # no such CPU
+    ("var x: int[0..3] = 2;\nactor a { mutex_lock(inst_lock[x]); }", "E331"),   # an int could be any lock
 ])
 def test_an_array_of_locks_is_indexed_within_its_range(body, code):
     with pytest.raises(PolicyError) as e:
@@ -97,3 +98,35 @@ def test_an_ipi_that_spins_on_the_lock_of_the_task_it_interrupted_deadlocks():
     assert bmc["no-deadlock"].verdict is Verdict.VIOLATED and len(bmc["no-deadlock"].schedule) == 4
     fixed = lower_policy(str(ex / "qman-6.9-fixed.tdx"))[0]
     assert verdicts(fixed)["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+
+
+def test_named_and_computed_locks_of_an_array_are_one_lock_for_the_static_analysis():
+    # taken through a computed index, released by name (and inside a per-CPU actor,
+    # where the CPU is a literal): balanced, no E403/E405
+    got = verdicts(tdx("""
+        import "locks.tdx";
+        cpus 2;
+        lock a[cpu c]: mutex;
+        fn take(cpu k) { mutex_lock(a[k]); }
+        actor t { take(0); mutex_unlock(a[0]); }
+        actor w[cpu k] { for cpu j { if j == k { mutex_lock(a[j]); mutex_unlock(a[k]); } } }
+        static s: module m never uses a;
+    """))
+    assert got["no-deadlock"].verdict is Verdict.HOLDS_EXHAUSTIVE
+    assert got["s"].verdict is Verdict.HOLDS_STATIC
+
+
+def test_an_ipi_handler_spinning_between_a_bare_acquire_and_release_deadlocks():
+    # nothing visible between spin_lock() and spin_unlock(): the block boundary must
+    # still separate them, or the IPI could never come in while the lock is held
+    model = tdx("""
+        import "locks.tdx";
+        cpus 2;
+        lock l: spinlock;
+        fn handler() { let flags = spin_lock_irqsave(l); spin_unlock_irqrestore(l, flags); }
+        actor task on cpu 1 { spin_lock(l); spin_unlock(l); }
+        actor sender { ipi 1 { handler(); } }
+    """)
+    assert verdicts(model)["no-deadlock"].verdict is Verdict.VIOLATED
+    bmc = {r.name: r for r in verify_bmc(model, properties={"no-deadlock"}, max_depth=4).results}
+    assert bmc["no-deadlock"].verdict is Verdict.VIOLATED

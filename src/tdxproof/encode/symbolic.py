@@ -94,7 +94,7 @@ class Blocks:
             case ir.LockRef(lock=lk):
                 return bv(lk.index)
             case ir.LockIndex(locks=elems, index=i):
-                return bv(elems[0].index) + E(i)    # the index's type keeps it in range
+                return bv(elems[0].index) + E(i)    # in range: lowering requires the index's type (E330)
             case ir.VarRef(var=var, index=None):
                 return cur[self.v.cells[(var.name, 0)]]
             case ir.VarRef(var=var, index=idx):

@@ -35,7 +35,7 @@ def compile_expr(prog: Any, e: ir.Expr) -> Fn:
             return lambda m: idx
         case ir.LockIndex(locks=elems, index=i):
             first, fi = elems[0].index, compile_expr(prog, i)
-            return lambda m: first + fi(m)    # the index's type keeps it in range
+            return lambda m: first + fi(m)    # in range: lowering requires the index's type (E330)
         case ir.VarRef(var=var, index=None):
             off = prog.var_off[var.name]
             return lambda m: m.g[off]

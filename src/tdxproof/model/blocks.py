@@ -207,11 +207,12 @@ def movers(model: ir.Model, invisible: frozenset[int], graph: "CallGraph") -> tu
     for f in model.functions:
         for s in walk_stmts(f.body):
             kind = _mover(s, f, invisible)
-            if kind == "R" and f.lock_class in preempted:
+            if kind in ("R", "L") and f.lock_class in preempted:
                 # an IPI handler takes a lock of this class: it may come in on the
                 # holder's CPU between the acquire and the release and spin for the
-                # lock of the context it interrupted (which then cannot run), so
-                # the acquire does not move past it (qbman's cgr_lock, 584c2a9184a3)
+                # lock of the context it interrupted, which then cannot run to its
+                # release (qbman's cgr_lock, 584c2a9184a3): neither moves, so a block
+                # boundary separates them
                 kind = "N"
             out.append((s.sid, kind))
     for a in model.actors:

@@ -454,11 +454,14 @@ class Lowerer:
             except _Skip:
                 pass
         for name in it.forbidden:
-            if kind is ir.PropKind.ORDER and name not in self.locks:
+            if kind is ir.PropKind.ORDER and name in self.lock_arrays:
+                self.d.error("E201", f"`{name}` is an array of locks; an `order` rule names one lock", it.span)
+            elif kind is ir.PropKind.ORDER and name not in self.locks:
                 self.d.error("E201", f"unknown lock `{name}`", it.span, help=did_you_mean(name, self.locks))
-            elif name not in self.vars and name not in self.locks and name not in self.sigs:
+            elif name not in self.vars and name not in self.locks and name not in self.sigs \
+                    and name not in self.lock_arrays:
                 self.d.error("E201", f"unknown name `{name}`", it.span,
-                             help=did_you_mean(name, [*self.vars, *self.locks, *self.sigs]))
+                             help=did_you_mean(name, [*self.vars, *self.locks, *self.sigs, *self.lock_arrays]))
         self.props[it.name] = ir.Property(it.name, kind, it.doc, observe, expr, it.module, it.forbidden, it.span)
 
     def _expects(self, items: list[A.ExpectDecl]) -> list[ir.Expect]:
@@ -506,8 +509,7 @@ class Lowerer:
         if it.on_cpu is not None or it.copies != 1:
             self.d.error("E412", f"a per-CPU actor runs on its CPU `{name}`: it takes no `on cpu` or copies",
                          it.span)
-        if name in self.consts or name in self.members or name in self.vars or name in self.locks \
-                or name in self.sigs:
+        if name in self.decl_at:
             self.d.error("E202", f"`{name}` is declared twice", span,
                          notes=(Note(f"`{name}` is first declared here", self.decl_at.get(name)),)
                          if name in self.decl_at else ())
@@ -946,6 +948,11 @@ class Lowerer:
                 ity, elems = self.lock_arrays[name]
                 idx = self._expr(index, expect=ity)
                 self._want(ity, idx, index.span, f"the index of `{name}`")
+                if not isinstance(idx, ir.Lit) and type(idx.type) is not type(ity) or (
+                        isinstance(ity, ir.EnumType) and idx.type != ity):
+                    # a `cpu` or enum value is in range by its type; an int could be any lock
+                    self.d.error("E331", f"the index of `{name}` must be {_a(ity)}, not {_a(idx.type)}", index.span)
+                    raise _Skip
                 if isinstance(idx, ir.Lit):
                     if not 0 <= idx.value < len(elems):
                         self.d.error("E328", f"`{name}` has no lock {idx.value} (0..{len(elems) - 1})", index.span)

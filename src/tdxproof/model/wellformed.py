@@ -294,12 +294,13 @@ class LockAnalysis:
         return exits | end
 
     def _term(self, e: ir.Expr) -> Term | None:
+        if isinstance(e, ir.LockRef) and e.lock.array is not None or isinstance(e, ir.LockIndex):
+            # a lock of an array, named or computed: one term, its lockdep class, for
+            # the lock graph and for matching releases; it protects no variable
+            # (must-held counts "L" terms only)
+            return ("A", e.lock.array if isinstance(e, ir.LockRef) else e.array)
         if isinstance(e, ir.LockRef):
             return ("L", e.lock.name)
-        if isinstance(e, ir.LockIndex):
-            # some lock of the array: its lockdep class for the lock graph, no
-            # protection of any variable (must-held counts "L" terms only)
-            return ("A", e.array)
         if isinstance(e, ir.LocalRef) and isinstance(e.local.type, ir.LockType):
             return ("P", e.local.slot)
         return None

@@ -224,9 +224,8 @@ def movers(model: ir.Model, invisible: frozenset[int], graph: "CallGraph") -> tu
 def _ipi_classes(model: ir.Model, graph: "CallGraph") -> set[str]:
     """The lock classes whose acquire operations IPI handlers (`ipi` bodies) reach."""
     fns = {f.name: f for f in model.functions}
-    bodies = [(owner, body) for owner, body in _bodies(model)]
     todo: list[str] = []
-    for owner, body in bodies:
+    for owner, body in _bodies(model):
         for s in walk_stmts(body):
             if isinstance(s, ir.Ipi):
                 for inner in walk_stmts(s.body):

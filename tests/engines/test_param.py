@@ -129,3 +129,28 @@ def test_past_its_time_budget_the_symbolic_route_gives_up_instead_of_running_on(
     props = [p for p in model.properties if p.name == "every-cpu-done"]
     with pytest.raises(Undecided, match="time budget of 0 s"):
         prove_symbolic(encode_param(model), encode(model, 3), [], props, None, budget_s=0.0)
+
+
+def test_property_directed_proves_what_houdini_proves_from_fewer_lemmas():
+    # the pool's templates join only when a counterexample needs them excluded:
+    # the same properties are proved, by a smaller set that is inductive on its own
+    from tdxproof.encode.system import encode
+    from tdxproof.engines.cutoff import candidates
+    from tdxproof.engines.induction import learn
+    from tdxproof.engines.param import prove_symbolic
+
+    model = lower_policy(str(ROOT / "benchmarks" / "models" / "loop.tdx"), cpus=3)[0]
+    props = [p for p in model.properties if p.name in
+             ("every-cpu-done", "no-recursive-read", "vmxon-not-twice", "seamcall-in-vmx")]
+    small = learn(model, 3, {p.name for p in props}, 100_000, None, lambda m: None)
+    _, cands, closure, live, _ = candidates(small)
+    penc = encode_param(model)
+    enc0 = encode(model, 3)
+    every = prove_symbolic(penc, enc0, cands, props, None)
+    seed = set(closure) | set(live)
+    directed = prove_symbolic(penc, enc0, cands, props, None, seed=seed.__contains__)
+    assert sorted(directed.proved) == sorted(every.proved) == sorted(p.name for p in props)
+    kept = [t for t, ok in zip(directed.templates, directed.alive) if ok]
+    assert seed <= set(kept) and len(kept) < sum(every.alive)
+    again = prove_symbolic(penc, enc0, kept, props, None, drop=False)
+    assert all(again.alive) and not again.unknown and sorted(again.proved) == sorted(directed.proved)

@@ -1020,7 +1020,11 @@ def _symbolic(path: str, models, penc, lifter: Lifter, frag: Fragment, cands: li
     names0 = first_names(lifter.slots0)
     repair = Repair(enc0, reach, kinds0, lift, MAX_REPAIRS_EVERY_N)
     try:
-        got = prove_symbolic(penc, enc0, cands, props, timeout_s, say, repair=repair)
+        # property-directed: the closure and liveness lemmas (the cutoff needs
+        # them) are assumed from the start, the rest of the pool only when a
+        # counterexample needs them excluded
+        seed = set(closure) | set(live)
+        got = prove_symbolic(penc, enc0, cands, props, timeout_s, say, repair=repair, seed=seed.__contains__)
     except Undecided as exc:
         return {}, None, f"solver: {exc}"
     cands = got.templates

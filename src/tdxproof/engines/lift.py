@@ -520,13 +520,14 @@ def _symbolic_at(model: ir.Model, small_model: ir.Model, small: Learned, todo: l
     except Unsupported as exc:
         stats["symbolic_why"] = str(exc)
         return {}
-    lifter, cands, *_ = candidates(small)
+    lifter, cands, closure, live, _ = candidates(small)
     names0 = first_names(lifter.slots0)
+    seed = set(closure) | set(live)         # property-directed, as cutoff._symbolic
     repair = Repair(small.enc, small.reach, lifter.kinds0,
                     lambda lm: [t for t in lifter.templates(lm) if uniform(t, lifter.kinds0, names0)])
     say(f"N={n}: Houdini on the symbolic-N encoding ({len(penc.paths):,} block paths, {len(cands):,} templates)")
     try:
-        got = prove_symbolic(penc, small.enc, cands, props, timeout_s, say, repair=repair)
+        got = prove_symbolic(penc, small.enc, cands, props, timeout_s, say, repair=repair, seed=seed.__contains__)
         kept = [t for t, ok in zip(got.templates, got.alive) if ok]
         proved = [p for p in props if p.name in got.proved]
         again = prove_symbolic(penc, small.enc, kept, proved, timeout_s, drop=False) if proved else None

@@ -37,6 +37,7 @@ from tdxproof.engines.lift import CPU, MIXED, Template
 from tdxproof.model import ir
 
 
+JOIN = 2              # templates a property-directed counterexample brings in at a time
 BUDGET_S = 900.0      # a Houdini run past this gives up (unknown), rather than run for hours
 
 
@@ -313,8 +314,13 @@ class Checker:
 
     def __init__(self, penc: ParamEncoding, enc0, templates: list[Template], props: list[ir.Property],
                  timeout_s: float | None, say: Callable[[str], None] = lambda m: None,
-                 global_slots: list[str] = ()):
+                 global_slots: list[str] = (), seed: Callable[[Template], bool] | None = None):
         self.penc, self.say = penc, say
+        # `seed`: property-directed (see `houdini`): only the properties and the
+        # templates `seed` picks are assumed and checked at first; another one
+        # joins when a counterexample's state breaks it
+        self.seed = seed
+        self._shape: dict[Template, tuple] = {}      # a template's letters and cells, for `_broken_at`
         self.names = Names(enc0)
         self.s0, self.s1 = penc.state(0), penc.state(1)
         self.solver = make_solver(timeout_s, logic=None)
@@ -325,6 +331,7 @@ class Checker:
         self.a: list[z3.BoolRef] = []
         self.b: list[z3.BoolRef] = []
         self.alive: list[bool] = []
+        self.active: list[bool] = []     # assumed and checked (every item unless `seed`)
         self.calls = 0
         forms: list = []
         for t in templates:
@@ -389,8 +396,10 @@ class Checker:
             f0 = form(self.s0, f"x{i}a")
             self.not0.append(self.ground(z3.Not(f0), True, self.g.reset()))
             self.not1.append(self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset()))
-            self.solver.add(z3.Implies(self.b[i], self.not1[i]))
+            if self.active[i]:
+                self.solver.add(z3.Implies(self.b[i], self.not1[i]))
         self._instances(self.base, None)
+        self.proven: list[set[int]] = [set() for _ in penc.paths]   # items no step of the path breaks
 
     def add_templates(self, new: list[Template], out: "Outcome") -> None:
         """More templates (a repair's): each item's formulas, its instances at
@@ -403,6 +412,7 @@ class Checker:
             self.forms.append(form)
             self.not0.append(self.ground(z3.Not(form(self.s0, f"x{i}a")), True, self.g.reset()))
             self.not1.append(self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset()))
+            self.active[i] = True
             self.solver.add(z3.Implies(self.b[i], self.not1[i]))
         terms = self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
         self._instances(terms, None, range(first, len(self.items)))
@@ -413,8 +423,8 @@ class Checker:
         for k, i in enumerate(among if among is not None else range(len(self.items))):
             if k % 50 == 0:
                 self.say(f"every N (symbolic): instantiating the lemmas, {k:,} of {len(self.items):,}")
-            if not self.alive[i]:
-                continue          # dropped for good: its instances would only weigh on the solver
+            if not self.alive[i] or not self.active[i]:
+                continue          # dropped for good, or not assumed yet: its instances would only weigh
             kind, what = self.items[i]
             if kind == "t":
                 t = what
@@ -432,7 +442,7 @@ class Checker:
     def _compact(self) -> None:
         """A fresh solver with the live items only: the incremental one keeps every
         dropped item's instances, and its checks slow down as they pile up."""
-        live = [i for i, ok in enumerate(self.alive) if ok]
+        live = [i for i, ok in enumerate(self.alive) if ok and self.active[i]]
         self.solver = make_solver(self.timeout_s, logic=None)
         self.solver.add(self.penc.domain())
         for i in live:
@@ -461,13 +471,14 @@ class Checker:
         self.a.append(z3.Bool(f"act{i}"))
         self.b.append(z3.Bool(f"brk{i}"))
         self.alive.append(True)
+        self.active.append(self.seed is None or item[0] == "p" or self.seed(item[1]))
 
     def _ask(self, *query) -> z3.ModelRef | None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Undecided(f"the symbolic route's time budget of {self.budget_s:.0f} s is spent "
                             f"({self.calls:,} solver calls)")
         self.calls += 1
-        live = [a for a, ok in zip(self.a, self.alive) if ok]
+        live = [a for a, ok, on in zip(self.a, self.alive, self.active) if ok and on]
         r = check(self.solver, *query, *live)
         if isinstance(r, Unknown):
             raise Undecided(r.reason)
@@ -476,6 +487,10 @@ class Checker:
     def _kill(self, i: int, why: str, out: Outcome) -> None:
         self.alive[i] = False
         self.dead_since += 1
+        if self.active[i]:
+            # an assumption is gone: what the paths were shown to keep must be shown again
+            for got in self.proven:
+                got.clear()
         if self.dead_since > max(50, sum(self.alive) // 5):
             self._compact()
         kind, what = self.items[i]
@@ -507,21 +522,38 @@ class Checker:
                     self._kill(i, "an initial state of some N breaks it", out)
 
     def houdini(self, out: Outcome) -> None:
+        """Drop (or repair) the items some step breaks until none is broken. A
+        path's query asks only for the items it was not yet shown to keep
+        (`proven`, cleared when an assumption is dropped). Property-directed
+        (`seed`), a counterexample whose state breaks a template not yet
+        assumed makes that template join (`_join`): it is assumed and checked
+        from then on, which excludes this counterexample, so the loop moves on;
+        only a counterexample the whole pool admits drops an item. What is
+        proved is then proved from the items that joined, and the certificate
+        holds just those."""
         while True:
             changed = False
             for k, (_, path) in enumerate(self.penc.paths):
                 written = set(path.updates)
                 while True:
+                    done = self.proven[k]
                     cands = [i for i, ok in enumerate(self.alive)
-                             if ok and (self.vars[i] is None or self.vars[i] & written)]
+                             if ok and self.active[i] and i not in done
+                             and (self.vars[i] is None or self.vars[i] & written)]
                     if not cands:
                         break
                     self._with_slots(k)
                     m = self._ask(self.steps[k], z3.Or([self.b[i] for i in cands]))
-                    self.say(f"every N (symbolic): path {k + 1}/{len(self.penc.paths)}, "
-                             f"{sum(self.alive):,} lemmas live, {self.calls:,} solver calls")
+                    if self.calls % 20 == 0 or m is not None:
+                        self.say(f"every N (symbolic): path {k + 1}/{len(self.penc.paths)}, "
+                                 f"{sum(a and b for a, b in zip(self.alive, self.active)):,} lemmas assumed, "
+                                 f"{self.calls:,} solver calls")
                     if m is None:
+                        done.update(cands)
                         break
+                    if self._join(m, k):
+                        changed = True
+                        continue
                     # every item the model's step breaks, not only the one it chose (Houdini's
                     # usual shortcut: one counterexample drops all it refutes)
                     gone = [i for i in cands if z3.is_true(m.eval(self.b[i])) or
@@ -534,6 +566,7 @@ class Checker:
                             self.known |= set(new)
                             self.add_templates(new, out)
                             self.say(f"every N (symbolic): repaired, {len(new)} new templates")
+                            changed = True
                             continue
                     for i in gone:
                         self._kill(i, f"a state of the lemmas has a step ({_where(self.penc, k)}) that breaks it",
@@ -542,22 +575,108 @@ class Checker:
             if not changed:
                 return
 
+    def _join(self, m: z3.ModelRef, k: int) -> bool:
+        """Property-directed: the live templates not yet assumed that the
+        model's state 0 breaks at the CPUs the query instantiates them at
+        (exactly the instances `_instances` would assert, evaluated here in
+        Python); they join. False if there are none."""
+        if self.seed is None:
+            return False
+        waiting = [i for i, ok in enumerate(self.alive) if ok and not self.active[i]]
+        if not waiting:
+            return False
+        n = m.eval(self.penc.N, model_completion=True).as_long()
+        terms = self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
+        cpus = sorted({v for t in terms if 1 <= (v := m.eval(t, model_completion=True).as_long()) < n})
+        cells: dict[tuple[str, int | None], int] = {}
+
+        def cell(arr: str, c: int | None) -> int:
+            key = (arr, c)
+            got = cells.get(key)
+            if got is None:
+                t = self.s0[arr] if c is None else z3.Select(self.s0[arr], bv(c))
+                got = cells[key] = m.eval(t, model_completion=True).as_long()
+            return got
+
+        broken = [i for i in waiting if self._broken_at(self.items[i][1], cell, cpus, n)]
+        if not broken:
+            return False
+        # Z3's model is arbitrary wherever nothing constrains it, so it breaks
+        # many templates at once; taking them all would soon assume the whole
+        # pool (Houdini's cost). Take the few nearest to what the step would
+        # break (most variables shared with it, then the shortest), and ask again.
+        near: set[str] = set()
+        for i, ok in enumerate(self.alive):
+            if ok and self.active[i] and self.vars[i] is not None and z3.is_true(m.eval(self.b[i])):
+                near |= self.vars[i]
+        near |= set(self.penc.paths[k][1].updates)
+        broken.sort(key=lambda i: (-len(self.vars[i] & near), len(self.items[i][1].lits)))
+        joined = broken[:JOIN]
+        for i in joined:
+            self.active[i] = True
+            self.solver.add(z3.Implies(self.b[i], self.not1[i]))
+        self._instances(terms, None, joined)
+        return bool(joined)
+
+    def _broken_at(self, t: Template, cell, cpus: list[int], n: int) -> bool:
+        """Whether an instance of `t` at increasing CPUs among `cpus` (a pinned
+        letter at its slot's value) is false in the state `cell` reads."""
+        got = self._shape.get(t)
+        if got is None:
+            pins = pinned(t)
+            got = self._shape[t] = (pins, [l for l in range(t.letters) if l not in pins],
+                                    [self.names.resolve(var, who) + (vals,) for var, who, vals in t.lits],
+                                    {l: self.names.resolve(*pins[l]) for l in pins})
+        pins, free, res, pin_cells = got
+        # without pins only increasing choices are in the instances' domain
+        picks = itertools.combinations(cpus, len(free)) if not pins else itertools.permutations(cpus, len(free))
+        for pick in picks:
+            xs: dict[int, int] = dict(zip(free, pick))
+            for l in range(t.letters):
+                if l in pins:
+                    who = pins[l][1]
+                    if who is not None and who not in xs:
+                        break
+                    arr, idx = pin_cells[l]
+                    xs[l] = cell(arr, None if idx is None else 0 if idx == -1 else xs[who])
+            if len(xs) < t.letters:
+                continue
+            vs = [xs[l] for l in range(t.letters)]
+            if not all(1 <= x < n for x in vs) or any(a >= b for a, b in zip(vs, vs[1:])):
+                continue          # outside the instance's domain: true there
+            truths = []
+            for arr, idx, vals in res:
+                v = cell(arr, None if idx is None else 0 if idx == -1 else vs[idx])
+                truths.append(v in vals.fixed or any(v == vs[j] for j in vals.letters) or
+                              (vals.others and 1 <= v < n and v not in vs))
+            if not (truths[0] if t.kind == "in" else not all(truths)):
+                return True
+        return False
+
     def events(self, out: Outcome) -> bool:
         """Each step property's checks, and run-time model errors; False if a
-        model error is not excluded (then nothing is proved)."""
+        model error is not excluded (then nothing is proved). Property-directed,
+        a counterexample may make templates join (then `houdini` runs again)."""
         index = {p.name: i for i, p in enumerate(self.penc.model.properties)}
         want = {index[name]: name for name, p in self.props.items() if p.fires_in_steps}
         for k, evs in enumerate(self.events_of):
             for prop, ok in evs:
                 if prop != MODEL_ERROR and (prop not in want or want[prop] in out.unknown):
                     continue
-                self._with_slots(k)
-                if self._ask(self.steps[k], self.ground(z3.Not(ok), True, self.g.reset())) is None:
+                while True:
+                    self._with_slots(k)
+                    m = self._ask(self.steps[k], self.ground(z3.Not(ok), True, self.g.reset()))
+                    if m is None or not self._join(m, k):
+                        break
+                if m is None:
                     continue
                 if prop == MODEL_ERROR:
                     return False
                 out.unknown[want[prop]] = f"a state of the lemmas has a step ({_where(self.penc, k)}) that fails it"
         return True
+
+    def assumed(self) -> int:
+        return sum(a and b for a, b in zip(self.alive, self.active))
 
 
 def _where(penc: ParamEncoding, k: int) -> str:
@@ -570,13 +689,15 @@ def _where(penc: ParamEncoding, k: int) -> str:
 def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: list[ir.Property],
                    timeout_s: float | None, say: Callable[[str], None] = lambda m: None,
                    drop: bool = True, repair: Repair | None = None,
-                   budget_s: float | None = BUDGET_S) -> Outcome:
+                   budget_s: float | None = BUDGET_S, seed: Callable[[Template], bool] | None = None) -> Outcome:
     """Houdini (drop=True), or a re-check that drops nothing (every template and
-    property must hold: `alive` says which failed)."""
+    property must hold: `alive` says which failed). With `seed`, property-directed
+    (Checker.houdini): `alive` then marks the templates that joined and survived."""
     t0 = time.monotonic()
     from tdxproof.engines.cutoff import global_cpu_slots
     from tdxproof.engines.lift import Kinds
-    chk = Checker(penc, enc0, templates, props, timeout_s, say, global_cpu_slots(enc0, Kinds(enc0)))
+    chk = Checker(penc, enc0, templates, props, timeout_s, say, global_cpu_slots(enc0, Kinds(enc0)),
+                  seed=seed if drop else None)
     chk.repair = repair if drop else None
     if budget_s is not None:
         chk.budget_s, chk.deadline = budget_s, time.monotonic() + budget_s
@@ -584,10 +705,14 @@ def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: 
     # a re-check (drop=False) runs the same steps: whatever fails is reported,
     # and the steps after it are checked against what is left
     chk.initiate(out)
-    chk.houdini(out)
-    errors_free = chk.events(out)
+    while True:
+        chk.houdini(out)
+        before = chk.assumed()
+        errors_free = chk.events(out)
+        if chk.assumed() == before:
+            break
     out.templates = [what for kind, what in chk.items if kind == "t"]
-    out.alive = [ok for (kind, _), ok in zip(chk.items, chk.alive) if kind == "t"]
+    out.alive = [ok and on for (kind, _), ok, on in zip(chk.items, chk.alive, chk.active) if kind == "t"]
     if not errors_free:
         for p in props:
             out.unknown.setdefault(p.name, "a state of the lemmas has a step with a run-time model error")

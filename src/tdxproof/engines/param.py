@@ -365,6 +365,11 @@ class Checker:
         slots = {n for n in global_slots if n in self.s0}
         self.slot_terms = {n: self.s0[n] for n in slots}
         self.steps: list[z3.BoolRef] = []
+        # `use_x` switches on the instances at the shared constant x (`_instances`):
+        # fewer instances can only weaken a query's hypothesis, never prove more
+        self.use = {x.get_id(): z3.Bool(f"use_{x}") for x in [me] + self.e.consts}
+        self.uses: list[list[z3.BoolRef]] = []
+        self.cur_uses: list[z3.BoolRef] = []
         self.reads: list[list[z3.ExprRef]] = []
         self.events_of: list[list[tuple[int, z3.BoolRef]]] = []
         for k, (mes, rest, path, names) in enumerate(raw):
@@ -380,6 +385,10 @@ class Checker:
             pool = self.e.reset(len(rest))
             self.steps.append(z3.And([local(ren(g), True, pool) for g in path.guard] + eqs))
             self.events_of.append([(prop, ren(c)) for prop, c in path.events])
+            # the shared CPU constants this path names: only the lemmas' instances at
+            # those (and at g0, g1, ... and the slots) are switched on for its queries
+            names_it = ([me] if mes else []) + self.e.consts[:min(pool.at, len(self.e.consts))]
+            self.uses.append([self.use[x.get_id()] for x in names_it])
         self.forms = forms
         self.known = set(templates)
         self.budget_s = BUDGET_S
@@ -430,13 +439,15 @@ class Checker:
             if kind == "t":
                 t = what
                 for xs in _combos(t, self.names, self.s0, terms, must):
-                    self._assume(i, template_instance(t, self.names, self.s0, self.penc.N, xs))
+                    on = {x.get_id(): self.use[x.get_id()] for x in xs if x.get_id() in self.use}
+                    self._assume(i, template_instance(t, self.names, self.s0, self.penc.N, xs), list(on.values()))
             elif must is None or terms:
                 # a property: its quantifiers over every term (a repeat is harmless)
                 g = Ground([bv(0)] + terms)
                 self._assume(i, g(self.forms[i](self.s0, f"x{i}a")))
 
-    def _assume(self, i: int, f: z3.BoolRef) -> None:
+    def _assume(self, i: int, f: z3.BoolRef, on: list[z3.BoolRef] = ()) -> None:
+        f = z3.Implies(z3.And(on), f) if on else f
         self.inst.setdefault(i, []).append(f)
         self._add(z3.Implies(self.a[i], f))
 
@@ -483,10 +494,12 @@ class Checker:
         self.solver.add(f)
 
     def _on(self, k: int) -> None:
-        """Path k's step asserted in a scope of its own. Passed as an assumption
-        instead, each path's formula stays internalised in the incremental solver
-        after its check, and a pass over thousands of paths slows every later
-        query (upstream-fixed: from 0.3 s to a minute a query)."""
+        """Path k's step asserted in a scope of its own, popped when another path
+        is asked about: a formula passed as an assumption instead is
+        internalised for good, and thousands of paths would pile up in the
+        incremental solver. The queries switch on only the instances at the
+        shared CPUs this path names (`uses`)."""
+        self.cur_uses = self.uses[k]
         if self.scoped != k:
             if self.scoped is not None:
                 self.solver.pop()
@@ -500,7 +513,7 @@ class Checker:
                             f"({self.calls:,} solver calls)")
         self.calls += 1
         live = [a for a, ok, on in zip(self.a, self.alive, self.active) if ok and on]
-        r = check(self.solver, *query, *live)
+        r = check(self.solver, *query, *live, *self.cur_uses)
         if isinstance(r, Unknown):
             raise Undecided(r.reason)
         return self.solver.model() if r is Sat.SAT else None
@@ -608,7 +621,9 @@ class Checker:
         if not waiting:
             return False
         n = m.eval(self.penc.N, model_completion=True).as_long()
-        terms = self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
+        on = {a.get_id() for a in self.uses[k]}
+        terms = [x for x in self.base if x.get_id() not in self.use or self.use[x.get_id()].get_id() in on] + \
+            [x for x in self.slot_terms.values() if x.get_id() in self.have]
         cpus = sorted({v for t in terms if 1 <= (v := m.eval(t, model_completion=True).as_long()) < n})
         cells: dict[tuple[str, int | None], int] = {}
 
@@ -637,7 +652,8 @@ class Checker:
         for i in joined:
             self.active[i] = True
             self._add(z3.Implies(self.b[i], self.not1[i]))
-        self._instances(terms, None, joined)
+        # asserted at every shared constant, as the other items are (later paths name others)
+        self._instances(self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have], None, joined)
         return bool(joined)
 
     def _broken_at(self, t: Template, cell, cpus: list[int], n: int) -> bool:

@@ -333,6 +333,7 @@ class Checker:
         self.b: list[z3.BoolRef] = []
         self.alive: list[bool] = []
         self.active: list[bool] = []     # assumed and checked (every item unless `seed`)
+        self.index: dict[Template, int] = {}
         self.calls = 0
         forms: list = []
         for t in templates:
@@ -485,6 +486,8 @@ class Checker:
         self.b.append(z3.Bool(f"brk{i}"))
         self.alive.append(True)
         self.active.append(self.seed is None or item[0] == "p" or self.seed(item[1]))
+        if item[0] == "t":
+            self.index.setdefault(item[1], i)
 
     def _add(self, f: z3.BoolRef) -> None:
         """Assert for good (outside any path's scope)."""
@@ -595,12 +598,18 @@ class Checker:
                             z3.is_true(m.eval(self.not1[i], model_completion=True))]
                     assert gone, "the model breaks no lemma"
                     if self.repair is not None:
-                        new = [t for t in self.repair(m, self.s0, self.penc.N, self.base + self.reads[k])
-                               if t not in self.known]
-                        if new:
+                        got = self.repair(m, self.s0, self.penc.N, self._terms_on(k))
+                        new = [t for t in got if t not in self.known]
+                        # a repair may name a template of the pool still waiting: it joins
+                        wake = [i for t in got if (i := self.index.get(t)) is not None
+                                and self.alive[i] and not self.active[i]]
+                        if new or wake:
                             self.known |= set(new)
-                            self.add_templates(new, out)
-                            self.say(f"every N (symbolic): repaired, {len(new)} new templates")
+                            if wake:
+                                self._activate(wake)
+                            if new:
+                                self.add_templates(new, out)
+                            self.say(f"every N (symbolic): repaired, {len(new) + len(wake)} templates")
                             changed = True
                             continue
                     for i in gone:
@@ -621,9 +630,7 @@ class Checker:
         if not waiting:
             return False
         n = m.eval(self.penc.N, model_completion=True).as_long()
-        on = {a.get_id() for a in self.uses[k]}
-        terms = [x for x in self.base if x.get_id() not in self.use or self.use[x.get_id()].get_id() in on] + \
-            [x for x in self.slot_terms.values() if x.get_id() in self.have]
+        terms = self._terms_on(k)
         cpus = sorted({v for t in terms if 1 <= (v := m.eval(t, model_completion=True).as_long()) < n})
         cells: dict[tuple[str, int | None], int] = {}
 
@@ -648,13 +655,22 @@ class Checker:
                 near |= self.vars[i]
         near |= set(self.penc.paths[k][1].updates)
         broken.sort(key=lambda i: (-len(self.vars[i] & near), len(self.items[i][1].lits)))
-        joined = broken[:JOIN]
-        for i in joined:
+        self._activate(broken[:JOIN])
+        return True
+
+    def _terms_on(self, k: int) -> list[z3.ExprRef]:
+        """The CPU terms whose instances path k's queries have switched on."""
+        on = {a.get_id() for a in self.uses[k]}
+        return [x for x in self.base if x.get_id() not in self.use or self.use[x.get_id()].get_id() in on] + \
+            [x for x in self.slot_terms.values() if x.get_id() in self.have]
+
+    def _activate(self, items: list[int]) -> None:
+        """Waiting templates join: checked from now on, and assumed at every
+        shared constant, as the other items are (later paths name others)."""
+        for i in items:
             self.active[i] = True
             self._add(z3.Implies(self.b[i], self.not1[i]))
-        # asserted at every shared constant, as the other items are (later paths name others)
-        self._instances(self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have], None, joined)
-        return bool(joined)
+        self._instances(self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have], None, items)
 
     def _broken_at(self, t: Template, cell, cpus: list[int], n: int) -> bool:
         """Whether an instance of `t` at increasing CPUs among `cpus` (a pinned
@@ -743,6 +759,11 @@ def prove_symbolic(penc: ParamEncoding, enc0, templates: list[Template], props: 
     out = Outcome([], [])
     # a re-check (drop=False) runs the same steps: whatever fails is reported,
     # and the steps after it are checked against what is left
+    if not drop:
+        # every slot's instances from the start: a path of the proof may have had
+        # those that later paths brought in, and the re-check must not have fewer
+        for k in range(len(penc.paths)):
+            chk._with_slots(k)
     chk.initiate(out)
     while True:
         chk.houdini(out)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK,
+from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK, END,
                                      CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
                                      MODE_NAME, RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
@@ -53,7 +53,7 @@ def current_cpu(prog: Program, ctx: tuple, ci: int) -> int:
     frames = ctx[0]
     if frames and frames[-1][3] >= 0:
         return frames[-1][3]
-    return prog.contexts[ci].home_cpu
+    return prog.home_cpus[ci]
 
 
 class Machine:
@@ -102,7 +102,7 @@ class Machine:
         if self.code >= 0 and self.ipi >= 0:
             self.cpu, self.in_ipi = self.ipi, 1
         else:
-            self.cpu, self.in_ipi = self.prog.contexts[self.ci].home_cpu, 0
+            self.cpu, self.in_ipi = self.prog.home_cpus[self.ci], 0
 
     # ---- lock queries (evaluate.py calls these)
     def held(self, lock: int, mode: Any) -> bool:
@@ -137,10 +137,13 @@ class Machine:
     def frames(self) -> tuple:
         if self.code < 0:
             return tuple(self.below)
-        return tuple(self.below) + ((self.code, self.pc, tuple(self.locals), self.ipi, self.saved),)
+        top = (self.code, self.pc, tuple(self.locals), self.ipi, self.saved)
+        return tuple(self.below) + (top,) if self.below else (top,)
 
     def pack(self) -> State:
-        self.ctxs[self.ci] = (self.frames(), tuple(sorted(self.held_l)), self.irqs, self.status, self.aux)
+        held = self.held_l
+        self.ctxs[self.ci] = (self.frames(), tuple(sorted(held)) if len(held) > 1 else tuple(held),
+                              self.irqs, self.status, self.aux)
         return (tuple(self.g), tuple(self.ctxs))
 
     # ---- frames
@@ -149,9 +152,19 @@ class Machine:
             raise ModelError("call stack too deep (recursion through function pointers?)", None)
         code = self.prog.codes[code_id]
         if self.code >= 0:
-            live = self.prog.codes[self.code].live[self.pc]
-            self.below.append((self.code, self.pc, tuple(v if a else 0 for v, a in zip(self.locals, live)),
-                               self.ipi, self.saved))
+            caller = self.prog.codes[self.code]
+            loc = self.locals
+            if len(loc) != caller.nlocals:   # never, in practice: the general form
+                live = caller.live[self.pc]
+                saved = tuple(v if a else 0 for v, a in zip(loc, live))
+            else:                            # the caller's dead locals are forgotten (0)
+                dead = caller.dead[self.pc]
+                if dead:
+                    loc = list(loc)
+                    for i in dead:
+                        loc[i] = 0
+                saved = tuple(loc)
+            self.below.append((self.code, self.pc, saved, self.ipi, self.saved))
         self.code, self.pc, self.saved = code_id, 0, 0
         self.locals = args + [0] * (code.nlocals - len(args))
 
@@ -189,25 +202,35 @@ class Machine:
     def settle(self) -> None:
         """Run control-flow glue (jumps, end of `ipi`, end of a void function) and
         forget dead locals: both are invisible to every other context."""
+        codes = self.prog.codes
         while self.code >= 0:
-            ins = self.prog.codes[self.code].instrs[self.pc]
-            if ins.op not in FREE:
-                break
-            if ins.op == JUMP:
+            ins = codes[self.code].instrs[self.pc]
+            op = ins.op
+            if op == JUMP:
                 self.pc = ins.target
-            elif ins.op == IPI_EXIT:
+            elif op == IPI_EXIT:
                 self.irqs = self.saved
                 self.ipi, self.saved = -1, 0
                 self.pc += 1
                 self._update_cpu()
-            else:  # END of a body
+            elif op == END:  # END of a body
                 self.do_return(None)
+            else:
+                break
         if self.code >= 0:
-            live = self.prog.codes[self.code].live[self.pc]
-            loc = self.locals
-            for i, alive in enumerate(live):
-                if not alive:
+            dead = codes[self.code].dead[self.pc]
+            if dead:
+                loc = self.locals
+                for i in dead:
                     loc[i] = 0
+
+    def visible_return(self) -> bool:
+        """A `return` whose mover is B is visible all the same from kthread work,
+        or into a visible result (model/cfg.py: return_is_visible())."""
+        if not self.below:
+            return True
+        code, pc = self.below[-1][0], self.below[-1][1]
+        return not self.prog.codes[code].instrs[pc - 1].result_local
 
     def next_kind(self) -> tuple[str | None, bool]:
         """The mover kind of the next statement (None: the context is not running)
@@ -215,11 +238,8 @@ class Machine:
         if self.status != RUN or self.code < 0:
             return None, False
         ins = self.prog.codes[self.code].instrs[self.pc]
-        if ins.op == RETURN and ins.mover == "B":
-            # model/cfg.py: return_is_visible(): from kthread work, or into a visible result
-            call = self.prog.codes[self.below[-1][0]].instrs[self.below[-1][1] - 1] if self.below else None
-            if call is None or not call.result_local:
-                return "N", False
+        if ins.ret_b and self.visible_return():
+            return "N", False
         return ins.mover, ins.blocking
 
     def first_kind(self) -> str:
@@ -251,28 +271,44 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
     """One transition (block) of context `ci`: its first statement, then the
     statements that NOTE(blocks) lets join it. The choice label joins the choices
     made on the way."""
-    cannot = _cannot_start(prog, state, ci)
+    ctx = state[1][ci]
+    if ctx[3] != RUN or not ctx[0]:          # _cannot_start(), inline: most contexts idle
+        return IDLE_RESULT
+    cannot = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
     if cannot is not None:
         return cannot
     m = Machine(prog, state, ci)
-    kind = m.first_kind()
+    codes = prog.codes
+    # the block's phase after its first statement: phase_after(m.first_kind()),
+    # precomputed per instruction (Program._block_tables)
+    ins = codes[m.code].instrs[m.pc]
+    phase = ins.phase0_vis if ins.ret_b and m.visible_return() else ins.phase0
     first = _exec(m, state)
-    if not isinstance(first, list):
+    if type(first) is not list:
         return first
     done: list[Outcome] = []
-    work = [(x, phase_after(kind)) for x in first]
+    work = [(x, phase) for x in first]
     while work:
         mm, phase = work.pop()
-        kind, blocking = mm.next_kind()
-        nxt = continue_phase(kind, blocking, phase)
-        if nxt is None:
-            done.append(_outcome(mm))
-            continue
-        more = _exec(mm, None)
-        if not isinstance(more, list):   # it would block (only possible after invisible statements)
-            done.append(_outcome(mm))
-            continue
-        work.extend((x, nxt) for x in more)
+        while True:
+            # continue_phase(*mm.next_kind(), phase), precomputed per instruction
+            if mm.status != RUN or mm.code < 0:
+                nxt = None
+            else:
+                ins = codes[mm.code].instrs[mm.pc]
+                nxt = (ins.joins_vis if ins.ret_b and mm.visible_return() else ins.joins)[phase + 1]
+            if nxt is None:
+                done.append(_outcome(mm))
+                break
+            more = _exec(mm, None)
+            if type(more) is not list:   # it would block (only possible after invisible statements)
+                done.append(_outcome(mm))
+                break
+            if len(more) == 1:           # no choice: go on with it (what pushing and popping it would do)
+                mm, phase = more[0], nxt
+                continue
+            work.extend([(x, nxt) for x in more])
+            break
     done.reverse()
     return done
 
@@ -334,7 +370,7 @@ def _cannot_start(prog: Program, state: State, ci: int) -> Blocked | str | None:
 
 def _irq_excluded(prog: Program, state: State, ci: int, cpu: int) -> Blocked | None:
     for j, other in enumerate(state[1]):
-        if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == cpu:
+        if other[2] and j != ci and other[3] == RUN and current_cpu(prog, other, j) == cpu:
             return Blocked(frozenset({j}), None)
     return None
 
@@ -355,165 +391,227 @@ def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Block
 def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked | str:
     """Execute the statement at the top of `m` (mutating it; forks at choices).
     `state` is the packed state before it, when the caller has it (for wait sets)."""
-    prog = m.prog
-    ci = m.ci
-    pc = m.pc
-    ins = prog.codes[m.code].instrs[pc]
-    op = ins.op
-    span = ins.span
+    ins = m.prog.codes[m.code].instrs[m.pc]
     if m.span is None and ins.mover != "B":
-        m.span = span
+        m.span = ins.span
+    return _EXEC[ins.op](m, ins, state)
 
-    def done(mach: Machine = m) -> list[Machine]:
-        mach.settle()
-        return [mach]
 
-    if op == ASSIGN:
-        ins.a(m, ins.b(m))
-        m.pc += 1
-        return done()
-    if op == BRANCH:
-        m.pc = pc + 1 if ins.a(m) else ins.target
-        return done()
-    if op == CALL:
-        if ins.a is not None:
-            target = ins.a
-        else:
-            fv = ins.b(m)
-            if fv == 0:
-                raise ModelError("call through a null function pointer (a kernel oops)", span)
-            target = prog.fn_code[fv - 1]
-        args = [fa(m) for fa in ins.c]
-        m.pc = pc + 1
-        for slot in ins.defs:
-            m.locals[slot] = 0
-        m.push(target, args)
-        return done()
-    if op == AWAIT:
-        if not ins.a(m):
-            return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
-        m.pc += 1
-        return done()
-    if op == ATOMIC:
-        if ins.a is not None and not ins.a(m):
-            if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
-                return IDLE_RESULT
-            return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
-        m.pc += 1
-        _run_atomic(m, ins.c)
-        return done()
-    if op == RETURN:
-        m.do_return(ins.a(m) if ins.a is not None else None)
-        return done()
-    if op == CHECK:
-        if not ins.b(m):
-            m.events.append(ins.a)
-        m.pc += 1
-        return done()
-    if op == REQUIRE:
-        if not ins.a(m):
-            return IDLE_RESULT
-        m.pc += 1
-        return done()
-    if op == CHOICE:
-        outs = []
-        for label, target in zip(ins.a, ins.b):
-            mm = m.fork()
-            mm.pc = target
-            mm.labels.append(label)
-            outs.extend(done(mm))
-        return outs
-    if op == PICK:
-        outs = []
-        name = prog.codes[m.code].local_names[ins.a]
-        old = m.locals[ins.a]
-        for c in range(prog.n):
-            m.locals[ins.a] = c
-            if ins.b is None or ins.b(m):
-                mm = m.fork()
-                mm.pc = pc + 1
-                mm.labels.append(f"{name}={c}")
-                outs.extend(done(mm))
-        m.locals[ins.a] = old
-        return outs if outs else IDLE_RESULT
-    if op == ANY:
-        outs = []
-        for v, label in ins.b:
-            mm = m.fork()
-            ins.a(mm, v)
-            mm.pc = pc + 1
-            mm.labels.append(label)
-            outs.extend(done(mm))
-        return outs
-    if op in (FOR_FIRST, FOR_NEXT):
-        start = 0 if op == FOR_FIRST else m.locals[ins.a] + 1
-        for c in range(start, prog.n):
-            m.locals[ins.a] = c
-            if ins.b is None or ins.b(m):
-                m.pc = pc + 1 if op == FOR_FIRST else ins.alt
-                return done()
-        m.pc = ins.target
-        return done()
-    if op == RANGE_FIRST:
-        first, last = ins.b[0](m), ins.b[1](m)
-        if (first < last) if ins.c else (first > last):
-            m.pc = ins.target
-        else:
-            m.locals[ins.a], m.locals[ins.d] = first, last
-            m.pc = pc + 1
-        return done()
-    if op == RANGE_NEXT:
-        cur, last = m.locals[ins.a], m.locals[ins.d]
-        if cur == last:
-            m.pc = ins.target
-        else:
-            m.locals[ins.a] = cur - 1 if ins.c else cur + 1
-            m.pc = ins.alt
-        return done()
-    if op == IPI_ENTER:
-        target = ins.a(m)
-        if m.ipi >= 0:
-            raise ModelError("an IPI handler cannot send a nested `ipi`", span)
-        cur = state or m.pack()
-        for j, other in enumerate(cur[1]):
-            if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == target:
-                return Blocked(frozenset({j}), span)
-        m.ipi, m.saved = target, m.irqs
-        m.irqs = 1
-        m._update_cpu()
-        m.pc += 1
-        return done()
-    if op == CALLIN:
-        base, fcpu = ins.c
-        target_ci = base + fcpu(m)
-        tctx = m.ctxs[target_ci]
-        if tctx[3] != IDLE:
-            return Blocked(frozenset({target_ci}), span)
-        fv = ins.a(m)
+# One function per opcode, indexed by it (_EXEC): each executes `ins` on `m` and
+# returns the machines after it (settled), or Blocked, or IDLE_RESULT.
+
+def _done(m: Machine) -> list[Machine]:
+    m.settle()
+    return [m]
+
+
+def _x_assign(m: Machine, ins, state):
+    ins.a(m, ins.b(m))
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_branch(m: Machine, ins, state):
+    m.pc = m.pc + 1 if ins.a(m) else ins.target
+    m.settle()
+    return [m]
+
+
+def _x_call(m: Machine, ins, state):
+    if ins.a is not None:
+        target = ins.a
+    else:
+        fv = ins.b(m)
         if fv == 0:
-            raise ModelError("call through a null function pointer (a kernel oops)", span)
-        args = [fa(m) for fa in ins.b]
-        code_id2 = prog.fn_code[fv - 1]
-        code2 = prog.codes[code_id2]
-        loc = args + [0] * (code2.nlocals - len(args))
-        m.ctxs[target_ci] = (((code_id2, 0, tuple(loc), -1, 0),), (), 0, RUN, 0)
-        m.locals[ins.d] = target_ci
+            raise ModelError("call through a null function pointer (a kernel oops)", ins.span)
+        target = m.prog.fn_code[fv - 1]
+    args = [fa(m) for fa in ins.c]
+    m.pc += 1
+    if ins.defs:
+        loc = m.locals
+        for slot in ins.defs:
+            loc[slot] = 0
+    m.push(target, args)
+    m.settle()
+    return [m]
+
+
+def _x_await(m: Machine, ins, state):
+    if not ins.a(m):
+        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_atomic(m: Machine, ins, state):
+    if ins.a is not None and not ins.a(m):
+        if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
+            return IDLE_RESULT
+        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+    m.pc += 1
+    _run_atomic(m, ins.c)
+    m.settle()
+    return [m]
+
+
+def _x_return(m: Machine, ins, state):
+    m.do_return(ins.a(m) if ins.a is not None else None)
+    m.settle()
+    return [m]
+
+
+def _x_check(m: Machine, ins, state):
+    if not ins.b(m):
+        m.events.append(ins.a)
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_require(m: Machine, ins, state):
+    if not ins.a(m):
+        return IDLE_RESULT
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_choice(m: Machine, ins, state):
+    outs = []
+    for label, target in zip(ins.a, ins.b):
+        mm = m.fork()
+        mm.pc = target
+        mm.labels.append(label)
+        outs.extend(_done(mm))
+    return outs
+
+
+def _x_pick(m: Machine, ins, state):
+    outs = []
+    pc = m.pc
+    name = m.prog.codes[m.code].local_names[ins.a]
+    old = m.locals[ins.a]
+    for c in range(m.prog.n):
+        m.locals[ins.a] = c
+        if ins.b is None or ins.b(m):
+            mm = m.fork()
+            mm.pc = pc + 1
+            mm.labels.append(f"{name}={c}")
+            outs.extend(_done(mm))
+    m.locals[ins.a] = old
+    return outs if outs else IDLE_RESULT
+
+
+def _x_any(m: Machine, ins, state):
+    outs = []
+    pc = m.pc
+    for v, label in ins.b:
+        mm = m.fork()
+        ins.a(mm, v)
+        mm.pc = pc + 1
+        mm.labels.append(label)
+        outs.extend(_done(mm))
+    return outs
+
+
+def _x_for(m: Machine, ins, state):
+    first = ins.op == FOR_FIRST
+    start = 0 if first else m.locals[ins.a] + 1
+    for c in range(start, m.prog.n):
+        m.locals[ins.a] = c
+        if ins.b is None or ins.b(m):
+            m.pc = m.pc + 1 if first else ins.alt
+            return _done(m)
+    m.pc = ins.target
+    return _done(m)
+
+
+def _x_range_first(m: Machine, ins, state):
+    first, last = ins.b[0](m), ins.b[1](m)
+    if (first < last) if ins.c else (first > last):
+        m.pc = ins.target
+    else:
+        m.locals[ins.a], m.locals[ins.d] = first, last
         m.pc += 1
-        return done()
-    if op == CALLWAIT:
-        target_ci = m.locals[ins.a]
-        tctx = m.ctxs[target_ci]
-        if tctx[3] != RET:
-            return Blocked(frozenset({target_ci}), span)
-        value = tctx[4]
-        m.ctxs[target_ci] = ((), (), 0, IDLE, 0)
-        m.pc += 1
-        if ins.d is not None:
-            ins.d(m, value)
-        return done()
-    if op in FREE:  # only reachable for a context that starts on glue
-        return done()
-    raise AssertionError(op)
+    return _done(m)
+
+
+def _x_range_next(m: Machine, ins, state):
+    cur, last = m.locals[ins.a], m.locals[ins.d]
+    if cur == last:
+        m.pc = ins.target
+    else:
+        m.locals[ins.a] = cur - 1 if ins.c else cur + 1
+        m.pc = ins.alt
+    return _done(m)
+
+
+def _x_ipi_enter(m: Machine, ins, state):
+    prog, ci = m.prog, m.ci
+    target = ins.a(m)
+    if m.ipi >= 0:
+        raise ModelError("an IPI handler cannot send a nested `ipi`", ins.span)
+    cur = state or m.pack()
+    for j, other in enumerate(cur[1]):
+        if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == target:
+            return Blocked(frozenset({j}), ins.span)
+    m.ipi, m.saved = target, m.irqs
+    m.irqs = 1
+    m._update_cpu()
+    m.pc += 1
+    return _done(m)
+
+
+def _x_callin(m: Machine, ins, state):
+    prog = m.prog
+    base, fcpu = ins.c
+    target_ci = base + fcpu(m)
+    tctx = m.ctxs[target_ci]
+    if tctx[3] != IDLE:
+        return Blocked(frozenset({target_ci}), ins.span)
+    fv = ins.a(m)
+    if fv == 0:
+        raise ModelError("call through a null function pointer (a kernel oops)", ins.span)
+    args = [fa(m) for fa in ins.b]
+    code_id2 = prog.fn_code[fv - 1]
+    code2 = prog.codes[code_id2]
+    loc = args + [0] * (code2.nlocals - len(args))
+    m.ctxs[target_ci] = (((code_id2, 0, tuple(loc), -1, 0),), (), 0, RUN, 0)
+    m.locals[ins.d] = target_ci
+    m.pc += 1
+    return _done(m)
+
+
+def _x_callwait(m: Machine, ins, state):
+    target_ci = m.locals[ins.a]
+    tctx = m.ctxs[target_ci]
+    if tctx[3] != RET:
+        return Blocked(frozenset({target_ci}), ins.span)
+    value = tctx[4]
+    m.ctxs[target_ci] = ((), (), 0, IDLE, 0)
+    m.pc += 1
+    if ins.d is not None:
+        ins.d(m, value)
+    return _done(m)
+
+
+def _x_free(m: Machine, ins, state):  # only reachable for a context that starts on glue
+    return _done(m)
+
+
+_EXEC: list = [None] * (max(ASSIGN, ANY, CALL, CALLIN, CALLWAIT, BRANCH, CHOICE, RETURN, AWAIT, REQUIRE,
+                            ATOMIC, CHECK, FOR_FIRST, FOR_NEXT, RANGE_FIRST, RANGE_NEXT, PICK, IPI_ENTER,
+                            *FREE) + 1)
+for _op, _fn in ((ASSIGN, _x_assign), (ANY, _x_any), (CALL, _x_call), (CALLIN, _x_callin),
+                 (CALLWAIT, _x_callwait), (BRANCH, _x_branch), (CHOICE, _x_choice), (RETURN, _x_return),
+                 (AWAIT, _x_await), (REQUIRE, _x_require), (ATOMIC, _x_atomic), (CHECK, _x_check),
+                 (FOR_FIRST, _x_for), (FOR_NEXT, _x_for), (RANGE_FIRST, _x_range_first),
+                 (RANGE_NEXT, _x_range_next), (PICK, _x_pick), (IPI_ENTER, _x_ipi_enter),
+                 *((o, _x_free) for o in FREE)):
+    _EXEC[_op] = _fn
+assert None not in _EXEC
 
 
 def _run_atomic(m: Machine, body: list[tuple]) -> None:

@@ -253,17 +253,22 @@ def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Mac
     if waits is None:
         return None
     out: set[int] = set()
+    acquire_codes = prog.acquire_codes
     for kind, flock, mode in waits:
         lock = flock(m)
-        for j, ctx in enumerate(state[1]):
-            if kind == "holders":
-                if any(lk == lock and (mode == 0 or md == mode) for lk, md in ctx[1]):
-                    out.add(j)
-            elif j != ci:
-                for fr in ctx[0]:
-                    am = prog.acquire_codes.get(fr[0])
-                    if am is not None and (mode == 0 or am == mode) and fr[2] and fr[2][0] == lock:
+        if kind == "holders":
+            for j, ctx in enumerate(state[1]):
+                for lk, md in ctx[1]:
+                    if lk == lock and (mode == 0 or md == mode):
                         out.add(j)
+                        break
+        else:
+            for j, ctx in enumerate(state[1]):
+                if j != ci:
+                    for fr in ctx[0]:
+                        am = acquire_codes.get(fr[0])
+                        if am is not None and (mode == 0 or am == mode) and fr[2] and fr[2][0] == lock:
+                            out.add(j)
     return frozenset(out)
 
 
@@ -277,49 +282,48 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
     cannot = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
     if cannot is not None:
         return cannot
-    m = Machine(prog, state, ci)
+    m = mm = Machine(prog, state, ci)
     codes = prog.codes
-    # the block's phase after its first statement: phase_after(m.first_kind()),
-    # precomputed per instruction (Program._block_tables)
-    ins = codes[m.code].instrs[m.pc]
-    phase = ins.phase0_vis if ins.ret_b and m.visible_return() else ins.phase0
-    first = _exec(m, state)
-    if type(first) is not list:
-        return first
-    done: list[Outcome] = []
-    work = [(x, phase) for x in first]
-    while work:
-        mm, phase = work.pop()
-        while True:
-            # continue_phase(*mm.next_kind(), phase), precomputed per instruction
-            if mm.status != RUN or mm.code < 0:
-                nxt = None
-            else:
+    try:
+        # the block's phase after its first statement: phase_after(m.first_kind()),
+        # precomputed per instruction (Program._block_tables)
+        ins = codes[m.code].instrs[m.pc]
+        phase = ins.phase0_vis if ins.ret_b and m.visible_return() else ins.phase0
+        if ins.mover != "B":               # exec_statement(m, state), inline
+            m.span = ins.span
+        first = _EXEC[ins.op](m, ins, state)
+        if type(first) is not list:
+            return first
+        done: list[Outcome] = []
+        work = [(x, phase) for x in first]
+        while work:
+            mm, phase = work.pop()
+            while True:
+                # continue_phase(*mm.next_kind(), phase), precomputed per instruction
+                if mm.status != RUN or mm.code < 0:
+                    done.append(_outcome(mm))
+                    break
                 ins = codes[mm.code].instrs[mm.pc]
                 nxt = (ins.joins_vis if ins.ret_b and mm.visible_return() else ins.joins)[phase + 1]
-            if nxt is None:
-                done.append(_outcome(mm))
+                if nxt is None:
+                    done.append(_outcome(mm))
+                    break
+                if mm.span is None and ins.mover != "B":   # exec_statement(mm, None), inline
+                    mm.span = ins.span
+                more = _EXEC[ins.op](mm, ins, None)
+                if type(more) is not list:   # it would block (only possible after invisible statements)
+                    done.append(_outcome(mm))
+                    break
+                if len(more) == 1:           # no choice: go on with it (what pushing and popping it would do)
+                    mm, phase = more[0], nxt
+                    continue
+                work.extend([(x, nxt) for x in more])
                 break
-            more = _exec(mm, None)
-            if type(more) is not list:   # it would block (only possible after invisible statements)
-                done.append(_outcome(mm))
-                break
-            if len(more) == 1:           # no choice: go on with it (what pushing and popping it would do)
-                mm, phase = more[0], nxt
-                continue
-            work.extend([(x, nxt) for x in more])
-            break
+    except ModelError as exc:   # _exec(): where it happened, in the machine that ran the statement
+        exc.chain = exc.chain or mm.call_chain()
+        raise
     done.reverse()
     return done
-
-
-def _exec(m: "Machine", state: State | None):
-    """exec_statement(), a model error given the call chain it happened in."""
-    try:
-        return exec_statement(m, state)
-    except ModelError as exc:
-        exc.chain = exc.chain or m.call_chain()
-        raise
 
 
 def _code_label(name: str) -> str:
@@ -650,17 +654,25 @@ def deadlocked(state: State, blocked: dict[int, frozenset[int] | None]) -> froze
     """The greatest set of blocked contexts that wait only on each other or on
     finished actors (NOTE(deadlock))."""
     ctxs = state[1]
-    finished = {j for j, c in enumerate(ctxs) if c[3] == DONE}
-    live = {j for j, c in enumerate(ctxs) if c[3] != IDLE}
+    finished = set()
+    live = set()
+    for j, c in enumerate(ctxs):
+        if c[3] != IDLE:
+            live.add(j)
+            if c[3] == DONE:
+                finished.add(j)
     d = set(blocked)
     changed = True
-    while changed:
+    while changed and d:
         changed = False
+        ok = d | finished
         for j in list(d):
             waits = blocked[j]
             if waits is None:
-                waits = frozenset(live - {j})
-            if not waits <= d | finished:
+                waits = live - {j}
+            if not waits <= ok:
                 d.discard(j)
+                if j not in finished:
+                    ok.discard(j)
                 changed = True
     return frozenset(d)

@@ -1,5 +1,5 @@
 """IR expressions compiled to Python closures over an environment `m` that offers:
-m.g (globals list), m.locals (the top frame's locals), m.q (quantifier bindings),
+m.g (the globals: a list, or a tuple not yet written -- writers copy it first), m.locals (the top frame's locals), m.q (quantifier bindings),
 m.prog, and for context-dependent builtins m.cpu, m.irqs, m.in_ipi, m.held(),
 m.holders()."""
 
@@ -179,7 +179,10 @@ def compile_writer(prog: Any, t: ir.LValue) -> Callable[[Any, int], None]:
             def write_var(m: Any, v: int) -> None:
                 if lo is not None and not lo <= v <= hi:
                     _check_range(prog, ty, v, f"`{name}`", span)
-                m.g[off] = v
+                g = m.g
+                if type(g) is tuple:   # copy on write: the machine still has the state's tuple
+                    g = m.g = list(g)
+                g[off] = v
             return write_var
         case ir.VarRef(var=var, index=idx):
             off, size = prog.var_off[var.name], prog.var_size[var.name]
@@ -193,7 +196,10 @@ def compile_writer(prog: Any, t: ir.LValue) -> Callable[[Any, int], None]:
                     raise ModelError(f"index {i} of `{name}` is out of range 0..{size - 1}", span)
                 if lo is not None and not lo <= v <= hi:
                     _check_range(prog, ty, v, f"`{name}[{i}]`", span)
-                m.g[off + i] = v
+                g = m.g
+                if type(g) is tuple:
+                    g = m.g = list(g)
+                g[off + i] = v
             return write_indexed
         case ir.FieldRef(lock=lk, field=f):
             fl = compile_expr(prog, lk)
@@ -203,7 +209,11 @@ def compile_writer(prog: Any, t: ir.LValue) -> Callable[[Any, int], None]:
             def write_field(m: Any, v: int) -> None:
                 if lo is not None and not lo <= v <= hi:
                     _check_range(prog, ty, v, f"field `{fname}`", span)
-                m.g[offs[fl(m)]] = v
+                o = offs[fl(m)]
+                g = m.g
+                if type(g) is tuple:
+                    g = m.g = list(g)
+                g[o] = v
             return write_field
         case ir.LocalRef(local=l):
             slot, lname = l.slot, l.name

@@ -20,7 +20,7 @@ actors that have finished is not empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK, END,
                                      CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
@@ -32,8 +32,9 @@ from tdxproof.model.blocks import continue_phase, phase_after
 MAX_FRAMES = 48
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """One outcome of a transition. (A named tuple, not a frozen dataclass: a
+    search makes one per successor, and a frozen dataclass costs 4x to build.)"""
     choice: str | None
     state: State
     events: tuple[int, ...]  # indexes of event properties whose check failed in this step
@@ -58,10 +59,16 @@ def current_cpu(prog: Program, ctx: tuple, ci: int) -> int:
 
 class Machine:
     """The mutable state of one context during one transition. Only the top frame
-    is unpacked; the frames below it stay tuples until they are returned to."""
+    is unpacked; the frames below it stay tuples until they are returned to.
+
+    `others` (one flag list, shared with the machine's forks) records that the
+    transition read another context (holders(), wait sets, a hand-off's kthread,
+    an IPI's target CPU): otherwise what it does is a function of its own
+    context and the globals alone (Successors memoises those)."""
 
     __slots__ = ("prog", "g", "ctxs", "ci", "below", "code", "pc", "locals", "ipi", "saved",
-                 "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span")
+                 "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span",
+                 "others")
 
     def __init__(self, prog: Program, state: State | None, ci: int):
         self.prog = prog
@@ -69,7 +76,8 @@ class Machine:
         self.q: dict[int, int] = {}
         if state is None:
             return
-        self.g = list(state[0])
+        self.others = [False]
+        self.g = state[0]      # a tuple until the first write (evaluate.compile_writer copies it)
         self.ctxs = list(state[1])
         frames, held, irqs, status, aux = state[1][ci]
         self.held_l = list(held)
@@ -87,11 +95,13 @@ class Machine:
 
     def fork(self) -> "Machine":
         m = Machine(self.prog, None, self.ci)
-        m.g, m.ctxs, m.below = list(self.g), list(self.ctxs), list(self.below)
+        m.g = self.g if type(self.g) is tuple else list(self.g)
+        m.ctxs, m.below = list(self.ctxs), list(self.below)
         m.code, m.pc, m.locals, m.ipi, m.saved = self.code, self.pc, list(self.locals), self.ipi, self.saved
         m.held_l, m.irqs, m.status, m.aux = list(self.held_l), self.irqs, self.status, self.aux
         m.events, m.labels, m.span = list(self.events), list(self.labels), self.span
         m.cpu, m.in_ipi = self.cpu, self.in_ipi
+        m.others = self.others
         return m
 
     @property
@@ -114,6 +124,7 @@ class Machine:
         return bool(spec.lockdep_held) and lock in spec.lockdep_held and self.status == RUN
 
     def holders(self, lock: int, mode: Any) -> int:
+        self.others[0] = True
         n = 0
         for j, ctx in enumerate(self.ctxs):
             held = self.held_l if j == self.ci else ctx[1]
@@ -252,6 +263,7 @@ class Machine:
 def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:
     if waits is None:
         return None
+    m.others[0] = True
     out: set[int] = set()
     acquire_codes = prog.acquire_codes
     for kind, flock, mode in waits:
@@ -282,7 +294,86 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
     cannot = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
     if cannot is not None:
         return cannot
-    m = mm = Machine(prog, state, ci)
+    return _run_block(prog, state, ci, Machine(prog, state, ci))
+
+
+class Successors:
+    """run_context() for a search, memoised: a transition that read no other
+    context (Machine.others) is a function of (ci, its context, the globals)
+    alone -- its outcomes are the state with the globals and that context
+    replaced, every other context as it was -- so it is run once per such key and
+    replayed from the memo after (the check that interrupts off elsewhere keep
+    it off its CPU reads other contexts, and always runs). Blocked and idle
+    answers are not memoised.
+
+    Globals vectors are interned (intern()): the outcomes' are always the
+    interned tuple, so a search may compare and key them by identity. The memo
+    is keyed by id() of the interned globals; each entry holds that tuple too,
+    so the id cannot be another's (and a state whose globals are not interned
+    only misses)."""
+
+    LIMIT = 2_000_000   # memo entries; past it, it starts again (memory)
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.memo: dict[tuple, tuple] = {}
+        self.globals: dict[tuple[int, ...], tuple[int, ...]] = {}
+        # the last state asked about, and its running contexts with interrupts off
+        # as (j, their CPU), in order: what _irq_excluded() looks for, once a state
+        self._state: State | None = None
+        self._irqs_off: list[tuple[int, int]] = []
+
+    def intern(self, g: tuple[int, ...]) -> tuple[int, ...]:
+        return self.globals.setdefault(g, g)
+
+    def __call__(self, state: State, ci: int) -> list[Outcome] | Blocked | str:
+        prog = self.prog
+        g, ctxs = state
+        ctx = ctxs[ci]
+        if ctx[3] != RUN or not ctx[0]:
+            return IDLE_RESULT
+        if state is not self._state:
+            self._state = state
+            self._irqs_off = [(j, current_cpu(prog, c, j)) for j, c in enumerate(ctxs) if c[2] and c[3] == RUN]
+        if self._irqs_off:               # _irq_excluded()
+            cpu = current_cpu(prog, ctx, ci)
+            for j, c in self._irqs_off:
+                if j != ci and c == cpu:
+                    return Blocked(frozenset({j}), None)
+        key = (ci, id(g), ctx)
+        hit = self.memo.get(key)
+        if hit is not None and hit[0] is g:
+            if hit[1] is IDLE_RESULT:
+                return IDLE_RESULT
+            head, tail = ctxs[:ci], ctxs[ci + 1:]
+            return [Outcome(choice, (g2, head + (c,) + tail), events, span)
+                    for choice, g2, c, events, span in hit[1]]
+        m = Machine(prog, state, ci)
+        res = _run_block(prog, state, ci, m)
+        if type(res) is not list:
+            if res is IDLE_RESULT and not m.others[0]:   # a `require` that does not hold, say
+                self._remember(key, (g, IDLE_RESULT))
+            return res
+        intern = self.globals.setdefault
+        for k, o in enumerate(res):
+            g2 = o.state[0]
+            if g2 is not g:
+                g3 = intern(g2, g2)
+                if g3 is not g2:
+                    res[k] = Outcome(o.choice, (g3, o.state[1]), o.events, o.span)
+        if not m.others[0]:
+            self._remember(key, (g, [(o.choice, o.state[0], o.state[1][ci], o.events, o.span) for o in res]))
+        return res
+
+    def _remember(self, key: tuple, entry: tuple) -> None:
+        if len(self.memo) >= self.LIMIT:
+            self.memo.clear()
+        self.memo[key] = entry
+
+
+def _run_block(prog: Program, state: State, ci: int, m: Machine) -> list[Outcome] | Blocked | str:
+    """run_context() once the context can start."""
+    mm = m
     codes = prog.codes
     try:
         # the block's phase after its first statement: phase_after(m.first_kind()),
@@ -557,6 +648,7 @@ def _x_ipi_enter(m: Machine, ins, state):
     target = ins.a(m)
     if m.ipi >= 0:
         raise ModelError("an IPI handler cannot send a nested `ipi`", ins.span)
+    m.others[0] = True
     cur = state or m.pack()
     for j, other in enumerate(cur[1]):
         if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == target:
@@ -570,6 +662,7 @@ def _x_ipi_enter(m: Machine, ins, state):
 
 def _x_callin(m: Machine, ins, state):
     prog = m.prog
+    m.others[0] = True
     base, fcpu = ins.c
     target_ci = base + fcpu(m)
     tctx = m.ctxs[target_ci]
@@ -589,6 +682,7 @@ def _x_callin(m: Machine, ins, state):
 
 
 def _x_callwait(m: Machine, ins, state):
+    m.others[0] = True
     target_ci = m.locals[ins.a]
     tctx = m.ctxs[target_ci]
     if tctx[3] != RET:

@@ -59,7 +59,7 @@ class _Checked(Successors):
         assert got == want, (ci, state)
         if isinstance(got, list):
             for o in got:   # the globals handed back are the interned ones
-                assert self.globals[o.state[0]] is o.state[0]
+                assert self.globals[o[1][0]] is o[1][0]
         return got
 
 

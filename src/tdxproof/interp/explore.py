@@ -209,14 +209,13 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                     if isinstance(res, Blocked):
                         blocked[ci] = res.waits
                     continue
-                for out in res:
-                    if out.events:
-                        for ev in out.events:
+                for choice, ns, events, _ in res:    # Outcome's fields
+                    if events:
+                        for ev in events:
                             name = prop_names[ev]
                             found = result.covered if name in goal_names else result.violations
                             if name in event_names and name not in found:
-                                found[name] = Found(search.schedule_to(idx, Step(names[ci], out.choice)))
-                    ns = out.state
+                                found[name] = Found(search.schedule_to(idx, Step(names[ci], choice)))
                     g0 = ns[0]
                     nidx = len(states)
                     if index.setdefault((id(g0), ns[1]), nidx) != nidx:
@@ -224,7 +223,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                     if nidx >= max_states:
                         raise _Limit        # (the index is not used past this)
                     states.append(ns)
-                    parent.append((idx, ci, out.choice))
+                    parent.append((idx, ci, choice))
                     depth.append(d)
                     if d > max_depth:
                         max_depth = d

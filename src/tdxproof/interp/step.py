@@ -326,7 +326,9 @@ class Successors:
     def intern(self, g: tuple[int, ...]) -> tuple[int, ...]:
         return self.globals.setdefault(g, g)
 
-    def __call__(self, state: State, ci: int) -> list[Outcome] | Blocked | str:
+    def __call__(self, state: State, ci: int) -> list[tuple] | Blocked | str:
+        """run_context(prog, state, ci), but its outcomes are tuples of Outcome's
+        fields (an Outcome, or a plain tuple from the memo: cheaper to make)."""
         prog = self.prog
         g, ctxs = state
         ctx = ctxs[ci]
@@ -346,8 +348,7 @@ class Successors:
             if hit[1] is IDLE_RESULT:
                 return IDLE_RESULT
             head, tail = ctxs[:ci], ctxs[ci + 1:]
-            return [Outcome(choice, (g2, head + (c,) + tail), events, span)
-                    for choice, g2, c, events, span in hit[1]]
+            return [(choice, (g2, head + (c,) + tail), events, span) for choice, g2, c, events, span in hit[1]]
         m = Machine(prog, state, ci)
         res = _run_block(prog, state, ci, m)
         if type(res) is not list:

@@ -61,9 +61,11 @@ class Machine:
     """The mutable state of one context during one transition. Only the top frame
     is unpacked; the frames below it stay tuples until they are returned to.
 
-    `others` (one flag list, shared with the machine's forks) records that the
-    transition read another context (holders(), wait sets, a hand-off's kthread,
-    an IPI's target CPU): otherwise what it does is a function of its own
+    `others` (one list, shared with the machine's forks) records what the
+    transition read of other contexts: others[0] is true once it read (or
+    changed) them at large (holders(), wait sets, a hand-off, an IPI's target
+    CPU), others[1:] are the single contexts it read (a caller looking whether
+    its kthread returned). Otherwise what it does is a function of its own
     context and the globals alone (Successors memoises those)."""
 
     __slots__ = ("prog", "g", "ctxs", "ci", "below", "code", "pc", "locals", "ipi", "saved",
@@ -299,12 +301,12 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
 
 class Successors:
     """run_context() for a search, memoised: a transition that read no other
-    context (Machine.others) is a function of (ci, its context, the globals)
-    alone -- its outcomes are the state with the globals and that context
-    replaced, every other context as it was -- so it is run once per such key and
-    replayed from the memo after (the check that interrupts off elsewhere keep
-    it off its CPU reads other contexts, and always runs). Blocked and idle
-    answers are not memoised.
+    context at large (Machine.others) is a function of (ci, its context, the
+    globals) and the few other contexts it read -- its outcomes are the state
+    with the globals and that context replaced, every other context as it was --
+    so it is run once per such key and replayed from the memo after, while the
+    contexts it read are as they were (the check that interrupts off elsewhere
+    keep it off its CPU reads other contexts, and always runs).
 
     Globals vectors are interned (intern()): the outcomes' are always the
     interned tuple, so a search may compare and key them by identity. The memo
@@ -344,16 +346,19 @@ class Successors:
                     return Blocked(frozenset({j}), None)
         key = (ci, id(g), ctx)
         hit = self.memo.get(key)
-        if hit is not None and hit[0] is g:
-            if hit[1] is IDLE_RESULT:
-                return IDLE_RESULT
+        if hit is not None and hit[0] is g and (not hit[1] or all(ctxs[j] == cj for j, cj in hit[1])):
+            answer = hit[2]
+            if type(answer) is not list:    # idle, or blocked
+                return answer
             head, tail = ctxs[:ci], ctxs[ci + 1:]
-            return [(choice, (g2, head + (c,) + tail), events, span) for choice, g2, c, events, span in hit[1]]
+            return [(choice, (g2, head + (c,) + tail), events, span) for choice, g2, c, events, span in answer]
         m = Machine(prog, state, ci)
         res = _run_block(prog, state, ci, m)
+        others = m.others
         if type(res) is not list:
-            if res is IDLE_RESULT and not m.others[0]:   # a `require` that does not hold, say
-                self._remember(key, (g, IDLE_RESULT))
+            # idle (a `require` that does not hold), or blocked on what it read
+            if not others[0]:
+                self._remember(key, (g, self._reads(ctxs, others), res))
             return res
         intern = self.globals.setdefault
         for k, o in enumerate(res):
@@ -362,9 +367,15 @@ class Successors:
                 g3 = intern(g2, g2)
                 if g3 is not g2:
                     res[k] = Outcome(o.choice, (g3, o.state[1]), o.events, o.span)
-        if not m.others[0]:
-            self._remember(key, (g, [(o.choice, o.state[0], o.state[1][ci], o.events, o.span) for o in res]))
+        if not others[0]:
+            self._remember(key, (g, self._reads(ctxs, others),
+                                 [(o.choice, o.state[0], o.state[1][ci], o.events, o.span) for o in res]))
         return res
+
+    @staticmethod
+    def _reads(ctxs: tuple, others: list) -> tuple:
+        """The other contexts a transition read, as they were: (j, context)."""
+        return tuple((j, ctxs[j]) for j in sorted(set(others[1:])))
 
     def _remember(self, key: tuple, entry: tuple) -> None:
         if len(self.memo) >= self.LIMIT:
@@ -683,11 +694,12 @@ def _x_callin(m: Machine, ins, state):
 
 
 def _x_callwait(m: Machine, ins, state):
-    m.others[0] = True
     target_ci = m.locals[ins.a]
     tctx = m.ctxs[target_ci]
     if tctx[3] != RET:
+        m.others.append(target_ci)   # what it read: whether that kthread has returned
         return Blocked(frozenset({target_ci}), ins.span)
+    m.others[0] = True               # it changes the kthread's context
     value = tctx[4]
     m.ctxs[target_ci] = ((), (), 0, IDLE, 0)
     m.pc += 1

@@ -53,13 +53,16 @@ class _Checked(Successors):
         super().__init__(prog)
         _Checked.made.append(self)
 
-    def __call__(self, state, ci):
-        got = super().__call__(state, ci)
+    def step(self, state, ci):
+        got = super().step(state, ci)
         want = run_context(self.prog, state, ci)
         assert got == want, (ci, state)
         if isinstance(got, list):
-            for o in got:   # the globals handed back are the interned ones
-                assert self.globals[o[1][0]] is o[1][0]
+            for o in got:   # the states handed back are canonical
+                g, ctxs = o[1]
+                assert self.globals[g] is g
+                assert self.vectors[tuple(map(id, ctxs))] is ctxs
+                assert all(self.contexts[c] is c for c in ctxs)
         return got
 
 
@@ -82,7 +85,9 @@ def test_the_search_reaches_the_plain_searchs_states_in_its_order(path, cpus, mo
     plain = _plain_bfs(Program(model, cpus))
     # the states in the order they were found (the index's numbers), with their globals
     globals_by_id = {id(g): g for g in succ.globals}
-    found = [(globals_by_id[gid], ctxs) for (gid, ctxs), _ in sorted(searches[0].index.items(), key=lambda kv: kv[1])]
+    vectors_by_id = {id(v): v for v in succ.vectors.values()}
+    found = [(globals_by_id[gid], vectors_by_id[vid])
+             for (gid, vid), _ in sorted(searches[0].index.items(), key=lambda kv: kv[1])]
     if exp.complete:
         assert exp.states == len(plain)
         assert found == plain

@@ -46,7 +46,7 @@ class Exploration:
 class _Search:
     def __init__(self, prog: Program):
         self.prog = prog
-        self.index: dict[tuple[int, tuple], int] = {}   # (id of the interned globals, contexts)
+        self.index: dict[tuple[int, int], int] = {}   # (id()s of a canonical state's globals, contexts)
         self.parent: list[tuple[int, int, str | None]] = []
         self.depth: list[int] = []
 
@@ -116,10 +116,10 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
     queue: deque[int] = deque()
     states: list[State] = []
     index, parent, depth = search.index, search.parent, search.depth
-    # Every distinct globals vector is one tuple (Successors.intern(): the
-    # successors' globals always are), which states share (memory), so the index
-    # keys a state by (id of its globals, its contexts): one hash of the contexts,
-    # none of the globals. When all that observe() evaluates reads only the
+    # States are canonical (Successors: each globals vector and each vector of
+    # contexts is one object, which states share), so the index keys a state by
+    # the id()s of its two parts: no hashing of nested tuples, and equal states
+    # are identical parts. When all that observe() evaluates reads only the
     # globals (_globals_only), a state with globals an earlier state had can
     # change no verdict -- observe() records only each property's first failure,
     # and that earlier state (observed before it, in BFS order) gave the same
@@ -130,9 +130,9 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
     by_globals = all(_globals_only(e) for e in [p.expr for p, _ in invariants] + [p.expr for p, _ in covers]
                      + ([quiescent.expr] if quiescent is not None else []))
     for k, s in enumerate(initial_states(prog)):
-        s = (successors.intern(s[0]), s[1])
-        if (id(s[0]), s[1]) not in index:
-            index[(id(s[0]), s[1])] = len(states)
+        s = successors.canonical(s)
+        if (id(s[0]), id(s[1])) not in index:
+            index[(id(s[0]), id(s[1]))] = len(states)
             states.append(s)
             parent.append((-1, k, None))
             depth.append(0)
@@ -168,6 +168,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
         return len(result.violations) + len(result.covered) >= wanted
 
     ncontexts = len(prog.contexts)
+    step = successors.step
     names = [c.name for c in prog.contexts]
     popped = 0
     expanding = 0
@@ -200,7 +201,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                 if ctx[3] != RUN or not ctx[0]:
                     continue        # what run_context() answers first: idle (nothing to do)
                 try:
-                    res = successors(s, ci)     # run_context(prog, s, ci), memoised
+                    res = step(s, ci)     # run_context(prog, s, ci), memoised
                 except ModelError as exc:
                     step = Step(names[ci], None)
                     result.model_error = (exc, search.schedule_to(idx, step))
@@ -218,7 +219,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                                 found[name] = Found(search.schedule_to(idx, Step(names[ci], choice)))
                     g0 = ns[0]
                     nidx = len(states)
-                    if index.setdefault((id(g0), ns[1]), nidx) != nidx:
+                    if index.setdefault((id(g0), id(ns[1])), nidx) != nidx:
                         continue            # seen before (one hash of the state, not two)
                     if nidx >= max_states:
                         raise _Limit        # (the index is not used past this)

@@ -168,7 +168,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
         return len(result.violations) + len(result.covered) >= wanted
 
     ncontexts = len(prog.contexts)
-    step = successors.step
+    expand = successors.step
     names = [c.name for c in prog.contexts]
     popped = 0
     expanding = 0
@@ -201,7 +201,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                 if ctx[3] != RUN or not ctx[0]:
                     continue        # what run_context() answers first: idle (nothing to do)
                 try:
-                    res = step(s, ci)     # run_context(prog, s, ci), memoised
+                    res = expand(s, ci)   # run_context(prog, s, ci), memoised
                 except ModelError as exc:
                     step = Step(names[ci], None)
                     result.model_error = (exc, search.schedule_to(idx, step))

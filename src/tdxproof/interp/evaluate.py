@@ -1,5 +1,5 @@
 """IR expressions compiled to Python closures over an environment `m` that offers:
-m.g (globals list), m.locals (the top frame's locals), m.q (quantifier bindings),
+m.g (the globals: a list, or a tuple not yet written -- writers copy it first), m.locals (the top frame's locals), m.q (quantifier bindings),
 m.prog, and for context-dependent builtins m.cpu, m.irqs, m.in_ipi, m.held(),
 m.holders()."""
 
@@ -167,14 +167,22 @@ def _builtin(prog: Any, op: ir.BuiltinOp, args: list[Fn], mode: str | None) -> F
 def compile_writer(prog: Any, t: ir.LValue) -> Callable[[Any, int], None]:
     ty = t.type
     span = t.span
+    # the type's range is fixed once the program is (its CPUs and functions): computed
+    # here, not at every write; out of it, _check_range() raises the model error
+    rng = value_range(prog, ty)
+    lo, hi = rng if rng is not None else (None, None)
     match t:
         case ir.VarRef(var=var, index=None):
             off = prog.var_off[var.name]
             name = var.name
 
             def write_var(m: Any, v: int) -> None:
-                _check_range(prog, ty, v, f"`{name}`", span)
-                m.g[off] = v
+                if lo is not None and not lo <= v <= hi:
+                    _check_range(prog, ty, v, f"`{name}`", span)
+                g = m.g
+                if type(g) is tuple:   # copy on write: the machine still has the state's tuple
+                    g = m.g = list(g)
+                g[off] = v
             return write_var
         case ir.VarRef(var=var, index=idx):
             off, size = prog.var_off[var.name], prog.var_size[var.name]
@@ -186,8 +194,12 @@ def compile_writer(prog: Any, t: ir.LValue) -> Callable[[Any, int], None]:
                 if not 0 <= i < size:
                     from tdxproof.interp.program import ModelError
                     raise ModelError(f"index {i} of `{name}` is out of range 0..{size - 1}", span)
-                _check_range(prog, ty, v, f"`{name}[{i}]`", span)
-                m.g[off + i] = v
+                if lo is not None and not lo <= v <= hi:
+                    _check_range(prog, ty, v, f"`{name}[{i}]`", span)
+                g = m.g
+                if type(g) is tuple:
+                    g = m.g = list(g)
+                g[off + i] = v
             return write_indexed
         case ir.FieldRef(lock=lk, field=f):
             fl = compile_expr(prog, lk)
@@ -195,14 +207,20 @@ def compile_writer(prog: Any, t: ir.LValue) -> Callable[[Any, int], None]:
             fname = f.name
 
             def write_field(m: Any, v: int) -> None:
-                _check_range(prog, ty, v, f"field `{fname}`", span)
-                m.g[offs[fl(m)]] = v
+                if lo is not None and not lo <= v <= hi:
+                    _check_range(prog, ty, v, f"field `{fname}`", span)
+                o = offs[fl(m)]
+                g = m.g
+                if type(g) is tuple:
+                    g = m.g = list(g)
+                g[o] = v
             return write_field
         case ir.LocalRef(local=l):
             slot, lname = l.slot, l.name
 
             def write_local(m: Any, v: int) -> None:
-                _check_range(prog, ty, v, f"`{lname}`", span)
+                if lo is not None and not lo <= v <= hi:
+                    _check_range(prog, ty, v, f"`{lname}`", span)
                 m.locals[slot] = v
             return write_local
         case ir.Builtin(op=ir.BuiltinOp.IRQS_OFF):

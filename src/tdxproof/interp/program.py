@@ -60,6 +60,17 @@ class Instr:
     mover: str = "N"       # NOTE(blocks): B (invisible), R (acquire), L (release), N; "cut", "restart": boundaries
     blocking: bool = False # may block or idle: only ever the first statement of a block
     first: str | None = None  # a "restart" starts its block as this mover
+    # NOTE(blocks) precomputed for the hot loop (Program._block_tables, from
+    # model/blocks.py's rules): the phase of a block this statement starts, and
+    # for each phase of a block it might join (LEAD, 0, 1 at index phase + 1)
+    # the phase after it or None (it ends the block before it); the `_vis`
+    # pair is for a `return` whose mover is B but that is visible
+    # (step.Machine.visible_return())
+    phase0: int = 0
+    joins: tuple = (None, None, None)
+    phase0_vis: int = 0
+    joins_vis: tuple = (None, None, None)
+    ret_b: bool = False    # RETURN with mover B: visible or not depends on the caller
 
 
 @dataclass
@@ -69,6 +80,7 @@ class Code:
     nlocals: int
     instrs: list[Instr] = field(default_factory=list)
     live: list[tuple[bool, ...]] = field(default_factory=list)  # live-in mask per pc
+    dead: list[tuple[int, ...]] = field(default_factory=list)   # the slots not live-in, per pc
     local_names: list[str] = field(default_factory=list)
     module: str | None = None
     cfg: Cfg | None = None     # the shared control flow it was compiled from
@@ -151,6 +163,7 @@ class Program:
                                                  kthread=k, lockdep_held=held))
         # is_percpu_thread() of each context: kthreads and per-CPU actors are bound to their CPU;
         # any other actor is a task that may migrate (its CPU in the model is a choice)
+        self.home_cpus = tuple(c.home_cpu for c in self.contexts)
         self.percpu = tuple(int(c.kthread is not None or (c.actor is not None and c.actor.per_cpu))
                             for c in self.contexts)
         self.acquire_codes: dict[int, tuple[int, int]] = {}  # code id -> (mode code) for acquirers()
@@ -180,7 +193,22 @@ class Program:
             ins.mover, ins.first, ins.blocking = node.mover, node.first, node.blocking
             code.instrs.append(ins)
         self._liveness(code)
+        self._block_tables(code)
         return code
+
+    @staticmethod
+    def _block_tables(code: Code) -> None:
+        """Each instruction's answers to phase_after() and continue_phase() (what
+        Machine.first_kind() and next_kind() feed them), once, for the hot loop."""
+        from tdxproof.model.blocks import LEAD, continue_phase, phase_after
+
+        for ins in code.instrs:
+            kind = ins.mover
+            ins.phase0 = phase_after((ins.first or "N") if kind in ("cut", "restart") else kind)
+            ins.joins = tuple(continue_phase(kind, ins.blocking, ph) for ph in (LEAD, 0, 1))
+            ins.ret_b = ins.op == RETURN and kind == "B"
+            ins.phase0_vis = phase_after("N")
+            ins.joins_vis = tuple(continue_phase("N", False, ph) for ph in (LEAD, 0, 1))
 
     def _instr(self, node: Node) -> Instr:
         from tdxproof.interp.evaluate import compile_expr, compile_writer
@@ -302,6 +330,7 @@ class Program:
                     live[pc] = new
                     changed = True
         code.live = [tuple(i in live[pc] for i in range(code.nlocals)) for pc in range(n)]
+        code.dead = [tuple(i for i, alive in enumerate(mask) if not alive) for mask in code.live]
 
 
 class _ConstEnv:

@@ -20,9 +20,9 @@ actors that have finished is not empty.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK,
+from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK, END,
                                      CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
                                      MODE_NAME, RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
@@ -32,8 +32,9 @@ from tdxproof.model.blocks import continue_phase, phase_after
 MAX_FRAMES = 48
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """One outcome of a transition. (A named tuple, not a frozen dataclass: a
+    search makes one per successor, and a frozen dataclass costs 4x to build.)"""
     choice: str | None
     state: State
     events: tuple[int, ...]  # indexes of event properties whose check failed in this step
@@ -53,15 +54,23 @@ def current_cpu(prog: Program, ctx: tuple, ci: int) -> int:
     frames = ctx[0]
     if frames and frames[-1][3] >= 0:
         return frames[-1][3]
-    return prog.contexts[ci].home_cpu
+    return prog.home_cpus[ci]
 
 
 class Machine:
     """The mutable state of one context during one transition. Only the top frame
-    is unpacked; the frames below it stay tuples until they are returned to."""
+    is unpacked; the frames below it stay tuples until they are returned to.
+
+    `others` (one list, shared with the machine's forks) records what the
+    transition read of other contexts: others[0] is true once it read (or
+    changed) them at large (holders(), wait sets, a hand-off, an IPI's target
+    CPU), others[1:] are the single contexts it read (a caller looking whether
+    its kthread returned). Otherwise what it does is a function of its own
+    context and the globals alone (Successors memoises those)."""
 
     __slots__ = ("prog", "g", "ctxs", "ci", "below", "code", "pc", "locals", "ipi", "saved",
-                 "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span")
+                 "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span",
+                 "others")
 
     def __init__(self, prog: Program, state: State | None, ci: int):
         self.prog = prog
@@ -69,7 +78,8 @@ class Machine:
         self.q: dict[int, int] = {}
         if state is None:
             return
-        self.g = list(state[0])
+        self.others = [False]
+        self.g = state[0]      # a tuple until the first write (evaluate.compile_writer copies it)
         self.ctxs = list(state[1])
         frames, held, irqs, status, aux = state[1][ci]
         self.held_l = list(held)
@@ -87,11 +97,13 @@ class Machine:
 
     def fork(self) -> "Machine":
         m = Machine(self.prog, None, self.ci)
-        m.g, m.ctxs, m.below = list(self.g), list(self.ctxs), list(self.below)
+        m.g = self.g if type(self.g) is tuple else list(self.g)
+        m.ctxs, m.below = list(self.ctxs), list(self.below)
         m.code, m.pc, m.locals, m.ipi, m.saved = self.code, self.pc, list(self.locals), self.ipi, self.saved
         m.held_l, m.irqs, m.status, m.aux = list(self.held_l), self.irqs, self.status, self.aux
         m.events, m.labels, m.span = list(self.events), list(self.labels), self.span
         m.cpu, m.in_ipi = self.cpu, self.in_ipi
+        m.others = self.others
         return m
 
     @property
@@ -102,7 +114,7 @@ class Machine:
         if self.code >= 0 and self.ipi >= 0:
             self.cpu, self.in_ipi = self.ipi, 1
         else:
-            self.cpu, self.in_ipi = self.prog.contexts[self.ci].home_cpu, 0
+            self.cpu, self.in_ipi = self.prog.home_cpus[self.ci], 0
 
     # ---- lock queries (evaluate.py calls these)
     def held(self, lock: int, mode: Any) -> bool:
@@ -114,6 +126,7 @@ class Machine:
         return bool(spec.lockdep_held) and lock in spec.lockdep_held and self.status == RUN
 
     def holders(self, lock: int, mode: Any) -> int:
+        self.others[0] = True
         n = 0
         for j, ctx in enumerate(self.ctxs):
             held = self.held_l if j == self.ci else ctx[1]
@@ -137,10 +150,13 @@ class Machine:
     def frames(self) -> tuple:
         if self.code < 0:
             return tuple(self.below)
-        return tuple(self.below) + ((self.code, self.pc, tuple(self.locals), self.ipi, self.saved),)
+        top = (self.code, self.pc, tuple(self.locals), self.ipi, self.saved)
+        return tuple(self.below) + (top,) if self.below else (top,)
 
     def pack(self) -> State:
-        self.ctxs[self.ci] = (self.frames(), tuple(sorted(self.held_l)), self.irqs, self.status, self.aux)
+        held = self.held_l
+        self.ctxs[self.ci] = (self.frames(), tuple(sorted(held)) if len(held) > 1 else tuple(held),
+                              self.irqs, self.status, self.aux)
         return (tuple(self.g), tuple(self.ctxs))
 
     # ---- frames
@@ -149,9 +165,19 @@ class Machine:
             raise ModelError("call stack too deep (recursion through function pointers?)", None)
         code = self.prog.codes[code_id]
         if self.code >= 0:
-            live = self.prog.codes[self.code].live[self.pc]
-            self.below.append((self.code, self.pc, tuple(v if a else 0 for v, a in zip(self.locals, live)),
-                               self.ipi, self.saved))
+            caller = self.prog.codes[self.code]
+            loc = self.locals
+            if len(loc) != caller.nlocals:   # never, in practice: the general form
+                live = caller.live[self.pc]
+                saved = tuple(v if a else 0 for v, a in zip(loc, live))
+            else:                            # the caller's dead locals are forgotten (0)
+                dead = caller.dead[self.pc]
+                if dead:
+                    loc = list(loc)
+                    for i in dead:
+                        loc[i] = 0
+                saved = tuple(loc)
+            self.below.append((self.code, self.pc, saved, self.ipi, self.saved))
         self.code, self.pc, self.saved = code_id, 0, 0
         self.locals = args + [0] * (code.nlocals - len(args))
 
@@ -189,25 +215,35 @@ class Machine:
     def settle(self) -> None:
         """Run control-flow glue (jumps, end of `ipi`, end of a void function) and
         forget dead locals: both are invisible to every other context."""
+        codes = self.prog.codes
         while self.code >= 0:
-            ins = self.prog.codes[self.code].instrs[self.pc]
-            if ins.op not in FREE:
-                break
-            if ins.op == JUMP:
+            ins = codes[self.code].instrs[self.pc]
+            op = ins.op
+            if op == JUMP:
                 self.pc = ins.target
-            elif ins.op == IPI_EXIT:
+            elif op == IPI_EXIT:
                 self.irqs = self.saved
                 self.ipi, self.saved = -1, 0
                 self.pc += 1
                 self._update_cpu()
-            else:  # END of a body
+            elif op == END:  # END of a body
                 self.do_return(None)
+            else:
+                break
         if self.code >= 0:
-            live = self.prog.codes[self.code].live[self.pc]
-            loc = self.locals
-            for i, alive in enumerate(live):
-                if not alive:
+            dead = codes[self.code].dead[self.pc]
+            if dead:
+                loc = self.locals
+                for i in dead:
                     loc[i] = 0
+
+    def visible_return(self) -> bool:
+        """A `return` whose mover is B is visible all the same from kthread work,
+        or into a visible result (model/cfg.py: return_is_visible())."""
+        if not self.below:
+            return True
+        code, pc = self.below[-1][0], self.below[-1][1]
+        return not self.prog.codes[code].instrs[pc - 1].result_local
 
     def next_kind(self) -> tuple[str | None, bool]:
         """The mover kind of the next statement (None: the context is not running)
@@ -215,11 +251,8 @@ class Machine:
         if self.status != RUN or self.code < 0:
             return None, False
         ins = self.prog.codes[self.code].instrs[self.pc]
-        if ins.op == RETURN and ins.mover == "B":
-            # model/cfg.py: return_is_visible(): from kthread work, or into a visible result
-            call = self.prog.codes[self.below[-1][0]].instrs[self.below[-1][1] - 1] if self.below else None
-            if call is None or not call.result_local:
-                return "N", False
+        if ins.ret_b and self.visible_return():
+            return "N", False
         return ins.mover, ins.blocking
 
     def first_kind(self) -> str:
@@ -232,18 +265,24 @@ class Machine:
 def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:
     if waits is None:
         return None
+    m.others[0] = True
     out: set[int] = set()
+    acquire_codes = prog.acquire_codes
     for kind, flock, mode in waits:
         lock = flock(m)
-        for j, ctx in enumerate(state[1]):
-            if kind == "holders":
-                if any(lk == lock and (mode == 0 or md == mode) for lk, md in ctx[1]):
-                    out.add(j)
-            elif j != ci:
-                for fr in ctx[0]:
-                    am = prog.acquire_codes.get(fr[0])
-                    if am is not None and (mode == 0 or am == mode) and fr[2] and fr[2][0] == lock:
+        if kind == "holders":
+            for j, ctx in enumerate(state[1]):
+                for lk, md in ctx[1]:
+                    if lk == lock and (mode == 0 or md == mode):
                         out.add(j)
+                        break
+        else:
+            for j, ctx in enumerate(state[1]):
+                if j != ci:
+                    for fr in ctx[0]:
+                        am = acquire_codes.get(fr[0])
+                        if am is not None and (mode == 0 or am == mode) and fr[2] and fr[2][0] == lock:
+                            out.add(j)
     return frozenset(out)
 
 
@@ -251,39 +290,186 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
     """One transition (block) of context `ci`: its first statement, then the
     statements that NOTE(blocks) lets join it. The choice label joins the choices
     made on the way."""
-    cannot = _cannot_start(prog, state, ci)
+    ctx = state[1][ci]
+    if ctx[3] != RUN or not ctx[0]:          # _cannot_start(), inline: most contexts idle
+        return IDLE_RESULT
+    cannot = _irq_excluded(prog, state, ci, current_cpu(prog, ctx, ci))
     if cannot is not None:
         return cannot
-    m = Machine(prog, state, ci)
-    kind = m.first_kind()
-    first = _exec(m, state)
-    if not isinstance(first, list):
-        return first
-    done: list[Outcome] = []
-    work = [(x, phase_after(kind)) for x in first]
-    while work:
-        mm, phase = work.pop()
-        kind, blocking = mm.next_kind()
-        nxt = continue_phase(kind, blocking, phase)
-        if nxt is None:
-            done.append(_outcome(mm))
-            continue
-        more = _exec(mm, None)
-        if not isinstance(more, list):   # it would block (only possible after invisible statements)
-            done.append(_outcome(mm))
-            continue
-        work.extend((x, nxt) for x in more)
+    return _run_block(prog, state, ci, Machine(prog, state, ci))
+
+
+class Successors:
+    """run_context() for a search, memoised: a transition that read no other
+    context at large (Machine.others) is a function of (ci, its context, the
+    globals) and the few other contexts it read -- its outcomes are the state
+    with the globals and that context replaced, every other context as it was --
+    so it is run once per such key and replayed from the memo after, while the
+    contexts it read are as they were (the check that interrupts off elsewhere
+    keep it off its CPU reads other contexts, and always runs).
+
+    States are canonical: their globals vector, each context and the vector of
+    contexts are each one object per value (option4 N=3: 299,164 states, 39,077
+    globals vectors, 11,530 context vectors, 371 contexts), so a search may key
+    states by the id()s of their two parts, and the memo keys by id()s too. Ask
+    only about states from canonical() or outcomes of this object (another
+    state's successors are right, but equal states may then be distinct
+    objects). Every object whose id() is in a key is kept alive by these tables,
+    so an id() cannot stand for another object."""
+
+    LIMIT = 2_000_000   # memo entries; past it, it starts again (memory)
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.memo: dict[tuple, tuple] = {}
+        self.globals: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self.contexts: dict[tuple, tuple] = {}
+        self.vectors: dict[tuple[int, ...], tuple] = {}   # id()s of the contexts -> the vector
+        self.replaced: dict[tuple[int, int, int], tuple] = {}   # (vector, ci, context) -> (vector, result)
+        # the last state asked about, and its running contexts with interrupts off
+        # as (j, their CPU), in order: what _irq_excluded() looks for, once a state
+        self._state: State | None = None
+        self._irqs_off: list[tuple[int, int]] = []
+
+    def canonical(self, state: State) -> State:
+        g, ctxs = state
+        intern = self.contexts.setdefault
+        ctxs = tuple(intern(c, c) for c in ctxs)
+        return (self.globals.setdefault(g, g), self.vectors.setdefault(tuple(map(id, ctxs)), ctxs))
+
+    def _with(self, ctxs: tuple, ci: int, c: tuple) -> tuple:
+        """The canonical vector `ctxs` with (canonical) context `c` at `ci`."""
+        key = (id(ctxs), ci, id(c))
+        hit = self.replaced.get(key)
+        if hit is not None and hit[0] is ctxs:
+            return hit[1]
+        t = ctxs[:ci] + (c,) + ctxs[ci + 1:]
+        t = self.vectors.setdefault(tuple(map(id, t)), t)
+        self.replaced[key] = (ctxs, t)
+        return t
+
+    def _canonical_outcome(self, ctxs: tuple, new: tuple) -> tuple:
+        """The canonical vector equal to `new`, the contexts after a transition from `ctxs`."""
+        changed = [j for j in range(len(new)) if new[j] is not ctxs[j]]
+        intern = self.contexts.setdefault
+        if len(changed) == 1:
+            j = changed[0]
+            return self._with(ctxs, j, intern(new[j], new[j]))
+        t = tuple(intern(c, c) for c in new)
+        return self.vectors.setdefault(tuple(map(id, t)), t)
+
+    def step(self, state: State, ci: int) -> list[tuple] | Blocked | str:
+        """run_context(prog, state, ci), but its outcomes are tuples of Outcome's
+        fields (an Outcome, or a plain tuple: cheaper to make), their states canonical."""
+        prog = self.prog
+        g, ctxs = state
+        ctx = ctxs[ci]
+        if ctx[3] != RUN or not ctx[0]:
+            return IDLE_RESULT
+        if state is not self._state:
+            self._state = state
+            self._irqs_off = [(j, current_cpu(prog, c, j)) for j, c in enumerate(ctxs) if c[2] and c[3] == RUN]
+        if self._irqs_off:               # _irq_excluded()
+            cpu = current_cpu(prog, ctx, ci)
+            for j, c in self._irqs_off:
+                if j != ci and c == cpu:
+                    return Blocked(frozenset({j}), None)
+        key = (ci, id(g), id(ctx))
+        hit = self.memo.get(key)
+        if (hit is not None and hit[0] is g and hit[1] is ctx
+                and (not hit[2] or all(ctxs[j] is cj for j, cj in hit[2]))):
+            answer = hit[3]
+            if type(answer) is not list:    # idle, or blocked
+                return answer
+            replaced = self.replaced
+            out = []
+            for choice, g2, c, events, span in answer:
+                r = replaced.get((id(ctxs), ci, id(c)))
+                out.append((choice, (g2, r[1] if r is not None and r[0] is ctxs else self._with(ctxs, ci, c)),
+                            events, span))
+            return out
+        m = Machine(prog, state, ci)
+        res = _run_block(prog, state, ci, m)
+        others = m.others
+        if type(res) is not list:
+            # idle (a `require` that does not hold), or blocked on what it read
+            if not others[0]:
+                self._remember(key, (g, ctx, self._reads(ctxs, others), res))
+            return res
+        intern = self.globals.setdefault
+        contexts = self.contexts.setdefault
+        for k, o in enumerate(res):
+            g2, new = o.state
+            if g2 is not g:
+                g2 = intern(g2, g2)
+            if others[0]:    # it may have changed other contexts (a hand-off)
+                new = self._canonical_outcome(ctxs, new)
+            else:            # only its own
+                c = new[ci]
+                new = self._with(ctxs, ci, contexts(c, c))
+            res[k] = (o.choice, (g2, new), o.events, o.span)
+        if not others[0]:
+            self._remember(key, (g, ctx, self._reads(ctxs, others),
+                                 [(choice, st[0], st[1][ci], events, span) for choice, st, events, span in res]))
+        return res
+
+    @staticmethod
+    def _reads(ctxs: tuple, others: list) -> tuple:
+        """The other contexts a transition read, as they were: (j, context)."""
+        if len(others) == 1:
+            return ()
+        return tuple((j, ctxs[j]) for j in sorted(set(others[1:])))
+
+    def _remember(self, key: tuple, entry: tuple) -> None:
+        if len(self.memo) >= self.LIMIT:
+            self.memo.clear()
+        self.memo[key] = entry
+
+
+def _run_block(prog: Program, state: State, ci: int, m: Machine) -> list[Outcome] | Blocked | str:
+    """run_context() once the context can start."""
+    mm = m
+    codes = prog.codes
+    try:
+        # the block's phase after its first statement: phase_after(m.first_kind()),
+        # precomputed per instruction (Program._block_tables)
+        ins = codes[m.code].instrs[m.pc]
+        phase = ins.phase0_vis if ins.ret_b and m.visible_return() else ins.phase0
+        if ins.mover != "B":               # exec_statement(m, state), inline
+            m.span = ins.span
+        first = _EXEC[ins.op](m, ins, state)
+        if type(first) is not list:
+            return first
+        done: list[Outcome] = []
+        work = [(x, phase) for x in first]
+        while work:
+            mm, phase = work.pop()
+            while True:
+                # continue_phase(*mm.next_kind(), phase), precomputed per instruction
+                if mm.status != RUN or mm.code < 0:
+                    done.append(_outcome(mm))
+                    break
+                ins = codes[mm.code].instrs[mm.pc]
+                nxt = (ins.joins_vis if ins.ret_b and mm.visible_return() else ins.joins)[phase + 1]
+                if nxt is None:
+                    done.append(_outcome(mm))
+                    break
+                if mm.span is None and ins.mover != "B":   # exec_statement(mm, None), inline
+                    mm.span = ins.span
+                more = _EXEC[ins.op](mm, ins, None)
+                if type(more) is not list:   # it would block (only possible after invisible statements)
+                    done.append(_outcome(mm))
+                    break
+                if len(more) == 1:           # no choice: go on with it (what pushing and popping it would do)
+                    mm, phase = more[0], nxt
+                    continue
+                work.extend([(x, nxt) for x in more])
+                break
+    except ModelError as exc:   # _exec(): where it happened, in the machine that ran the statement
+        exc.chain = exc.chain or mm.call_chain()
+        raise
     done.reverse()
     return done
-
-
-def _exec(m: "Machine", state: State | None):
-    """exec_statement(), a model error given the call chain it happened in."""
-    try:
-        return exec_statement(m, state)
-    except ModelError as exc:
-        exc.chain = exc.chain or m.call_chain()
-        raise
 
 
 def _code_label(name: str) -> str:
@@ -334,7 +520,7 @@ def _cannot_start(prog: Program, state: State, ci: int) -> Blocked | str | None:
 
 def _irq_excluded(prog: Program, state: State, ci: int, cpu: int) -> Blocked | None:
     for j, other in enumerate(state[1]):
-        if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == cpu:
+        if other[2] and j != ci and other[3] == RUN and current_cpu(prog, other, j) == cpu:
             return Blocked(frozenset({j}), None)
     return None
 
@@ -355,165 +541,231 @@ def run_statement(prog: Program, state: State, ci: int) -> list[Outcome] | Block
 def exec_statement(m: Machine, state: State | None) -> list[Machine] | Blocked | str:
     """Execute the statement at the top of `m` (mutating it; forks at choices).
     `state` is the packed state before it, when the caller has it (for wait sets)."""
-    prog = m.prog
-    ci = m.ci
-    pc = m.pc
-    ins = prog.codes[m.code].instrs[pc]
-    op = ins.op
-    span = ins.span
+    ins = m.prog.codes[m.code].instrs[m.pc]
     if m.span is None and ins.mover != "B":
-        m.span = span
+        m.span = ins.span
+    return _EXEC[ins.op](m, ins, state)
 
-    def done(mach: Machine = m) -> list[Machine]:
-        mach.settle()
-        return [mach]
 
-    if op == ASSIGN:
-        ins.a(m, ins.b(m))
-        m.pc += 1
-        return done()
-    if op == BRANCH:
-        m.pc = pc + 1 if ins.a(m) else ins.target
-        return done()
-    if op == CALL:
-        if ins.a is not None:
-            target = ins.a
-        else:
-            fv = ins.b(m)
-            if fv == 0:
-                raise ModelError("call through a null function pointer (a kernel oops)", span)
-            target = prog.fn_code[fv - 1]
-        args = [fa(m) for fa in ins.c]
-        m.pc = pc + 1
-        for slot in ins.defs:
-            m.locals[slot] = 0
-        m.push(target, args)
-        return done()
-    if op == AWAIT:
-        if not ins.a(m):
-            return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
-        m.pc += 1
-        return done()
-    if op == ATOMIC:
-        if ins.a is not None and not ins.a(m):
-            if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
-                return IDLE_RESULT
-            return Blocked(_waiters_of(prog, state or m.pack(), ci, ins.b, m), span)
-        m.pc += 1
-        _run_atomic(m, ins.c)
-        return done()
-    if op == RETURN:
-        m.do_return(ins.a(m) if ins.a is not None else None)
-        return done()
-    if op == CHECK:
-        if not ins.b(m):
-            m.events.append(ins.a)
-        m.pc += 1
-        return done()
-    if op == REQUIRE:
-        if not ins.a(m):
-            return IDLE_RESULT
-        m.pc += 1
-        return done()
-    if op == CHOICE:
-        outs = []
-        for label, target in zip(ins.a, ins.b):
-            mm = m.fork()
-            mm.pc = target
-            mm.labels.append(label)
-            outs.extend(done(mm))
-        return outs
-    if op == PICK:
-        outs = []
-        name = prog.codes[m.code].local_names[ins.a]
-        old = m.locals[ins.a]
-        for c in range(prog.n):
-            m.locals[ins.a] = c
-            if ins.b is None or ins.b(m):
-                mm = m.fork()
-                mm.pc = pc + 1
-                mm.labels.append(f"{name}={c}")
-                outs.extend(done(mm))
-        m.locals[ins.a] = old
-        return outs if outs else IDLE_RESULT
-    if op == ANY:
-        outs = []
-        for v, label in ins.b:
-            mm = m.fork()
-            ins.a(mm, v)
-            mm.pc = pc + 1
-            mm.labels.append(label)
-            outs.extend(done(mm))
-        return outs
-    if op in (FOR_FIRST, FOR_NEXT):
-        start = 0 if op == FOR_FIRST else m.locals[ins.a] + 1
-        for c in range(start, prog.n):
-            m.locals[ins.a] = c
-            if ins.b is None or ins.b(m):
-                m.pc = pc + 1 if op == FOR_FIRST else ins.alt
-                return done()
-        m.pc = ins.target
-        return done()
-    if op == RANGE_FIRST:
-        first, last = ins.b[0](m), ins.b[1](m)
-        if (first < last) if ins.c else (first > last):
-            m.pc = ins.target
-        else:
-            m.locals[ins.a], m.locals[ins.d] = first, last
-            m.pc = pc + 1
-        return done()
-    if op == RANGE_NEXT:
-        cur, last = m.locals[ins.a], m.locals[ins.d]
-        if cur == last:
-            m.pc = ins.target
-        else:
-            m.locals[ins.a] = cur - 1 if ins.c else cur + 1
-            m.pc = ins.alt
-        return done()
-    if op == IPI_ENTER:
-        target = ins.a(m)
-        if m.ipi >= 0:
-            raise ModelError("an IPI handler cannot send a nested `ipi`", span)
-        cur = state or m.pack()
-        for j, other in enumerate(cur[1]):
-            if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == target:
-                return Blocked(frozenset({j}), span)
-        m.ipi, m.saved = target, m.irqs
-        m.irqs = 1
-        m._update_cpu()
-        m.pc += 1
-        return done()
-    if op == CALLIN:
-        base, fcpu = ins.c
-        target_ci = base + fcpu(m)
-        tctx = m.ctxs[target_ci]
-        if tctx[3] != IDLE:
-            return Blocked(frozenset({target_ci}), span)
-        fv = ins.a(m)
+# One function per opcode, indexed by it (_EXEC): each executes `ins` on `m` and
+# returns the machines after it (settled), or Blocked, or IDLE_RESULT.
+
+def _done(m: Machine) -> list[Machine]:
+    m.settle()
+    return [m]
+
+
+def _x_assign(m: Machine, ins, state):
+    ins.a(m, ins.b(m))
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_branch(m: Machine, ins, state):
+    m.pc = m.pc + 1 if ins.a(m) else ins.target
+    m.settle()
+    return [m]
+
+
+def _x_call(m: Machine, ins, state):
+    if ins.a is not None:
+        target = ins.a
+    else:
+        fv = ins.b(m)
         if fv == 0:
-            raise ModelError("call through a null function pointer (a kernel oops)", span)
-        args = [fa(m) for fa in ins.b]
-        code_id2 = prog.fn_code[fv - 1]
-        code2 = prog.codes[code_id2]
-        loc = args + [0] * (code2.nlocals - len(args))
-        m.ctxs[target_ci] = (((code_id2, 0, tuple(loc), -1, 0),), (), 0, RUN, 0)
-        m.locals[ins.d] = target_ci
+            raise ModelError("call through a null function pointer (a kernel oops)", ins.span)
+        target = m.prog.fn_code[fv - 1]
+    args = [fa(m) for fa in ins.c]
+    m.pc += 1
+    if ins.defs:
+        loc = m.locals
+        for slot in ins.defs:
+            loc[slot] = 0
+    m.push(target, args)
+    m.settle()
+    return [m]
+
+
+def _x_await(m: Machine, ins, state):
+    if not ins.a(m):
+        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_atomic(m: Machine, ins, state):
+    if ins.a is not None and not ins.a(m):
+        if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
+            return IDLE_RESULT
+        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+    m.pc += 1
+    _run_atomic(m, ins.c)
+    m.settle()
+    return [m]
+
+
+def _x_return(m: Machine, ins, state):
+    m.do_return(ins.a(m) if ins.a is not None else None)
+    m.settle()
+    return [m]
+
+
+def _x_check(m: Machine, ins, state):
+    if not ins.b(m):
+        m.events.append(ins.a)
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_require(m: Machine, ins, state):
+    if not ins.a(m):
+        return IDLE_RESULT
+    m.pc += 1
+    m.settle()
+    return [m]
+
+
+def _x_choice(m: Machine, ins, state):
+    outs = []
+    for label, target in zip(ins.a, ins.b):
+        mm = m.fork()
+        mm.pc = target
+        mm.labels.append(label)
+        outs.extend(_done(mm))
+    return outs
+
+
+def _x_pick(m: Machine, ins, state):
+    outs = []
+    pc = m.pc
+    name = m.prog.codes[m.code].local_names[ins.a]
+    old = m.locals[ins.a]
+    for c in range(m.prog.n):
+        m.locals[ins.a] = c
+        if ins.b is None or ins.b(m):
+            mm = m.fork()
+            mm.pc = pc + 1
+            mm.labels.append(f"{name}={c}")
+            outs.extend(_done(mm))
+    m.locals[ins.a] = old
+    return outs if outs else IDLE_RESULT
+
+
+def _x_any(m: Machine, ins, state):
+    outs = []
+    pc = m.pc
+    for v, label in ins.b:
+        mm = m.fork()
+        ins.a(mm, v)
+        mm.pc = pc + 1
+        mm.labels.append(label)
+        outs.extend(_done(mm))
+    return outs
+
+
+def _x_for(m: Machine, ins, state):
+    first = ins.op == FOR_FIRST
+    start = 0 if first else m.locals[ins.a] + 1
+    for c in range(start, m.prog.n):
+        m.locals[ins.a] = c
+        if ins.b is None or ins.b(m):
+            m.pc = m.pc + 1 if first else ins.alt
+            return _done(m)
+    m.pc = ins.target
+    return _done(m)
+
+
+def _x_range_first(m: Machine, ins, state):
+    first, last = ins.b[0](m), ins.b[1](m)
+    if (first < last) if ins.c else (first > last):
+        m.pc = ins.target
+    else:
+        m.locals[ins.a], m.locals[ins.d] = first, last
         m.pc += 1
-        return done()
-    if op == CALLWAIT:
-        target_ci = m.locals[ins.a]
-        tctx = m.ctxs[target_ci]
-        if tctx[3] != RET:
-            return Blocked(frozenset({target_ci}), span)
-        value = tctx[4]
-        m.ctxs[target_ci] = ((), (), 0, IDLE, 0)
-        m.pc += 1
-        if ins.d is not None:
-            ins.d(m, value)
-        return done()
-    if op in FREE:  # only reachable for a context that starts on glue
-        return done()
-    raise AssertionError(op)
+    return _done(m)
+
+
+def _x_range_next(m: Machine, ins, state):
+    cur, last = m.locals[ins.a], m.locals[ins.d]
+    if cur == last:
+        m.pc = ins.target
+    else:
+        m.locals[ins.a] = cur - 1 if ins.c else cur + 1
+        m.pc = ins.alt
+    return _done(m)
+
+
+def _x_ipi_enter(m: Machine, ins, state):
+    prog, ci = m.prog, m.ci
+    target = ins.a(m)
+    if m.ipi >= 0:
+        raise ModelError("an IPI handler cannot send a nested `ipi`", ins.span)
+    m.others[0] = True
+    cur = state or m.pack()
+    for j, other in enumerate(cur[1]):
+        if j != ci and other[2] and other[3] == RUN and current_cpu(prog, other, j) == target:
+            return Blocked(frozenset({j}), ins.span)
+    m.ipi, m.saved = target, m.irqs
+    m.irqs = 1
+    m._update_cpu()
+    m.pc += 1
+    return _done(m)
+
+
+def _x_callin(m: Machine, ins, state):
+    prog = m.prog
+    m.others[0] = True
+    base, fcpu = ins.c
+    target_ci = base + fcpu(m)
+    tctx = m.ctxs[target_ci]
+    if tctx[3] != IDLE:
+        return Blocked(frozenset({target_ci}), ins.span)
+    fv = ins.a(m)
+    if fv == 0:
+        raise ModelError("call through a null function pointer (a kernel oops)", ins.span)
+    args = [fa(m) for fa in ins.b]
+    code_id2 = prog.fn_code[fv - 1]
+    code2 = prog.codes[code_id2]
+    loc = args + [0] * (code2.nlocals - len(args))
+    m.ctxs[target_ci] = (((code_id2, 0, tuple(loc), -1, 0),), (), 0, RUN, 0)
+    m.locals[ins.d] = target_ci
+    m.pc += 1
+    return _done(m)
+
+
+def _x_callwait(m: Machine, ins, state):
+    target_ci = m.locals[ins.a]
+    tctx = m.ctxs[target_ci]
+    if tctx[3] != RET:
+        m.others.append(target_ci)   # what it read: whether that kthread has returned
+        return Blocked(frozenset({target_ci}), ins.span)
+    m.others[0] = True               # it changes the kthread's context
+    value = tctx[4]
+    m.ctxs[target_ci] = ((), (), 0, IDLE, 0)
+    m.pc += 1
+    if ins.d is not None:
+        ins.d(m, value)
+    return _done(m)
+
+
+def _x_free(m: Machine, ins, state):  # only reachable for a context that starts on glue
+    return _done(m)
+
+
+_EXEC: list = [None] * (max(ASSIGN, ANY, CALL, CALLIN, CALLWAIT, BRANCH, CHOICE, RETURN, AWAIT, REQUIRE,
+                            ATOMIC, CHECK, FOR_FIRST, FOR_NEXT, RANGE_FIRST, RANGE_NEXT, PICK, IPI_ENTER,
+                            *FREE) + 1)
+for _op, _fn in ((ASSIGN, _x_assign), (ANY, _x_any), (CALL, _x_call), (CALLIN, _x_callin),
+                 (CALLWAIT, _x_callwait), (BRANCH, _x_branch), (CHOICE, _x_choice), (RETURN, _x_return),
+                 (AWAIT, _x_await), (REQUIRE, _x_require), (ATOMIC, _x_atomic), (CHECK, _x_check),
+                 (FOR_FIRST, _x_for), (FOR_NEXT, _x_for), (RANGE_FIRST, _x_range_first),
+                 (RANGE_NEXT, _x_range_next), (PICK, _x_pick), (IPI_ENTER, _x_ipi_enter),
+                 *((o, _x_free) for o in FREE)):
+    _EXEC[_op] = _fn
+assert None not in _EXEC
 
 
 def _run_atomic(m: Machine, body: list[tuple]) -> None:
@@ -552,17 +804,25 @@ def deadlocked(state: State, blocked: dict[int, frozenset[int] | None]) -> froze
     """The greatest set of blocked contexts that wait only on each other or on
     finished actors (NOTE(deadlock))."""
     ctxs = state[1]
-    finished = {j for j, c in enumerate(ctxs) if c[3] == DONE}
-    live = {j for j, c in enumerate(ctxs) if c[3] != IDLE}
+    finished = set()
+    live = set()
+    for j, c in enumerate(ctxs):
+        if c[3] != IDLE:
+            live.add(j)
+            if c[3] == DONE:
+                finished.add(j)
     d = set(blocked)
     changed = True
-    while changed:
+    while changed and d:
         changed = False
+        ok = d | finished
         for j in list(d):
             waits = blocked[j]
             if waits is None:
-                waits = frozenset(live - {j})
-            if not waits <= d | finished:
+                waits = live - {j}
+            if not waits <= ok:
                 d.discard(j)
+                if j not in finished:
+                    ok.discard(j)
                 changed = True
     return frozenset(d)

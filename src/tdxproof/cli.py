@@ -75,8 +75,8 @@ def _lower(path: str, cpus: int | None):
 @click.option("--engine", type=click.Choice(["auto", "explicit", "compiled", "bmc", "kind", "lift"]), default="auto",
               show_default=True,
               help="`explicit`: exhaustive search on the reference interpreter; `compiled`: the same "
-                   "search over the encoding compiled to Python (2-3x faster a state; every schedule "
-                   "replayed on the interpreter); `bmc`: bounded model "
+                   "search over the encoding compiled to Python (the encoder's semantics, a "
+                   "cross-check; every schedule replayed on the interpreter); `bmc`: bounded model "
                    "checking with Z3 (shortest violations up to --depth; a clean run says \"holds up to "
                    "depth k\", never \"proved\"); `kind`: an inductive invariant learned against the "
                    "reachable states, \"proved\" only once it re-checks (violations replayed as for the "

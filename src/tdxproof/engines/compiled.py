@@ -8,8 +8,8 @@ are the explicit engine's: a shortest violation or cover per property (breadth-
 first order), or "holds (exhaustive, N=…)" once every state was seen.
 
 Why a second exhaustive engine: it takes the encoder's semantics, not the
-reference interpreter's, and is 2-3x faster per state (benchmarks/RESULTS.md,
-run 8). The two semantics are kept equal by the differential tests; every
+reference interpreter's (it was also 2-3x faster per state, benchmarks/RESULTS.md
+run 8, until the interpreter's memoised steps of run 11 made it the slower one). The two semantics are kept equal by the differential tests; every
 schedule this engine prints is replayed on the reference interpreter first
 (check_witness), as in every engine.
 """

@@ -49,6 +49,7 @@ from tdxproof.engines.explicit import check_witness, model_error_at
 from tdxproof.encode.solver import Sat, Unknown, check, make_solver, values
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
+from tdxproof.interp.explore import no_cyclic_gc
 from tdxproof.model import ir
 from tdxproof.results import Proof, PropertyResult, RunResult, Schedule, Verdict
 
@@ -510,8 +511,9 @@ def learn(model: ir.Model, n: int, properties: set[str] | None, max_states: int,
     limit = min(max_states, (memory_budget or MEMORY_BUDGET) // (cs.packed_size() + 200))
     props = [p for p in model.properties if properties is None or p.name in properties]
     finder = _Finder(enc, cs, [p for p in props if p.kind not in ir.STATIC_KINDS])
-    exp = cs.explore(limit, timeout_s, progress=lambda k: say(f"enumerating the encoding's states: {k:,}"),
-                     watch=finder.see)
+    with no_cyclic_gc():
+        exp = cs.explore(limit, timeout_s, progress=lambda k: say(f"enumerating the encoding's states: {k:,}"),
+                         watch=finder.see)
     error = exp.first_event.get(MODEL_ERROR)
     if error is not None:
         # a run-time model error is bad input, as in the explicit engine

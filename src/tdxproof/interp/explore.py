@@ -8,6 +8,7 @@ observed is fixed in NOTE(observation) of model/ir.py.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -80,15 +81,21 @@ def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None
     are unknown),
     and stop as soon as every selected property has its verdict (all violated or
     covered, with their shortest schedules: breadth-first finds those first)."""
-    # The search keeps every state it reaches (millions of tuples, and the
-    # containers holding them) and makes next to no reference cycles: the cyclic
-    # collector's full passes over that growing heap cost about a third of the
-    # run (option4, N=3: 6 of 18 s), for nothing. Reference counting frees all
-    # the rest as before; the collector is back on once the search is over.
+    with no_cyclic_gc():
+        return _explore(prog, max_states, want, progress, memory_budget, timeout_s)
+
+
+@contextlib.contextmanager
+def no_cyclic_gc():
+    """For an exhaustive search: it keeps every state it reaches (millions of
+    tuples, and the containers holding them) and makes next to no reference
+    cycles, so the cyclic collector's full passes over that growing heap cost
+    about a third of the run (option4, N=3: 6 of 18 s), for nothing. Reference
+    counting frees all the rest as before; the collector is back on after."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _explore(prog, max_states, want, progress, memory_budget, timeout_s)
+        yield
     finally:
         if enabled:
             gc.enable()

@@ -41,6 +41,7 @@ from tdxproof.engines.induction import (Certificate, Lemma, Reach, _bad, _failin
 from tdxproof.engines.lift import (CPU, MIXED, OTHER, AtN, Kinds, Lifter, Projector, Template, Values, _start_of,
                                    _Undecided, instance_starts, slot_names)
 from tdxproof.engines.param import Repair, Undecided, prove_symbolic
+from tdxproof.interp.explore import no_cyclic_gc
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
 from tdxproof.results import Proof, PropertyResult, Verdict
@@ -788,8 +789,9 @@ def prove_every_n(path: str, models: dict[int, ir.Model], todo: list[ir.Property
     kinds2 = Kinds(enc2)
     slots2 = global_cpu_slots(enc2, kinds2)
     say("every N: the reachable states of N=2, for a lower bound on the cutoff")
-    exp2 = ConcreteSystem.build(enc2).explore(max_states, timeout_s,
-                                              progress=lambda k: say(f"every N: the states of N=2: {k:,}"))
+    with no_cyclic_gc():
+        exp2 = ConcreteSystem.build(enc2).explore(max_states, timeout_s,
+                                                  progress=lambda k: say(f"every N: the states of N=2: {k:,}"))
     per_n_why = None      # why the per-N route cannot take this policy (the symbolic one may)
     if exp2.complete:
         g_low, busy = busy_lower(enc2, exp2.states, slots2)

@@ -20,7 +20,7 @@ actors that have finished is not empty.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK, END,
@@ -46,6 +46,8 @@ class Outcome(NamedTuple):
 class Blocked:
     waits: frozenset[int] | None  # None: waits for every other live context
     span: Any
+    # a `waits for` clause, its locks evaluated: what `waits` was computed from (_wait_set())
+    on: tuple | None = field(default=None, compare=False)
 
 
 IDLE_RESULT = "idle"
@@ -64,10 +66,14 @@ class Machine:
 
     `others` (one list, shared with the machine's forks) records what the
     transition read of other contexts: others[0] is true once it read (or
-    changed) them at large (holders(), wait sets, a hand-off, an IPI's target
-    CPU), others[1:] are the single contexts it read (a caller looking whether
-    its kthread returned). Otherwise what it does is a function of its own
-    context and the globals alone (Successors memoises those)."""
+    changed) them at large (a hand-off, an IPI's target CPU), others[1:] are what
+    it read of them, each an int j (it found that context j, a kthread, had not
+    returned its work) or a (lock, mode, n) (n other contexts hold lock in mode:
+    holders()). Otherwise what it does is a function of its own context, the
+    globals and those readings alone (Successors memoises those). A wait set
+    (Blocked.waits) is computed from the other contexts as they are; Blocked.on
+    keeps what it is computed from.
+    """
 
     __slots__ = ("prog", "g", "ctxs", "ci", "below", "code", "pc", "locals", "ipi", "saved",
                  "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span",
@@ -128,14 +134,18 @@ class Machine:
         return bool(spec.lockdep_held) and lock in spec.lockdep_held and self.status == RUN
 
     def holders(self, lock: int, mode: Any) -> int:
-        self.others[0] = True
-        n = 0
+        n = mine = 0
+        ci = self.ci
+        for lk, md in self.held_l:
+            if lk == lock and (mode is None or md == mode):
+                mine += 1
         for j, ctx in enumerate(self.ctxs):
-            held = self.held_l if j == self.ci else ctx[1]
-            for lk, md in held:
-                if lk == lock and (mode is None or md == mode):
-                    n += 1
-        return n
+            if j != ci:
+                for lk, md in ctx[1]:
+                    if lk == lock and (mode is None or md == mode):
+                        n += 1
+        self.others.append((lock, mode, n))   # what it read of the others: how many hold it so
+        return n + mine
 
     # ---- packing
     def call_chain(self) -> tuple[str, ...]:
@@ -264,28 +274,33 @@ class Machine:
         return "N" if kind is None else kind
 
 
-def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:
-    if waits is None:
-        return None
-    m.others[0] = True
+def _wait_set(prog: Program, ctxs: tuple, ci: int, on: tuple) -> frozenset[int]:
+    """The contexts that `on` ((kind, lock, mode)s of a `waits for` clause) names."""
     out: set[int] = set()
     acquire_codes = prog.acquire_codes
-    for kind, flock, mode in waits:
-        lock = flock(m)
+    for kind, lock, mode in on:
         if kind == "holders":
-            for j, ctx in enumerate(state[1]):
+            for j, ctx in enumerate(ctxs):
                 for lk, md in ctx[1]:
                     if lk == lock and (mode == 0 or md == mode):
                         out.add(j)
                         break
         else:
-            for j, ctx in enumerate(state[1]):
+            for j, ctx in enumerate(ctxs):
                 if j != ci:
                     for fr in ctx[0]:
                         am = acquire_codes.get(fr[0])
                         if am is not None and (mode == 0 or am == mode) and fr[2] and fr[2][0] == lock:
                             out.add(j)
     return frozenset(out)
+
+
+def _blocked_on(m: Machine, ins, state: State | None) -> Blocked:
+    """Blocked at `ins` (an await or atomic), waiting for whom its clause (ins.b) names."""
+    if ins.b is None:
+        return Blocked(None, ins.span)
+    on = tuple((kind, flock(m), mode) for kind, flock, mode in ins.b)
+    return Blocked(_wait_set(m.prog, (state or m.pack())[1], m.ci, on), ins.span, on)
 
 
 def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
@@ -312,8 +327,10 @@ class Successors:
     CPU reads other contexts, and always runs). The globals it reads and writes
     are recorded as it runs (_Tracked); the memo keys a context's transitions by
     the values of the globals they read, so a transition is reused from every
-    globals vector that agrees there (option4 N=3: 903,481 transitions asked
-    for, 140,272 run; keyed by the whole globals vector, 393,362).
+    globals vector that agrees there, and a blocked transition's wait set is
+    recomputed from its Blocked.on (option4 N=3: 903,481 transitions asked for,
+    30,226 run; keyed by the whole globals vector, with holders() and wait sets
+    reading the others at large, 393,362).
 
     States are canonical: their globals vector, each context and the vector of
     contexts are each one object per value (option4 N=3: 299,164 states, 39,077
@@ -386,25 +403,33 @@ class Successors:
         entry = self.memo.get(key)
         if entry is not None and entry[0] is ctx:
             for _, get, table in entry[1]:
-                hit = table.get(get(g))
-                if hit is not None and (not hit[0] or all(ctxs[j][3] != RET for j in hit[0])):
-                    answer = hit[1]
-                    if type(answer) is not list:    # idle, or blocked
-                        return answer
-                    replaced = self.replaced
-                    out = []
-                    for choice, writes, c, events, span, after in answer:
-                        if writes:
-                            g2 = after.get(id(g))
-                            if g2 is None or g2[0] is not g:
-                                g2 = after[id(g)] = (g, self._written(g, writes))
-                            g2 = g2[1]
-                        else:
-                            g2 = g
-                        r = replaced.get((id(ctxs), ci, id(c)))
-                        out.append((choice, (g2, r[1] if r is not None and r[0] is ctxs else self._with(ctxs, ci, c)),
-                                    events, span))
-                    return out
+                hits = table.get(get(g))
+                if hits is None:
+                    continue
+                for js, counts, answer in hits:
+                    if ((not js or all(ctxs[j][3] != RET for j in js))
+                            and (not counts or self._counts_hold(ctxs, ci, counts))):
+                        break
+                else:
+                    continue
+                if type(answer) is not list:    # idle, or blocked
+                    if type(answer) is Blocked and answer.on is not None:   # whom it waits for: as they are now
+                        return Blocked(_wait_set(prog, ctxs, ci, answer.on), answer.span, answer.on)
+                    return answer
+                replaced = self.replaced
+                out = []
+                for choice, writes, c, events, span, after in answer:
+                    if writes:
+                        g2 = after.get(id(g))
+                        if g2 is None or g2[0] is not g:
+                            g2 = after[id(g)] = (g, self._written(g, writes))
+                        g2 = g2[1]
+                    else:
+                        g2 = g
+                    r = replaced.get((id(ctxs), ci, id(c)))
+                    out.append((choice, (g2, r[1] if r is not None and r[0] is ctxs else self._with(ctxs, ci, c)),
+                                events, span))
+                return out
         m = Machine(prog, state, ci)
         tracked = m.g = _Tracked(g)
         tracked.r, tracked.w, tracked.done = set(), set(), []
@@ -413,7 +438,7 @@ class Successors:
         if type(res) is not list:
             # idle (a `require` that does not hold), or blocked on what it read
             if not others[0]:
-                self._remember(ctx, key, g, tracked.r, (self._reads(ctxs, others), res))
+                self._remember(ctx, key, g, tracked.r, (*self._reads(others), res))
             return res
         intern = self.globals.setdefault
         contexts = self.contexts.setdefault
@@ -429,7 +454,7 @@ class Successors:
         if not others[0]:
             writes = tracked.done    # each outcome's machine's writes, in the order _outcome() made them
             writes.reverse()
-            self._remember(ctx, key, g, tracked.r, (self._reads(ctxs, others), [
+            self._remember(ctx, key, g, tracked.r, (*self._reads(others), [
                 (choice, tuple((i, st[0][i]) for i in sorted(w)), st[1][ci], events, span, {})
                 for (choice, st, events, span), w in zip(res, writes)]))
         return res
@@ -443,12 +468,29 @@ class Successors:
         return self.globals.setdefault(g2, g2)
 
     @staticmethod
-    def _reads(ctxs: tuple, others: list) -> tuple:
-        """The other contexts a transition read (it found that each is a kthread
-        whose work has not returned: what _x_callwait() reads)."""
+    def _reads(others: list) -> tuple:
+        """What a transition read of other contexts: the kthreads it found had not
+        returned (what _x_callwait() reads), and how many others held a lock in a
+        mode, as (lock, mode, count) (what holders() reads)."""
         if len(others) == 1:
-            return ()
-        return tuple(sorted(set(others[1:])))
+            return (), ()
+        js = tuple(sorted({x for x in others[1:] if type(x) is int}))
+        counts = tuple(sorted({x for x in others[1:] if type(x) is not int}, key=repr))
+        return js, counts
+
+    @staticmethod
+    def _counts_hold(ctxs: tuple, ci: int, counts: tuple) -> bool:
+        """Whether the contexts other than `ci` hold locks as `counts` says."""
+        for lock, mode, n in counts:
+            k = 0
+            for j, ctx in enumerate(ctxs):
+                if j != ci:
+                    for lk, md in ctx[1]:
+                        if lk == lock and (mode is None or md == mode):
+                            k += 1
+            if k != n:
+                return False
+        return True
 
     def _remember(self, ctx: tuple, key: tuple, g: tuple, read: set, entry: tuple) -> None:
         """Memoise a transition of the context `ctx` (key: (ci, id(ctx))) that read the
@@ -469,7 +511,7 @@ class Successors:
             get = operator.itemgetter(*read_t) if read_t else _no_values
             table = {}
             per_ctx[1].append((read_t, get, table))
-        table[get(g)] = entry
+        table.setdefault(get(g), []).append(entry)
         self._entries += 1
 
 
@@ -662,7 +704,7 @@ def _x_call(m: Machine, ins, state):
 
 def _x_await(m: Machine, ins, state):
     if not ins.a(m):
-        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+        return _blocked_on(m, ins, state)
     m.pc += 1
     m.settle()
     return [m]
@@ -672,7 +714,7 @@ def _x_atomic(m: Machine, ins, state):
     if ins.a is not None and not ins.a(m):
         if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
             return IDLE_RESULT
-        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+        return _blocked_on(m, ins, state)
     m.pc += 1
     _run_atomic(m, ins.c)
     m.settle()

@@ -179,6 +179,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
     names = [c.name for c in prog.contexts]
     popped = 0
     expanding = 0
+    dead_memo: dict[tuple, frozenset[int]] = {}
     max_depth = 0
     try:
         while queue:
@@ -243,7 +244,12 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                             observed_globals.add(id(g0))
                             observe(nidx, ns)
             if blocked and deadlock_props:
-                dead = deadlocked(s, blocked)
+                # deadlocked() reads the contexts and the wait sets alone: once per such pair
+                # (the vector, kept by `states`, is one object per value; see above)
+                dkey = (id(ctxs), tuple(blocked.items()))
+                dead = dead_memo.get(dkey)
+                if dead is None:
+                    dead = dead_memo[dkey] = deadlocked(s, blocked)
                 if dead:
                     for p in deadlock_props:
                         if p.name not in result.violations:

@@ -351,10 +351,12 @@ class Successors:
         self.contexts: dict[tuple, tuple] = {}
         self.vectors: dict[tuple[int, ...], tuple] = {}   # id()s of the contexts -> the vector
         self.replaced: dict[tuple[int, int, int], tuple] = {}   # (vector, ci, context) -> (vector, result)
-        # the last state asked about, and its running contexts with interrupts off
-        # as (j, their CPU), in order: what _irq_excluded() looks for, once a state
-        self._state: State | None = None
-        self._irqs_off: list[tuple[int, int]] = []
+        # per vector of contexts (by id(), with the vector), its running contexts with
+        # interrupts off as (j, their CPU), in order: what _irq_excluded() looks for;
+        # and those of the last vector asked about
+        self._irqs_off: dict[int, tuple[tuple, list[tuple[int, int]]]] = {}
+        self._ctxs: tuple | None = None
+        self._off: list[tuple[int, int]] = []
 
     def canonical(self, state: State) -> State:
         g, ctxs = state
@@ -391,12 +393,16 @@ class Successors:
         ctx = ctxs[ci]
         if ctx[3] != RUN or not ctx[0]:
             return IDLE_RESULT
-        if state is not self._state:
-            self._state = state
-            self._irqs_off = [(j, current_cpu(prog, c, j)) for j, c in enumerate(ctxs) if c[2] and c[3] == RUN]
-        if self._irqs_off:               # _irq_excluded()
+        if ctxs is not self._ctxs:
+            self._ctxs = ctxs
+            off = self._irqs_off.get(id(ctxs))
+            if off is None or off[0] is not ctxs:
+                off = self._irqs_off[id(ctxs)] = (ctxs, [(j, current_cpu(prog, c, j)) for j, c in enumerate(ctxs)
+                                                         if c[2] and c[3] == RUN])
+            self._off = off[1]
+        if self._off:               # _irq_excluded()
             cpu = current_cpu(prog, ctx, ci)
-            for j, c in self._irqs_off:
+            for j, c in self._off:
                 if j != ci and c == cpu:
                     return Blocked(frozenset({j}), None)
         key = (ci, id(ctx))

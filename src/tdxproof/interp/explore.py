@@ -180,6 +180,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
     popped = 0
     expanding = 0
     dead_memo: dict[tuple, frozenset[int]] = {}
+    runnable: dict[int, list[int]] = {}   # per vector of contexts (kept by `states`): the running ones
     max_depth = 0
     try:
         while queue:
@@ -204,10 +205,11 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
             s = states[idx]
             ctxs = s[1]
             blocked: dict[int, frozenset[int] | None] = {}
-            for ci in range(ncontexts):
-                ctx = ctxs[ci]
-                if ctx[3] != RUN or not ctx[0]:
-                    continue        # what run_context() answers first: idle (nothing to do)
+            run = runnable.get(id(ctxs))
+            if run is None:
+                # what run_context() answers first for the others: idle (nothing to do)
+                run = runnable[id(ctxs)] = [ci for ci in range(ncontexts) if ctxs[ci][3] == RUN and ctxs[ci][0]]
+            for ci in run:
                 try:
                     res = expand(s, ci)   # run_context(prog, s, ci), memoised
                 except ModelError as exc:

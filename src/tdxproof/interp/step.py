@@ -422,9 +422,8 @@ class Successors:
                     if type(answer) is Blocked and answer.on is not None:   # whom it waits for: as they are now
                         return Blocked(_wait_set(prog, ctxs, ci, answer.on), answer.span, answer.on)
                     return answer
-                replaced = self.replaced
                 out = []
-                for choice, writes, c, events, span, after in answer:
+                for choice, writes, c, events, span, after, nexts in answer:
                     if writes:
                         g2 = after.get(id(g))
                         if g2 is None or g2[0] is not g:
@@ -432,9 +431,10 @@ class Successors:
                         g2 = g2[1]
                     else:
                         g2 = g
-                    r = replaced.get((id(ctxs), ci, id(c)))
-                    out.append((choice, (g2, r[1] if r is not None and r[0] is ctxs else self._with(ctxs, ci, c)),
-                                events, span))
+                    r = nexts.get(id(ctxs))
+                    if r is None or r[0] is not ctxs:
+                        r = nexts[id(ctxs)] = (ctxs, self._with(ctxs, ci, c))
+                    out.append((choice, (g2, r[1]), events, span))
                 return out
         m = Machine(prog, state, ci)
         tracked = m.g = _Tracked(g)
@@ -461,7 +461,7 @@ class Successors:
             writes = tracked.done    # each outcome's machine's writes, in the order _outcome() made them
             writes.reverse()
             self._remember(ctx, key, g, tracked.r, (*self._reads(others), [
-                (choice, tuple((i, st[0][i]) for i in sorted(w)), st[1][ci], events, span, {})
+                (choice, tuple((i, st[0][i]) for i in sorted(w)), st[1][ci], events, span, {}, {})
                 for (choice, st, events, span), w in zip(res, writes)]))
         return res
 

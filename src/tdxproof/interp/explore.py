@@ -179,6 +179,8 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
     names = [c.name for c in prog.contexts]
     popped = 0
     expanding = 0
+    dead_memo: dict[tuple, frozenset[int]] = {}
+    runnable: dict[int, list[int]] = {}   # per vector of contexts (kept by `states`): the running ones
     max_depth = 0
     try:
         while queue:
@@ -203,10 +205,11 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
             s = states[idx]
             ctxs = s[1]
             blocked: dict[int, frozenset[int] | None] = {}
-            for ci in range(ncontexts):
-                ctx = ctxs[ci]
-                if ctx[3] != RUN or not ctx[0]:
-                    continue        # what run_context() answers first: idle (nothing to do)
+            run = runnable.get(id(ctxs))
+            if run is None:
+                # what run_context() answers first for the others: idle (nothing to do)
+                run = runnable[id(ctxs)] = [ci for ci in range(ncontexts) if ctxs[ci][3] == RUN and ctxs[ci][0]]
+            for ci in run:
                 try:
                     res = expand(s, ci)   # run_context(prog, s, ci), memoised
                 except ModelError as exc:
@@ -243,7 +246,12 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                             observed_globals.add(id(g0))
                             observe(nidx, ns)
             if blocked and deadlock_props:
-                dead = deadlocked(s, blocked)
+                # deadlocked() reads the contexts and the wait sets alone: once per such pair
+                # (the vector, kept by `states`, is one object per value; see above)
+                dkey = (id(ctxs), tuple(blocked.items()))
+                dead = dead_memo.get(dkey)
+                if dead is None:
+                    dead = dead_memo[dkey] = deadlocked(s, blocked)
                 if dead:
                     for p in deadlock_props:
                         if p.name not in result.violations:

@@ -19,7 +19,8 @@ actors that have finished is not empty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, CALLIN, CALLWAIT, CHECK, END,
@@ -45,6 +46,8 @@ class Outcome(NamedTuple):
 class Blocked:
     waits: frozenset[int] | None  # None: waits for every other live context
     span: Any
+    # a `waits for` clause, its locks evaluated: what `waits` was computed from (_wait_set())
+    on: tuple | None = field(default=None, compare=False)
 
 
 IDLE_RESULT = "idle"
@@ -63,10 +66,14 @@ class Machine:
 
     `others` (one list, shared with the machine's forks) records what the
     transition read of other contexts: others[0] is true once it read (or
-    changed) them at large (holders(), wait sets, a hand-off, an IPI's target
-    CPU), others[1:] are the single contexts it read (a caller looking whether
-    its kthread returned). Otherwise what it does is a function of its own
-    context and the globals alone (Successors memoises those)."""
+    changed) them at large (a hand-off, an IPI's target CPU), others[1:] are what
+    it read of them, each an int j (it found that context j, a kthread, had not
+    returned its work) or a (lock, mode, n) (n other contexts hold lock in mode:
+    holders()). Otherwise what it does is a function of its own context, the
+    globals and those readings alone (Successors memoises those). A wait set
+    (Blocked.waits) is computed from the other contexts as they are; Blocked.on
+    keeps what it is computed from.
+    """
 
     __slots__ = ("prog", "g", "ctxs", "ci", "below", "code", "pc", "locals", "ipi", "saved",
                  "held_l", "irqs", "status", "aux", "q", "events", "labels", "cpu", "in_ipi", "span",
@@ -97,7 +104,8 @@ class Machine:
 
     def fork(self) -> "Machine":
         m = Machine(self.prog, None, self.ci)
-        m.g = self.g if type(self.g) is tuple else list(self.g)
+        g = self.g
+        m.g = g if type(g) is tuple else list(g) if type(g) is list else g.fork()
         m.ctxs, m.below = list(self.ctxs), list(self.below)
         m.code, m.pc, m.locals, m.ipi, m.saved = self.code, self.pc, list(self.locals), self.ipi, self.saved
         m.held_l, m.irqs, m.status, m.aux = list(self.held_l), self.irqs, self.status, self.aux
@@ -126,14 +134,18 @@ class Machine:
         return bool(spec.lockdep_held) and lock in spec.lockdep_held and self.status == RUN
 
     def holders(self, lock: int, mode: Any) -> int:
-        self.others[0] = True
-        n = 0
+        n = mine = 0
+        ci = self.ci
+        for lk, md in self.held_l:
+            if lk == lock and (mode is None or md == mode):
+                mine += 1
         for j, ctx in enumerate(self.ctxs):
-            held = self.held_l if j == self.ci else ctx[1]
-            for lk, md in held:
-                if lk == lock and (mode is None or md == mode):
-                    n += 1
-        return n
+            if j != ci:
+                for lk, md in ctx[1]:
+                    if lk == lock and (mode is None or md == mode):
+                        n += 1
+        self.others.append((lock, mode, n))   # what it read of the others: how many hold it so
+        return n + mine
 
     # ---- packing
     def call_chain(self) -> tuple[str, ...]:
@@ -262,28 +274,33 @@ class Machine:
         return "N" if kind is None else kind
 
 
-def _waiters_of(prog: Program, state: State, ci: int, waits: list | None, m: Machine) -> frozenset[int] | None:
-    if waits is None:
-        return None
-    m.others[0] = True
+def _wait_set(prog: Program, ctxs: tuple, ci: int, on: tuple) -> frozenset[int]:
+    """The contexts that `on` ((kind, lock, mode)s of a `waits for` clause) names."""
     out: set[int] = set()
     acquire_codes = prog.acquire_codes
-    for kind, flock, mode in waits:
-        lock = flock(m)
+    for kind, lock, mode in on:
         if kind == "holders":
-            for j, ctx in enumerate(state[1]):
+            for j, ctx in enumerate(ctxs):
                 for lk, md in ctx[1]:
                     if lk == lock and (mode == 0 or md == mode):
                         out.add(j)
                         break
         else:
-            for j, ctx in enumerate(state[1]):
+            for j, ctx in enumerate(ctxs):
                 if j != ci:
                     for fr in ctx[0]:
                         am = acquire_codes.get(fr[0])
                         if am is not None and (mode == 0 or am == mode) and fr[2] and fr[2][0] == lock:
                             out.add(j)
     return frozenset(out)
+
+
+def _blocked_on(m: Machine, ins, state: State | None) -> Blocked:
+    """Blocked at `ins` (an await or atomic), waiting for whom its clause (ins.b) names."""
+    if ins.b is None:
+        return Blocked(None, ins.span)
+    on = tuple((kind, flock(m), mode) for kind, flock, mode in ins.b)
+    return Blocked(_wait_set(m.prog, (state or m.pack())[1], m.ci, on), ins.span, on)
 
 
 def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked | str:
@@ -302,11 +319,18 @@ def run_context(prog: Program, state: State, ci: int) -> list[Outcome] | Blocked
 class Successors:
     """run_context() for a search, memoised: a transition that read no other
     context at large (Machine.others) is a function of (ci, its context, the
-    globals) and the few other contexts it read -- its outcomes are the state
-    with the globals and that context replaced, every other context as it was --
-    so it is run once per such key and replayed from the memo after, while the
-    contexts it read are as they were (the check that interrupts off elsewhere
-    keep it off its CPU reads other contexts, and always runs).
+    globals it read) and of the few other contexts it looked at -- its outcomes
+    are the state with its writes to the globals applied and that context
+    replaced, every other context as it was -- so it is run once per such key
+    and replayed from the memo after, while the contexts it looked at are still
+    as it found them (the check that interrupts off elsewhere keep it off its
+    CPU reads other contexts, and always runs). The globals it reads and writes
+    are recorded as it runs (_Tracked); the memo keys a context's transitions by
+    the values of the globals they read, so a transition is reused from every
+    globals vector that agrees there, and a blocked transition's wait set is
+    recomputed from its Blocked.on (option4 N=3: 903,481 transitions asked for,
+    30,226 run; keyed by the whole globals vector, with holders() and wait sets
+    reading the others at large, 393,362).
 
     States are canonical: their globals vector, each context and the vector of
     contexts are each one object per value (option4 N=3: 299,164 states, 39,077
@@ -322,14 +346,17 @@ class Successors:
     def __init__(self, prog: Program):
         self.prog = prog
         self.memo: dict[tuple, tuple] = {}
+        self._entries = 0
         self.globals: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.contexts: dict[tuple, tuple] = {}
         self.vectors: dict[tuple[int, ...], tuple] = {}   # id()s of the contexts -> the vector
         self.replaced: dict[tuple[int, int, int], tuple] = {}   # (vector, ci, context) -> (vector, result)
-        # the last state asked about, and its running contexts with interrupts off
-        # as (j, their CPU), in order: what _irq_excluded() looks for, once a state
-        self._state: State | None = None
-        self._irqs_off: list[tuple[int, int]] = []
+        # per vector of contexts (by id(), with the vector), its running contexts with
+        # interrupts off as (j, their CPU), in order: what _irq_excluded() looks for;
+        # and those of the last vector asked about
+        self._irqs_off: dict[int, tuple[tuple, list[tuple[int, int]]]] = {}
+        self._ctxs: tuple | None = None
+        self._off: list[tuple[int, int]] = []
 
     def canonical(self, state: State) -> State:
         g, ctxs = state
@@ -366,42 +393,64 @@ class Successors:
         ctx = ctxs[ci]
         if ctx[3] != RUN or not ctx[0]:
             return IDLE_RESULT
-        if state is not self._state:
-            self._state = state
-            self._irqs_off = [(j, current_cpu(prog, c, j)) for j, c in enumerate(ctxs) if c[2] and c[3] == RUN]
-        if self._irqs_off:               # _irq_excluded()
+        if ctxs is not self._ctxs:
+            self._ctxs = ctxs
+            off = self._irqs_off.get(id(ctxs))
+            if off is None or off[0] is not ctxs:
+                off = self._irqs_off[id(ctxs)] = (ctxs, [(j, current_cpu(prog, c, j)) for j, c in enumerate(ctxs)
+                                                         if c[2] and c[3] == RUN])
+            self._off = off[1]
+        if self._off:               # _irq_excluded()
             cpu = current_cpu(prog, ctx, ci)
-            for j, c in self._irqs_off:
+            for j, c in self._off:
                 if j != ci and c == cpu:
                     return Blocked(frozenset({j}), None)
-        key = (ci, id(g), id(ctx))
-        hit = self.memo.get(key)
-        if (hit is not None and hit[0] is g and hit[1] is ctx
-                and (not hit[2] or all(ctxs[j] is cj for j, cj in hit[2]))):
-            answer = hit[3]
-            if type(answer) is not list:    # idle, or blocked
-                return answer
-            replaced = self.replaced
-            out = []
-            for choice, g2, c, events, span in answer:
-                r = replaced.get((id(ctxs), ci, id(c)))
-                out.append((choice, (g2, r[1] if r is not None and r[0] is ctxs else self._with(ctxs, ci, c)),
-                            events, span))
-            return out
+        key = (ci, id(ctx))
+        entry = self.memo.get(key)
+        if entry is not None and entry[0] is ctx:
+            for _, get, table in entry[1]:
+                hits = table.get(get(g))
+                if hits is None:
+                    continue
+                for js, counts, answer in hits:
+                    if ((not js or all(ctxs[j][3] != RET for j in js))
+                            and (not counts or self._counts_hold(ctxs, ci, counts))):
+                        break
+                else:
+                    continue
+                if type(answer) is not list:    # idle, or blocked
+                    if type(answer) is Blocked and answer.on is not None:   # whom it waits for: as they are now
+                        return Blocked(_wait_set(prog, ctxs, ci, answer.on), answer.span, answer.on)
+                    return answer
+                out = []
+                for choice, writes, c, events, span, after, nexts in answer:
+                    if writes:
+                        g2 = after.get(id(g))
+                        if g2 is None or g2[0] is not g:
+                            g2 = after[id(g)] = (g, self._written(g, writes))
+                        g2 = g2[1]
+                    else:
+                        g2 = g
+                    r = nexts.get(id(ctxs))
+                    if r is None or r[0] is not ctxs:
+                        r = nexts[id(ctxs)] = (ctxs, self._with(ctxs, ci, c))
+                    out.append((choice, (g2, r[1]), events, span))
+                return out
         m = Machine(prog, state, ci)
+        tracked = m.g = _Tracked(g)
+        tracked.r, tracked.w, tracked.done = set(), set(), []
         res = _run_block(prog, state, ci, m)
         others = m.others
         if type(res) is not list:
             # idle (a `require` that does not hold), or blocked on what it read
             if not others[0]:
-                self._remember(key, (g, ctx, self._reads(ctxs, others), res))
+                self._remember(ctx, key, g, tracked.r, (*self._reads(others), res))
             return res
         intern = self.globals.setdefault
         contexts = self.contexts.setdefault
         for k, o in enumerate(res):
             g2, new = o.state
-            if g2 is not g:
-                g2 = intern(g2, g2)
+            g2 = intern(g2, g2)
             if others[0]:    # it may have changed other contexts (a hand-off)
                 new = self._canonical_outcome(ctxs, new)
             else:            # only its own
@@ -409,21 +458,91 @@ class Successors:
                 new = self._with(ctxs, ci, contexts(c, c))
             res[k] = (o.choice, (g2, new), o.events, o.span)
         if not others[0]:
-            self._remember(key, (g, ctx, self._reads(ctxs, others),
-                                 [(choice, st[0], st[1][ci], events, span) for choice, st, events, span in res]))
+            writes = tracked.done    # each outcome's machine's writes, in the order _outcome() made them
+            writes.reverse()
+            self._remember(ctx, key, g, tracked.r, (*self._reads(others), [
+                (choice, tuple((i, st[0][i]) for i in sorted(w)), st[1][ci], events, span, {}, {})
+                for (choice, st, events, span), w in zip(res, writes)]))
         return res
 
-    @staticmethod
-    def _reads(ctxs: tuple, others: list) -> tuple:
-        """The other contexts a transition read, as they were: (j, context)."""
-        if len(others) == 1:
-            return ()
-        return tuple((j, ctxs[j]) for j in sorted(set(others[1:])))
+    def _written(self, g: tuple, writes: tuple) -> tuple:
+        """The canonical globals vector `g` with `writes` ((index, value)s) applied."""
+        g2 = list(g)
+        for i, v in writes:
+            g2[i] = v
+        g2 = tuple(g2)
+        return self.globals.setdefault(g2, g2)
 
-    def _remember(self, key: tuple, entry: tuple) -> None:
-        if len(self.memo) >= self.LIMIT:
+    @staticmethod
+    def _reads(others: list) -> tuple:
+        """What a transition read of other contexts: the kthreads it found had not
+        returned (what _x_callwait() reads), and how many others held a lock in a
+        mode, as (lock, mode, count) (what holders() reads)."""
+        if len(others) == 1:
+            return (), ()
+        js = tuple(sorted({x for x in others[1:] if type(x) is int}))
+        counts = tuple(sorted({x for x in others[1:] if type(x) is not int}, key=repr))
+        return js, counts
+
+    @staticmethod
+    def _counts_hold(ctxs: tuple, ci: int, counts: tuple) -> bool:
+        """Whether the contexts other than `ci` hold locks as `counts` says."""
+        for lock, mode, n in counts:
+            k = 0
+            for j, ctx in enumerate(ctxs):
+                if j != ci:
+                    for lk, md in ctx[1]:
+                        if lk == lock and (mode is None or md == mode):
+                            k += 1
+            if k != n:
+                return False
+        return True
+
+    def _remember(self, ctx: tuple, key: tuple, g: tuple, read: set, entry: tuple) -> None:
+        """Memoise a transition of the context `ctx` (key: (ci, id(ctx))) that read the
+        globals `read` of `g`: the same transition from every globals vector
+        that agrees with `g` there (it reads the same values, so it takes the same
+        path, reads nothing else and writes the same values)."""
+        if self._entries >= self.LIMIT:
             self.memo.clear()
-        self.memo[key] = entry
+            self._entries = 0
+        per_ctx = self.memo.get(key)
+        if per_ctx is None or per_ctx[0] is not ctx:
+            per_ctx = self.memo[key] = (ctx, [])
+        read_t = tuple(sorted(read))
+        for r, get, table in per_ctx[1]:
+            if r == read_t:
+                break
+        else:
+            get = operator.itemgetter(*read_t) if read_t else _no_values
+            table = {}
+            per_ctx[1].append((read_t, get, table))
+        table.setdefault(get(g), []).append(entry)
+        self._entries += 1
+
+
+def _no_values(g: tuple) -> tuple:
+    return ()
+
+
+class _Tracked(list):
+    """The globals of a machine that Successors runs: it records the indexes the
+    transition reads (r, shared by its forks) and writes (w, per machine), and
+    each outcome's writes in the order _outcome() packs them (done, shared)."""
+    __slots__ = ("r", "w", "done")
+
+    def __getitem__(self, i):
+        self.r.add(i)
+        return list.__getitem__(self, i)
+
+    def __setitem__(self, i, v):
+        self.w.add(i)
+        list.__setitem__(self, i, v)
+
+    def fork(self) -> "_Tracked":
+        t = _Tracked(self)
+        t.r, t.w, t.done = self.r, set(self.w), self.done
+        return t
 
 
 def _run_block(prog: Program, state: State, ci: int, m: Machine) -> list[Outcome] | Blocked | str:
@@ -507,6 +626,8 @@ def walk_block(prog: Program, state: State, ci: int, choice: str | None):
 
 
 def _outcome(m: Machine) -> Outcome:
+    if type(m.g) is _Tracked:
+        m.g.done.append(m.g.w)
     return Outcome(", ".join(m.labels) if m.labels else None, m.pack(), tuple(m.events), m.span)
 
 
@@ -589,7 +710,7 @@ def _x_call(m: Machine, ins, state):
 
 def _x_await(m: Machine, ins, state):
     if not ins.a(m):
-        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+        return _blocked_on(m, ins, state)
     m.pc += 1
     m.settle()
     return [m]
@@ -599,7 +720,7 @@ def _x_atomic(m: Machine, ins, state):
     if ins.a is not None and not ins.a(m):
         if ins.d:   # `atomic { require c; ... }`: idles, as `require` does
             return IDLE_RESULT
-        return Blocked(_waiters_of(m.prog, state or m.pack(), m.ci, ins.b, m), ins.span)
+        return _blocked_on(m, ins, state)
     m.pc += 1
     _run_atomic(m, ins.c)
     m.settle()
@@ -740,7 +861,7 @@ def _x_callwait(m: Machine, ins, state):
     target_ci = m.locals[ins.a]
     tctx = m.ctxs[target_ci]
     if tctx[3] != RET:
-        m.others.append(target_ci)   # what it read: whether that kthread has returned
+        m.others.append(target_ci)   # what it read: that this kthread has not returned (only that)
         return Blocked(frozenset({target_ci}), ins.span)
     m.others[0] = True               # it changes the kthread's context
     value = tctx[4]

@@ -38,8 +38,11 @@ def test_a_timeout_is_unknown_in_every_engine(big, engine):
 
 
 def _interrupted(args: list[str], after: float) -> tuple[int, str, str]:
+    # SIGINT back to its default in the child: a suite started in the background by
+    # a shell without job control inherits it ignored, and the Ctrl-C would be lost
     p = subprocess.Popen([sys.executable, "-m", "tdxproof", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)

@@ -425,8 +425,7 @@ class Checker:
             self.not1.append(self.ground(z3.Not(form(self.s1, f"x{i}b")), True, self.g.reset()))
             self.active[i] = True
             self._add(z3.Implies(self.b[i], self.not1[i]))
-        terms = self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
-        self._instances(terms, None, range(first, len(self.items)))
+        self._instances(self._all_terms(), None, range(first, len(self.items)))
         self.initiate(out, range(first, len(self.items)))
 
     def _instances(self, terms: list, must: set[int] | None, among: Iterable[int] | None = None) -> None:
@@ -584,7 +583,7 @@ class Checker:
                     m = self._ask(z3.Or([self.b[i] for i in cands]))
                     if self.calls % 20 == 0 or m is not None:
                         self.say(f"every N (symbolic): path {k + 1}/{len(self.penc.paths)}, "
-                                 f"{sum(a and b for a, b in zip(self.alive, self.active)):,} lemmas assumed, "
+                                 f"{self.assumed():,} lemmas assumed, "
                                  f"{self.calls:,} solver calls")
                     if m is None:
                         done.update(cands)
@@ -658,11 +657,15 @@ class Checker:
         self._activate(broken[:JOIN])
         return True
 
+    def _all_terms(self) -> list[z3.ExprRef]:
+        """Every CPU term an item is instantiated at: the shared constants and
+        the slots brought in so far."""
+        return self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have]
+
     def _terms_on(self, k: int) -> list[z3.ExprRef]:
-        """The CPU terms whose instances path k's queries have switched on."""
+        """Of those, the ones whose instances path k's queries have switched on."""
         on = {a.get_id() for a in self.uses[k]}
-        return [x for x in self.base if x.get_id() not in self.use or self.use[x.get_id()].get_id() in on] + \
-            [x for x in self.slot_terms.values() if x.get_id() in self.have]
+        return [x for x in self._all_terms() if x.get_id() not in self.use or self.use[x.get_id()].get_id() in on]
 
     def _activate(self, items: list[int]) -> None:
         """Waiting templates join: checked from now on, and assumed at every
@@ -670,7 +673,7 @@ class Checker:
         for i in items:
             self.active[i] = True
             self._add(z3.Implies(self.b[i], self.not1[i]))
-        self._instances(self.base + [x for x in self.slot_terms.values() if x.get_id() in self.have], None, items)
+        self._instances(self._all_terms(), None, items)
 
     def _broken_at(self, t: Template, cell, cpus: list[int], n: int) -> bool:
         """Whether an instance of `t` at increasing CPUs among `cpus` (a pinned

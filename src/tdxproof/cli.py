@@ -57,6 +57,11 @@ class CpusType(click.ParamType):
         return n
 
 
+# --symmetry auto: from this many CPUs (at 3 the group has two elements and the
+# any-order search's own cost outweighs it; benchmarks/RESULTS.md run 12)
+SYMMETRY_AUTO_CPUS = 4
+
+
 def _lower(path: str, cpus: int | None):
     from tdxproof.model.lower import lower_policy
 
@@ -97,6 +102,11 @@ def _lower(path: str, cpus: int | None):
               help="explicit, compiled: the memory budget in GiB (default: three quarters of the machine's; "
                    "compiled: 10 GiB of states); past it "
                    "the open verdicts are unknown (exit 3), never an out-of-memory kill.")
+@click.option("--symmetry", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="explicit: keep one state per orbit under renaming the non-boot CPUs (docs/symmetry.md; "
+                   "the same verdicts and shortest schedules, every schedule a real one, replayed). `auto`: "
+                   f"on from {SYMMETRY_AUTO_CPUS} CPUs, where it pays; a policy that is not symmetric is "
+                   "searched without it, and says why.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "itf", "md"]), default="text",
               show_default=True, help="text; json (docs/json-schema.md); itf (Apalache's Informal Trace "
                                       "Format, the witnesses); md (Markdown and Mermaid, for docs)")
@@ -104,17 +114,17 @@ def _lower(path: str, cpus: int | None):
 @click.option("--debug", is_flag=True, help="Show Python tracebacks of internal errors.")
 def verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, learn_at: int | None,
            certificate: str | None, depth: int, timeout: float | None, max_states: int, memory_gib: float | None,
-           fmt: str, verbose: bool, debug: bool) -> None:
+           symmetry: str, fmt: str, verbose: bool, debug: bool) -> None:
     """Check every property of POLICY; print a verdict for each and the shortest
     schedule that breaks each violated one."""
     memory = int(memory_gib * 2**30) if memory_gib is not None else None
     sys.exit(_run(lambda: _verify(policy, cpus, properties, engine, depth, timeout, max_states, fmt, verbose,
-                                  certificate, memory, learn_at), debug))
+                                  certificate, memory, learn_at, symmetry), debug))
 
 
 def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
             timeout: float | None, max_states: int, fmt: str, verbose: bool, certificate: str | None = None,
-            memory: int | None = None, learn_at: int | None = None) -> int:
+            memory: int | None = None, learn_at: int | None = None, symmetry: str = "auto") -> int:
     from tdxproof.render.json import render_json
     from tdxproof.render.text import render_proof, render_summary, render_witness
 
@@ -141,7 +151,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     else:
         model, loaded = _lower(policy, cpus)
         run, note = _engine_run(model, loaded, cpus, properties, engine, depth, timeout, max_states, certificate,
-                                memory, learn_at)
+                                memory, learn_at, symmetry)
     code = exit_code(run.results).value
     if run.stats.get("stopped", "").startswith("interrupted"):
         code = ExitCode.INTERRUPTED.value     # after printing what was decided before Ctrl-C
@@ -181,7 +191,7 @@ def _check_properties(model, properties: tuple[str, ...]) -> None:
 
 def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], engine: str, depth: int,
                 timeout: float | None, max_states: int, certificate: str | None = None, memory: int | None = None,
-                learn_at: int | None = None):
+                learn_at: int | None = None, symmetry: str = "auto"):
     """Run the chosen engine on the model; witnesses come back with their traces.
     A run-time model error is bad input (exit 2), in every engine."""
     from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
@@ -232,7 +242,8 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
                               if certificate else None)
         else:
             run = verify_explicit(model, cpus=cpus, properties=set(properties) or None, max_states=max_states,
-                                  memory_budget=memory, progress=progress, timeout_s=timeout)
+                                  memory_budget=memory, progress=progress, timeout_s=timeout,
+                                  symmetry=symmetry == "on" or (symmetry == "auto" and model.cpus >= SYMMETRY_AUTO_CPUS))
     except ModelErrorAt as exc:
         raise _model_error(exc, model, loaded) from None
     finally:

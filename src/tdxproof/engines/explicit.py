@@ -55,16 +55,38 @@ def default_memory_budget() -> int:
 def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set[str] | None = None,
                     max_states: int = 5_000_000, memory_budget: int | None = None,
                     progress: Callable[[int, int, float, int], None] | None = None,
-                    timeout_s: float | None = None) -> RunResult:
+                    timeout_s: float | None = None, symmetry: bool = False) -> RunResult:
     prog = Program(model, cpus)
     n = prog.n
     props = [p for p in model.properties if properties is None or p.name in properties]
     expects = {e.prop: e.verdict for e in model.expects}
     dynamic = {p.name for p in props if p.kind not in ir.STATIC_KINDS}
     exp: Exploration | None = None
-    if dynamic:
-        exp = explore(prog, max_states=max_states, want=dynamic, progress=progress, timeout_s=timeout_s,
-                      memory_budget=memory_budget if memory_budget is not None else default_memory_budget())
+    stats: dict = {}
+    limits = dict(max_states=max_states, progress=progress, timeout_s=timeout_s,
+                  memory_budget=memory_budget if memory_budget is not None else default_memory_budget())
+    if dynamic and symmetry:
+        from tdxproof.engines.symmetric import search_symmetric
+        sym = search_symmetric(prog, model, dynamic, **limits)
+        stats["symmetry"] = sym.note
+        exp = sym.exploration
+        if exp is not None and sym.undecided:
+            # O's witness has no reference schedule of its length: A's own search decides these
+            stats["symmetry"] += f"; searched without it: {', '.join(sorted(sym.undecided))}"
+            plain = explore(prog, want=sym.undecided, **limits)
+            if plain.model_error is not None:
+                raise ModelErrorAt(*plain.model_error)
+            for name in sym.undecided:
+                for table, into in ((plain.violations, exp.violations), (plain.covered, exp.covered)):
+                    if name in table:
+                        into[name] = table[name]
+            if not plain.complete:
+                # what O left undecided and A did not reach: unknown, not "holds"
+                exp.complete = False
+                exp.stopped = plain.stopped
+            exp.states += plain.states
+    if dynamic and exp is None:
+        exp = explore(prog, want=dynamic, **limits)
         if exp.model_error is not None:
             raise ModelErrorAt(*exp.model_error)
     results = []
@@ -78,7 +100,7 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
     return RunResult(model.path, n, "explicit", tuple(results), states=exp.states if exp else 0,
                      complete=exp.complete if exp else True,
                      stats={"seconds": exp.seconds if exp else 0.0, "max_depth": exp.max_depth if exp else 0,
-                            "stopped": exp.stopped if exp else ""})
+                            "stopped": exp.stopped if exp else "", **stats})
 
 
 def _with_expect(r: PropertyResult, expected: str | None) -> PropertyResult:

@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from tdxproof.interp.evaluate import compile_expr
 from tdxproof.interp.program import ModelError, Program
@@ -30,6 +30,7 @@ from tdxproof.results import Schedule, Step
 class Found:
     schedule: Schedule
     detail: str = ""
+    index: int = -1           # the state it was found at (or stepped from), in Exploration.trail
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Exploration:
     max_depth: int = 0
     model_error: tuple[ModelError, Schedule] | None = None
     stopped: str = ""         # why the search ended before the state space did: "decided", a limit
+    trail: tuple | None = None   # keep_trail: (states, parents) to map a witness back (engines/symmetric.py)
 
 
 class _Search:
@@ -75,14 +77,16 @@ def rss_bytes() -> int:
 
 def explore(prog: Program, *, max_states: int = 5_000_000, want: set[str] | None = None,
             progress: Callable[[int, int, float, int], None] | None = None,
-            memory_budget: int | None = None, timeout_s: float | None = None) -> Exploration:
+            memory_budget: int | None = None, timeout_s: float | None = None,
+            canon: Any = None, keep_trail: bool = False) -> Exploration:
     """Explore the reachable states of `prog` breadth-first, within `max_states`,
     `memory_budget` bytes and `timeout_s` seconds (past any, the verdicts still open
     are unknown),
     and stop as soon as every selected property has its verdict (all violated or
     covered, with their shortest schedules: breadth-first finds those first)."""
     with no_cyclic_gc():
-        return _explore(prog, max_states, want, progress, memory_budget, timeout_s)
+        result = _explore(prog, max_states, want, progress, memory_budget, timeout_s, canon, keep_trail)
+    return result
 
 
 @contextlib.contextmanager
@@ -103,7 +107,8 @@ def no_cyclic_gc():
 
 def _explore(prog: Program, max_states: int, want: set[str] | None,
              progress: Callable[[int, int, float, int], None] | None,
-             memory_budget: int | None, timeout_s: float | None) -> Exploration:
+             memory_budget: int | None, timeout_s: float | None,
+             canon: Any = None, keep_trail: bool = False) -> Exploration:
     t0 = time.monotonic()
     deadline = t0 + timeout_s if timeout_s is not None else None
     model = prog.model
@@ -136,8 +141,14 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
     observing = bool(invariants or covers)
     by_globals = all(_globals_only(e) for e in [p.expr for p, _ in invariants] + [p.expr for p, _ in covers]
                      + ([quiescent.expr] if quiescent is not None else []))
+    to_orbit = None
+    if canon is not None:   # symmetry.Canon: one state per orbit, interned here
+        canon.intern = successors.canonical
+        to_orbit = canon.canonical
     for k, s in enumerate(initial_states(prog)):
         s = successors.canonical(s)
+        if to_orbit is not None:
+            s = to_orbit(s)
         if (id(s[0]), id(s[1])) not in index:
             index[(id(s[0]), id(s[1]))] = len(states)
             states.append(s)
@@ -159,10 +170,10 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
 
         for p, fn in invariants:
             if p.name not in result.violations and observed(p) and not fn(env):
-                result.violations[p.name] = Found(search.schedule_to(idx))
+                result.violations[p.name] = Found(search.schedule_to(idx), index=idx)
         for p, fn in covers:
             if p.name not in result.covered and observed(p) and fn(env):
-                result.covered[p.name] = Found(search.schedule_to(idx))
+                result.covered[p.name] = Found(search.schedule_to(idx), index=idx)
 
     for idx in list(queue):
         g = states[idx][0]
@@ -226,7 +237,9 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                             name = prop_names[ev]
                             found = result.covered if name in goal_names else result.violations
                             if name in event_names and name not in found:
-                                found[name] = Found(search.schedule_to(idx, Step(names[ci], choice)))
+                                found[name] = Found(search.schedule_to(idx, Step(names[ci], choice)), index=idx)
+                    if to_orbit is not None:
+                        ns = to_orbit(ns)
                     g0 = ns[0]
                     nidx = len(states)
                     if index.setdefault((id(g0), id(ns[1])), nidx) != nidx:
@@ -256,7 +269,7 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
                     for p in deadlock_props:
                         if p.name not in result.violations:
                             stuck = ", ".join(names[j] for j in sorted(dead))
-                            result.violations[p.name] = Found(search.schedule_to(idx), f"stuck: {stuck}")
+                            result.violations[p.name] = Found(search.schedule_to(idx), f"stuck: {stuck}", index=idx)
         result.complete = not queue and not result.stopped
     except _Limit:
         result.complete = False
@@ -271,6 +284,8 @@ def _explore(prog: Program, max_states: int, want: set[str] | None,
         result.stopped = f"interrupted; every schedule of up to {expanding} steps searched"
     result.max_depth = max_depth
     result.states = len(states)
+    if keep_trail:
+        result.trail = (states, parent)
     result.seconds = time.monotonic() - t0
     return result
 

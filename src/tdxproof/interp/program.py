@@ -84,6 +84,7 @@ class Code:
     local_names: list[str] = field(default_factory=list)
     module: str | None = None
     cfg: Cfg | None = None     # the shared control flow it was compiled from
+    bits: list[int] = field(default_factory=list)   # NOTE(any-order): the loops' hidden locals
 
 
 @dataclass
@@ -99,9 +100,19 @@ class ContextSpec:
 
 
 class Program:
-    def __init__(self, model: ir.Model, cpus: int | None = None):
+    def __init__(self, model: ir.Model, cpus: int | None = None, any_order: bool = False):
         self.model = model
         self.n = cpus if cpus is not None else model.cpus
+        # NOTE(any-order): docs/symmetry.md's semantics O, for the symmetric search
+        # only: a `for cpu` loop visits its CPUs in any order, keeping the CPUs it
+        # passed in a hidden local (interp/symmetry.py, step._x_for_any)
+        self.any_order = any_order
+        self.order_override: dict[int, Callable] = {}   # id() of a `j < k` -> its any-order reading
+        self._bits: dict[int, int] = {}                  # `for cpu` sid -> its hidden local, in this body
+        self._loop_stmt: dict[int, ir.ForCpu] = {}
+        if any_order:
+            from tdxproof.interp.symmetry import loop_orders
+            self.orders = loop_orders(model)
         self.fn_by_index = {f.index: f for f in model.functions}
         self.fn_count = len(model.functions)
         # ---- global storage layout
@@ -187,6 +198,8 @@ class Program:
         steps, glue, hidden locals, movers, blocking), each node with its statement
         compiled to closures."""
         code = Code(cfg.name, cfg.fn, cfg.nlocals, local_names=list(cfg.local_names), module=module, cfg=cfg)
+        if self.any_order:
+            self._any_order_slots(code)
         for node in cfg.nodes:
             ins = self._instr(node)
             ins.target, ins.alt = node.target, node.alt
@@ -195,6 +208,57 @@ class Program:
         self._liveness(code)
         self._block_tables(code)
         return code
+
+    def _any_order_slots(self, code: Code) -> None:
+        """NOTE(any-order): one hidden local per `for cpu` loop of this body, P | X << n
+        | S << 2n: the CPUs it ran its body at (P), those it passed because its
+        condition failed (X), and the snapshot of its `stable` condition (S); and
+        each `j < k` the loop patterns read as "j in P, j != k"."""
+        from tdxproof.interp.evaluate import compile_expr
+
+        self._bits, self._loop_stmt = {}, {}
+        for node in code.cfg.nodes:
+            if node.op is Op.FOR_FIRST:
+                self._loop_stmt[node.stmt.sid] = node.stmt
+                self._bits[node.stmt.sid] = code.nlocals
+                code.bits.append(code.nlocals)
+                code.nlocals += 1
+                code.local_names.append(f"<{node.stmt.var.name} passed>")
+        for node in code.cfg.nodes:
+            if node.op is not Op.FOR_FIRST:
+                continue
+            order = self.orders.get(node.stmt.sid)
+            if order is None or order.lt is None:
+                continue
+            bits = self._bits[order.outer if order.outer is not None else node.stmt.sid]
+            fj, fk = compile_expr(self, order.lt.left), compile_expr(self, order.lt.right)
+
+            def visited(m: Any, fj=fj, fk=fk, bits=bits) -> int:
+                j = fj(m)
+                return 1 if (m.locals[bits] >> j) & 1 and j != fk(m) else 0
+            self.order_override[id(order.lt)] = visited
+
+    def _for_any(self, op: int, span: Span | None, s: ir.ForCpu, where: Callable | None) -> Instr:
+        """The any-order loop step's payload (step._x_for_any): its variable, its
+        condition, its hidden local, and the conditions it must see unchanged (its
+        own, and an R1 rollback's outer loop's): (bits, var, fn, snapshot?)."""
+        from tdxproof.interp.evaluate import compile_expr
+
+        var, bits = s.var.slot, self._bits[s.sid]
+        order = self.orders.get(s.sid)
+        stable = compile_expr(self, order.stable) if order is not None and order.stable is not None else None
+        checks = [(bits, var, stable, True) if stable is not None else (bits, var, where, False)]
+        if order is not None and order.outer is not None:
+            outer = self.orders[order.outer]
+            ostmt = self._loop_stmt[order.outer]
+            checks.append((self._bits[order.outer], ostmt.var.slot, compile_expr(self, outer.stable), True))
+        uses = _uses(s) - {var}
+        if order is not None and order.outer is not None:   # its `j < k` and check read the outer loop's
+            uses |= {self._bits[order.outer]}
+        if op == FOR_NEXT:   # what it passed; its variable is not read (the body has it)
+            uses |= {bits}
+        return Instr(op, span, s.sid, a=var, b=where, c=bits, d=(stable, checks), uses=frozenset(uses),
+                     defs=frozenset({var, bits}))
 
     @staticmethod
     def _block_tables(code: Code) -> None:
@@ -264,6 +328,8 @@ class Program:
                 return Instr(op, span, s.sid, a=None, b=None, c=self._atomic_body((s,)), uses=uses)
             case Op.CHECK, ir.Check(prop=p, cond=c):
                 return Instr(op, span, s.sid, a=self.prop_index[p], b=E(c), uses=uses)
+            case Op.FOR_FIRST | Op.FOR_NEXT, ir.ForCpu(where=w) if self.any_order:
+                return self._for_any(op, span, s, E(w) if w else None)
             case Op.FOR_FIRST, ir.ForCpu(var=var, where=w):
                 return Instr(op, span, s.sid, a=var.slot, b=E(w) if w else None, uses=uses - {var.slot},
                              defs=frozenset({var.slot}))

@@ -27,6 +27,7 @@ from tdxproof.interp.program import (ANY, ASSIGN, ATOMIC, AWAIT, BRANCH, CALL, C
                                      CHOICE, FOR_FIRST, FOR_NEXT, FREE, IPI_ENTER, IPI_EXIT, JUMP, PICK,
                                      MODE_NAME, RANGE_FIRST, RANGE_NEXT, REQUIRE, RETURN, ModelError, Program)
 from tdxproof.interp.state import DONE, IDLE, RET, RUN, State
+from tdxproof.interp.symmetry import OrderSeen
 from tdxproof.model import ir
 from tdxproof.model.blocks import continue_phase, phase_after
 
@@ -788,6 +789,8 @@ def _x_any(m: Machine, ins, state):
 
 
 def _x_for(m: Machine, ins, state):
+    if ins.c is not None:   # NOTE(any-order): Program(any_order=True)
+        return _x_for_any(m, ins, state)
     first = ins.op == FOR_FIRST
     start = 0 if first else m.locals[ins.a] + 1
     for c in range(start, m.prog.n):
@@ -797,6 +800,77 @@ def _x_for(m: Machine, ins, state):
             return _done(m)
     m.pc = ins.target
     return _done(m)
+
+
+def _x_for_any(m: Machine, ins, state):
+    """NOTE(any-order): docs/symmetry.md's semantics O of a `for cpu` loop step. It
+    may go on at any CPU it has not passed whose condition holds; every CPU it has
+    not passed whose condition fails is passed too (X); it ends when none holds.
+    Where the argument that O contains every run of the reference semantics needs
+    a condition unchanged (a CPU in X whose condition holds again; a `stable`
+    condition whose value at some CPU moved), it raises OrderSeen."""
+    n = m.prog.n
+    full = (1 << n) - 1
+    var, slot = ins.a, ins.c
+    stable, checks = ins.d
+    loc = m.locals
+    old = loc[var]
+    if ins.op == FOR_FIRST:
+        bits = 0
+        if stable is not None:
+            for d in range(n):
+                loc[var] = d
+                if stable(m):
+                    bits |= 1 << (2 * n + d)
+    else:
+        bits = loc[slot]
+    for bslot, v, fn, snapshot in checks:
+        if fn is None:
+            continue
+        b = bits if bslot == slot else loc[bslot]
+        keep = loc[v]
+        for d in range(n):
+            if snapshot:
+                seen = bool(fn_at(m, fn, v, d))
+                if seen != bool((b >> (2 * n + d)) & 1):
+                    loc[v] = keep
+                    raise OrderSeen(ins.span)
+            elif (b >> (n + d)) & 1 and fn_at(m, fn, v, d):
+                loc[v] = keep
+                raise OrderSeen(ins.span)
+        loc[v] = keep
+    passed = (bits | (bits >> n)) & full
+    loc[slot] = bits       # an R2 condition reads what this loop ran its body at
+    ok, failed = [], 0
+    where = ins.b
+    for c in range(n):
+        if not (passed >> c) & 1:
+            loc[var] = c
+            if where is None or where(m):
+                ok.append(c)
+            else:
+                failed |= 1 << c
+    bits |= failed << n
+    if not ok:
+        loc[var], loc[slot] = old, bits
+        m.pc = ins.target
+        return _done(m)
+    outs = []
+    name = m.prog.codes[m.code].local_names[var]
+    body = m.pc + 1 if ins.op == FOR_FIRST else ins.alt
+    for c in ok:
+        mm = m.fork() if len(ok) > 1 else m
+        mm.locals[var], mm.locals[slot] = c, bits | (1 << c)
+        mm.pc = body
+        if len(ok) > 1:
+            mm.labels.append(f"{name}={c}")
+        outs.extend(_done(mm))
+    return outs
+
+
+def fn_at(m: Machine, fn, var: int, d: int) -> int:
+    m.locals[var] = d
+    return fn(m)
 
 
 def _x_range_first(m: Machine, ins, state):

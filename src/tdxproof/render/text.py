@@ -84,7 +84,14 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
         stopped = run.stats.get("stopped", "")
         done = ("complete" if run.complete else "stopped: every selected property has its verdict"
                 if stopped == "decided" else f"incomplete: {stopped or 'state limit'}")
-        lines.append(f"explored {run.states:,} states{' of the encoding' if run.engine == 'compiled' else ''} ({done})")
+        sym = run.stats.get("symmetry", "")
+        if sym and not sym.startswith("not "):
+            lines.append(f"explored {run.states:,} states, one per orbit under {sym} ({done}; docs/symmetry.md)")
+        else:
+            lines.append(f"explored {run.states:,} states{' of the encoding' if run.engine == 'compiled' else ''} "
+                         f"({done})")
+            if sym:
+                lines.append(f"symmetry: {sym}; searched every state")
     if run.engine == "kind" and "lemmas" in run.stats:
         lines.append(f"inductive invariant of {run.stats['lemmas']:,} lemmas, learned against the "
                      f"{run.states:,} reachable states of the encoding ({_n(run.stats['blocked'], 'state')} "

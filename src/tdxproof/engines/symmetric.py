@@ -1,0 +1,186 @@
+"""The explicit engine's search with symmetry reduction (docs/symmetry.md).
+
+The search runs on the any-order semantics O (Program(any_order=True)), one
+state per orbit under renaming the interchangeable CPUs (symmetry.Canon). What it
+proves holds for the reference semantics A too (A's runs are O's). What it finds
+violated is mapped back to A: a breadth-first O witness of length L has, state by
+state, an orbit; a depth-first walk of A's own steps through those orbits gives a
+schedule of A of the same length L, replayed and checked on the reference
+interpreter, and L is A's shortest, since A's shortest is never shorter than O's.
+A property whose O witness has no such A schedule, and every property when O
+met a loop whose order mattered (OrderSeen) or a run-time model error, goes to
+the plain search; the caller (engines/explicit.py) runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tdxproof.diagnostics import InternalError
+from tdxproof.interp.explore import Exploration, Found, explore
+from tdxproof.interp.program import Program
+from tdxproof.interp.state import initial_states
+from tdxproof.interp.step import run_context
+from tdxproof.interp.symmetry import Canon, NotSymmetric, OrderSeen, analyse
+from tdxproof.model import ir
+from tdxproof.results import Schedule, Step
+
+DFS_BUDGET = 200_000   # A states tried while mapping one witness back
+
+
+@dataclass
+class SymmetricRun:
+    exploration: Exploration | None     # None: the plain search must decide everything
+    note: str                           # what was reduced, or why not
+    undecided: set[str] = field(default_factory=set)   # properties the plain search must decide
+
+
+def search_symmetric(prog: Program, model: ir.Model, want: set[str], **limits: Any) -> SymmetricRun:
+    progo = Program(model, prog.n, any_order=True)
+    sym = analyse(progo)
+    if isinstance(sym, NotSymmetric):
+        return SymmetricRun(None, sym.describe())
+    canon = Canon(progo, sym)
+    if not canon.closed(initial_states(progo)):
+        return SymmetricRun(None, "not symmetric: the initial states are not closed under renaming CPUs")
+    try:
+        exp = explore(progo, want=want, canon=canon, keep_trail=True, **limits)
+    except OrderSeen as exc:
+        where = f" at {exc.span.path}:{exc.span.line}" if getattr(exc.span, "path", None) else ""
+        return SymmetricRun(None, f"not applied: a CPU loop's condition changed while it ran{where}")
+    if exp.model_error is not None:
+        return SymmetricRun(None, "not applied: the any-order search met a run-time model error")
+    mapper = _Mapper(prog, progo, canon, exp)
+    out = Exploration(states=exp.states, complete=exp.complete, seconds=exp.seconds, max_depth=exp.max_depth,
+                      stopped=exp.stopped)
+    undecided: set[str] = set()
+    for table, into in ((exp.violations, out.violations), (exp.covered, out.covered)):
+        for name, found in table.items():
+            sched = mapper.to_reference(model.property(name), found)
+            if sched is None:
+                undecided.add(name)
+            else:
+                into[name] = Found(sched, found.detail)
+    exp.trail = None
+    return SymmetricRun(out, sym.describe(), undecided)
+
+
+class _Mapper:
+    def __init__(self, prog: Program, progo: Program, canon: Canon, exp: Exploration):
+        self.prog, self.progo, self.canon, self.exp = prog, progo, canon, exp
+        self.extra = [o.nlocals - a.nlocals for a, o in zip(prog.codes, progo.codes)]
+        self.kthreads = [j for j in range(len(prog.contexts)) if j not in set(canon.actors)]
+
+    def _rough(self, s: tuple) -> tuple:
+        """What renaming changes in no state, cheap: where each actor is, and the
+        places of the kthreads as a multiset (a quick test before the orbit's)."""
+        ctxs = s[1]
+        actors = tuple((ctxs[i][3], tuple((f[0], f[1]) for f in ctxs[i][0])) for i in self.canon.actors)
+        kth = sorted((ctxs[j][3], tuple((f[0], f[1]) for f in ctxs[j][0])) for j in self.kthreads)
+        return actors, tuple(kth)
+
+    def _key_o(self, s: tuple) -> tuple:
+        """The orbit of an O state with the loops' hidden locals forgotten."""
+        codes = self.progo.codes
+        ctxs = []
+        for ctx in s[1]:
+            frames = ctx[0]
+            if any(codes[f[0]].bits for f in frames):
+                fr = []
+                for f in frames:
+                    bits = codes[f[0]].bits
+                    if bits:
+                        loc = list(f[2])
+                        for b in bits:
+                            loc[b] = 0
+                        f = (f[0], f[1], tuple(loc), f[3], f[4])
+                    fr.append(f)
+                ctx = (tuple(fr),) + ctx[1:]
+            ctxs.append(ctx)
+        return self.canon.least((s[0], tuple(ctxs)))
+
+    def _key_a(self, s: tuple) -> tuple:
+        """The orbit of an A state in O's shape: the hidden locals added (0) and
+        the locals O has dead there forgotten (a loop's variable at its advance)."""
+        codes = self.progo.codes
+        ctxs = []
+        for ctx in s[1]:
+            frames = ctx[0]
+            if frames:
+                fr = []
+                for f in frames:
+                    code = f[0]
+                    loc = list(f[2]) + [0] * self.extra[code]
+                    for i in codes[code].dead[f[1]]:
+                        loc[i] = 0
+                    fr.append((code, f[1], tuple(loc), f[3], f[4]))
+                ctx = (tuple(fr),) + ctx[1:]
+            ctxs.append(ctx)
+        return self.canon.least((s[0], tuple(ctxs)))
+
+    def to_reference(self, p: ir.Property, found: Found) -> Schedule | None:
+        from tdxproof.engines.explicit import check_witness
+
+        states, parent = self.exp.trail
+        idx, chain = found.index, []
+        while idx >= 0:
+            chain.append(idx)
+            idx = parent[idx][0]
+        chain.reverse()
+        keys = [self._key_o(states[i]) for i in chain]
+        rough = [self._rough(states[i]) for i in chain]
+        event = len(found.schedule.steps) > len(chain) - 1   # ends in a step that fires it
+        prog = self.prog
+        names = [c.name for c in prog.contexts]
+        budget = [DFS_BUDGET]
+        last = len(keys) - 1
+
+        def accept(init: int, steps: list[Step]) -> Schedule | None:
+            sched = Schedule(init, tuple(steps))
+            try:
+                check_witness(prog, p, sched)
+            except InternalError:
+                return None
+            return sched
+
+        def moves(a: tuple):
+            for ci in range(len(names)):
+                res = run_context(prog, a, ci)
+                if type(res) is list:
+                    for o in res:
+                        yield ci, o
+
+        def dfs(i: int, a: tuple, init: int, steps: list[Step]) -> Schedule | None:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            if i == last:
+                if not event:
+                    return accept(init, steps)
+                for ci, o in moves(a):
+                    if o.events:
+                        got = accept(init, steps + [Step(names[ci], o.choice)])
+                        if got is not None:
+                            return got
+                return None
+            for ci, o in moves(a):
+                if self._rough(o.state) == rough[i + 1] and self._key_a(o.state) == keys[i + 1]:
+                    got = dfs(i + 1, o.state, init, steps + [Step(names[ci], o.choice)])
+                    if got is not None:
+                        return got
+            return None
+
+        import sys
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 4 * len(keys) + 1000))
+        try:
+            for k, a0 in enumerate(initial_states(prog)):
+                if self._rough(a0) == rough[0] and self._key_a(a0) == keys[0]:
+                    got = dfs(0, a0, k, [])
+                    if got is not None:
+                        return got
+        finally:
+            sys.setrecursionlimit(limit)
+        return None
+

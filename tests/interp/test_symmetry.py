@@ -146,3 +146,16 @@ def test_a_loop_whose_condition_changes_under_it_falls_back_to_the_plain_search(
     plain = verify_explicit(m, cpus=3)
     assert "not" in run.stats["symmetry"]
     assert [(r.name, r.verdict, r.depth) for r in run.results] == [(r.name, r.verdict, r.depth) for r in plain.results]
+
+
+def test_verify_says_what_it_reduced_and_why_not():
+    from click.testing import CliRunner
+
+    from tdxproof.cli import cli
+
+    on = CliRunner().invoke(cli, ["verify", "benchmarks/models/loop-locks.tdx", "--cpus", "4"])
+    assert on.exit_code == 0 and "one per orbit under 6 renamings of CPUs 1, 2, 3" in on.output
+    off = CliRunner().invoke(cli, ["verify", "benchmarks/models/loop-locks.tdx", "--cpus", "4", "--symmetry", "off"])
+    assert off.exit_code == 0 and "orbit" not in off.output
+    small = CliRunner().invoke(cli, ["verify", "benchmarks/models/loop-locks.tdx", "--cpus", "3"])
+    assert "orbit" not in small.output     # auto: from 4 CPUs

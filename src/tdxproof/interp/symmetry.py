@@ -230,9 +230,13 @@ def analyse(prog: Any) -> Symmetry | NotSymmetric:
         if a.on_cpu is not None and prog.const_eval(a.on_cpu) != 0:
             return NotSymmetric(f"actor `{a.name}` runs on a non-boot CPU", a.span)
     exprs: list[ir.Expr] = []
-    for _, body in _bodies(model):
+    rets = {f.name: f.ret for f in model.functions}
+    for name, body in _bodies(model):
         for s in walk_stmts(body):
             bad = _stmt_flow(s)
+            if bad is None and isinstance(s, ir.Return) and s.value is not None and _cpu(s.value) \
+                    and not isinstance(rets.get(name), ir.CpuType):
+                bad = NotSymmetric("returns a CPU number as a value that is not a `cpu`", s.span)
             if bad is not None:
                 return bad
             exprs.extend(walk_exprs(s))
@@ -344,6 +348,7 @@ class Canon:
             self.code_map.append((cpu_slots, targets, bits) if cpu_slots or targets or bits else None)
         self.memo: dict[tuple[int, int], tuple] = {}
         self._gmemo: dict[int, tuple] = {}
+        self.ident = tuple(range(self.n))
         self._ids: dict[tuple, int] = {}    # each signature seen, numbered (cheap to sort and compare)
         self._cmemo: dict[int, tuple] = {}
         self._pg: dict[tuple, tuple] = {}   # (id(globals), p) -> (globals, renamed)
@@ -453,9 +458,19 @@ class Canon:
         return [a | b for a, b in zip(hit[1], hc[1])]
 
     def candidates(self, state: tuple) -> list[tuple[int, ...]]:
-        """The renamings that sort every class by signature (ties: all orders)."""
+        """The renamings that sort every class by signature. Tied CPUs that are
+        interchangeable in this very state (swapping any two leaves it as it is)
+        need one order; other ties, every order."""
         sigs = self._sigs(state)
-        p = list(range(self.n))
+        n = self.n
+        if len(self.sym.classes) == 1:     # the common case: sorted already, no ties
+            cls = self.sym.classes[0]
+            for a, b in zip(cls, cls[1:]):
+                if not sigs[a] < sigs[b]:
+                    break
+            else:
+                return [self.ident]
+        p = list(range(n))
         ties: list[tuple[list[int], tuple[int, ...]]] = []
         for cls in self.sym.classes:
             order = sorted(cls, key=sigs.__getitem__)
@@ -465,10 +480,12 @@ class Canon:
                 j = i + 1
                 while j < len(order) and sigs[order[j]] == sigs[order[i]]:
                     j += 1
-                if j - i > 1:
-                    ties.append((order[i:j], cls[i:j]))
+                grp = order[i:j]
+                if j - i > 1 and not self._interchangeable(state, sorted(grp)):
+                    ties.append((grp, cls[i:j]))
                 else:
-                    p[order[i]] = cls[i]
+                    for c, t in zip(sorted(grp), cls[i:j]):
+                        p[c] = t
                 i = j
         if not ties:
             return [tuple(p)]
@@ -480,6 +497,16 @@ class Canon:
                     q[c] = t
             out.append(tuple(q))
         return out
+
+    def _interchangeable(self, state: tuple, grp: list[int]) -> bool:
+        """Every swap of two CPUs of `grp` fixes the state (the adjacent swaps
+        generate them all)."""
+        for a, b in zip(grp, grp[1:]):
+            p = list(self.ident)
+            p[a], p[b] = b, a
+            if self.permute(state, tuple(p)) != state:
+                return False
+        return True
 
     def canonical(self, state: tuple) -> tuple:
         g, ctxs = state
@@ -495,7 +522,7 @@ class Canon:
     def least(self, state: tuple) -> tuple:
         """The orbit's canonical state (not interned)."""
         best = None
-        ident = tuple(range(self.n))
+        ident = self.ident
         for p in self.candidates(state):
             s = state if p == ident else self.permute(state, p)
             if best is None or s < best:

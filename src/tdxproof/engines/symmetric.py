@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tdxproof.diagnostics import InternalError
-from tdxproof.interp.explore import Exploration, Found, explore
+from tdxproof.interp.explore import Exploration, Found, explore, no_cyclic_gc
 from tdxproof.interp.program import Program
 from tdxproof.interp.state import initial_states
 from tdxproof.interp.step import run_context
@@ -52,6 +52,13 @@ def search_symmetric(prog: Program, model: ir.Model, want: set[str], **limits: A
     if exp.model_error is not None:
         return SymmetricRun(None, "not applied: the any-order search met a run-time model error")
     mapper = _Mapper(prog, progo, canon, exp)
+    with no_cyclic_gc():    # the search's states are still alive: a full collection per few steps otherwise
+        out, undecided = _map_all(model, mapper, exp)
+    exp.trail = None
+    return SymmetricRun(out, sym.describe(), undecided)
+
+
+def _map_all(model: ir.Model, mapper: "_Mapper", exp: Exploration) -> tuple[Exploration, set[str]]:
     out = Exploration(states=exp.states, complete=exp.complete, seconds=exp.seconds, max_depth=exp.max_depth,
                       stopped=exp.stopped)
     undecided: set[str] = set()
@@ -62,8 +69,7 @@ def search_symmetric(prog: Program, model: ir.Model, want: set[str], **limits: A
                 undecided.add(name)
             else:
                 into[name] = Found(sched, found.detail)
-    exp.trail = None
-    return SymmetricRun(out, sym.describe(), undecided)
+    return out, undecided
 
 
 class _Mapper:
@@ -80,8 +86,8 @@ class _Mapper:
         kth = sorted((ctxs[j][3], tuple((f[0], f[1]) for f in ctxs[j][0])) for j in self.kthreads)
         return actors, tuple(kth)
 
-    def _key_o(self, s: tuple) -> tuple:
-        """The orbit of an O state with the loops' hidden locals forgotten."""
+    def _forget(self, s: tuple) -> tuple:
+        """An O state with the loops' hidden locals forgotten (0)."""
         codes = self.progo.codes
         ctxs = []
         for ctx in s[1]:
@@ -98,11 +104,11 @@ class _Mapper:
                     fr.append(f)
                 ctx = (tuple(fr),) + ctx[1:]
             ctxs.append(ctx)
-        return self.canon.least((s[0], tuple(ctxs)))
+        return (s[0], tuple(ctxs))
 
-    def _key_a(self, s: tuple) -> tuple:
-        """The orbit of an A state in O's shape: the hidden locals added (0) and
-        the locals O has dead there forgotten (a loop's variable at its advance)."""
+    def _shape(self, s: tuple) -> tuple:
+        """An A state in O's shape: the hidden locals added (0) and the locals O
+        has dead there forgotten (a loop's variable at its advance)."""
         codes = self.progo.codes
         ctxs = []
         for ctx in s[1]:
@@ -117,7 +123,29 @@ class _Mapper:
                     fr.append((code, f[1], tuple(loc), f[3], f[4]))
                 ctx = (tuple(fr),) + ctx[1:]
             ctxs.append(ctx)
-        return self.canon.least((s[0], tuple(ctxs)))
+        return (s[0], tuple(ctxs))
+
+    def _concrete(self, chain: list[int]) -> list[tuple] | None:
+        """A run of O through the orbits of the search's path (renaming commutes
+        with O's steps, so each orbit's state has a successor in the next orbit)."""
+        states = self.exp.trail[0]
+        o = states[chain[0]]
+        out = [self._forget(o)]
+        for i in chain[1:]:
+            target, nxt = states[i], None
+            rough = self._rough(target)
+            for ci in range(len(self.progo.contexts)):
+                res = run_context(self.progo, o, ci)
+                if type(res) is list:
+                    nxt = next((x.state for x in res
+                                if self._rough(x.state) == rough and self.canon.least(x.state) == target), None)
+                    if nxt is not None:
+                        break
+            if nxt is None:
+                return None
+            o = nxt
+            out.append(self._forget(o))
+        return out
 
     def to_reference(self, p: ir.Property, found: Found) -> Schedule | None:
         from tdxproof.engines.explicit import check_witness
@@ -128,13 +156,28 @@ class _Mapper:
             chain.append(idx)
             idx = parent[idx][0]
         chain.reverse()
-        keys = [self._key_o(states[i]) for i in chain]
-        rough = [self._rough(states[i]) for i in chain]
         event = len(found.schedule.steps) > len(chain) - 1   # ends in a step that fires it
         prog = self.prog
         names = [c.name for c in prog.contexts]
         budget = [DFS_BUDGET]
-        last = len(keys) - 1
+        last = len(chain) - 1
+        # first: O's run renamed as a whole (by each renaming in turn), matched
+        # exactly; then, if none is a run of A, A's steps through the orbits
+        conc = self._concrete(chain)
+        tries: list = []
+        if conc is not None:
+            for perm in self.canon.group():
+                tries.append([self.canon.permute(c, perm) for c in conc])
+        tries.append(None)
+        rough = [self._rough(states[i]) for i in chain]
+        keys: list = []
+
+        def match(i: int, a: tuple, targets) -> bool:
+            if targets is not None:
+                return self._shape(a) == targets[i]
+            if not keys:
+                keys.extend(self.canon.least(self._forget(states[j])) for j in chain)
+            return self._rough(a) == rough[i] and self.canon.least(self._shape(a)) == keys[i]
 
         def accept(init: int, steps: list[Step]) -> Schedule | None:
             sched = Schedule(init, tuple(steps))
@@ -151,7 +194,7 @@ class _Mapper:
                     for o in res:
                         yield ci, o
 
-        def dfs(i: int, a: tuple, init: int, steps: list[Step]) -> Schedule | None:
+        def dfs(i: int, a: tuple, init: int, steps: list[Step], targets) -> Schedule | None:
             budget[0] -= 1
             if budget[0] < 0:
                 return None
@@ -165,21 +208,22 @@ class _Mapper:
                             return got
                 return None
             for ci, o in moves(a):
-                if self._rough(o.state) == rough[i + 1] and self._key_a(o.state) == keys[i + 1]:
-                    got = dfs(i + 1, o.state, init, steps + [Step(names[ci], o.choice)])
+                if match(i + 1, o.state, targets):
+                    got = dfs(i + 1, o.state, init, steps + [Step(names[ci], o.choice)], targets)
                     if got is not None:
                         return got
             return None
 
         import sys
         limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 4 * len(keys) + 1000))
+        sys.setrecursionlimit(max(limit, 4 * len(chain) + 1000))
         try:
-            for k, a0 in enumerate(initial_states(prog)):
-                if self._rough(a0) == rough[0] and self._key_a(a0) == keys[0]:
-                    got = dfs(0, a0, k, [])
-                    if got is not None:
-                        return got
+            for targets in tries:
+                for k, a0 in enumerate(initial_states(prog)):
+                    if match(0, a0, targets):
+                        got = dfs(0, a0, k, [], targets)
+                        if got is not None:
+                            return got
         finally:
             sys.setrecursionlimit(limit)
         return None

@@ -529,6 +529,17 @@ class Canon:
                 best = s
         return best
 
+    def group(self) -> list[tuple[int, ...]]:
+        """Every renaming, the identity first."""
+        out = []
+        for combo in itertools.product(*(itertools.permutations(c) for c in self.sym.classes)):
+            p = list(self.ident)
+            for cls, perm in zip(self.sym.classes, combo):
+                for a, b in zip(cls, perm):
+                    p[a] = b
+            out.append(tuple(p))
+        return out
+
     def closed(self, states: list[tuple]) -> bool:
         """Whether a set of states (the initial ones) is closed under renaming."""
         have = set(states)

@@ -3,9 +3,12 @@
 The search runs on the any-order semantics O (Program(any_order=True)), one
 state per orbit under renaming the interchangeable CPUs (symmetry.Canon). What it
 proves holds for the reference semantics A too (A's runs are O's). What it finds
-violated is mapped back to A: a breadth-first O witness of length L has, state by
-state, an orbit; a depth-first walk of A's own steps through those orbits gives a
-schedule of A of the same length L, replayed and checked on the reference
+violated is mapped back to A: the breadth-first O witness of length L is first made
+a concrete run of O (one state of each orbit on its path, step by step); that run,
+renamed as a whole by each renaming in turn, is followed by A's own steps,
+matched exactly (a loop that O ran in another order is ascending under one of
+them); failing that, a depth-first walk of A's steps through the path's orbits.
+The schedule found has length L, is replayed and checked on the reference
 interpreter, and L is A's shortest, since A's shortest is never shorter than O's.
 A property whose O witness has no such A schedule, and every property when O
 met a loop whose order mattered (OrderSeen) or a run-time model error, goes to

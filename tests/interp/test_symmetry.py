@@ -159,3 +159,36 @@ def test_verify_says_what_it_reduced_and_why_not():
     assert off.exit_code == 0 and "orbit" not in off.output
     small = CliRunner().invoke(cli, ["verify", "benchmarks/models/loop-locks.tdx", "--cpus", "3"])
     assert "orbit" not in small.output     # auto: from 4 CPUs
+
+
+@pytest.mark.parametrize("body, why", [
+    ("actor a { let x: cpu = 1; mark[x] = true; }", "names CPU 1"),                         # an int literal as a CPU
+    ("fn set(cpu c) { mark[c] = true; }\nactor a { set(1); }", "names CPU 1"),              # as an argument
+    ("fn one() -> cpu { return 1; }\nactor a { let x = one(); mark[x] = true; }", "names CPU 1"),
+    ("actor a { ipi 1 { mark[this_cpu] = true; } }", "names CPU 1"),
+    ("actor a { let i: int = 1; let x: cpu = i; mark[x] = true; }", "makes a CPU number"),
+    ("fn one() -> cpu { pick cpu z where z != 0 { return z; } return 0; }\nactor a { gi = one(); }",
+     "stores a CPU number"),                                                              # a cpu result into an int
+])
+def test_every_way_a_number_becomes_a_cpu_or_back_breaks_symmetry(body, why):
+    m = tdx(BASE + "cpus 3;\nvar mark[cpu c]: bool = false;\nvar gi: int = 0;\n" + body)
+    got = analyse(Program(m, 3, any_order=True))
+    assert isinstance(got, NotSymmetric) and why in got.reason, got
+
+
+def test_what_the_plain_search_decides_for_the_reduced_one_keeps_the_other_verdicts():
+    # the any-order walk may visit a non-boot CPU first, which the ascending one never
+    # does: `p`'s witness has no reference schedule, the plain search decides it, and
+    # stopping once it has must not make `q` unknown
+    m = tdx(BASE + """
+        cpus 3;
+        var done[cpu c]: bool = false;
+        actor walk { for cpu k { done[k] = true; } }
+        actor b { done[0] = false; }
+        invariant p: !(exists cpu c: c != 0 && done[c] && !done[0]);
+        invariant q: !(done[0] && !done[0]);
+    """)
+    plain, reduced = verify_explicit(m, cpus=3), verify_explicit(m, cpus=3, symmetry=True)
+    assert "searched without it: p" in reduced.stats["symmetry"]
+    assert [(r.name, r.verdict, r.depth) for r in plain.results] == \
+        [(r.name, r.verdict, r.depth) for r in reduced.results]

@@ -80,10 +80,10 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
                 for table, into in ((plain.violations, exp.violations), (plain.covered, exp.covered)):
                     if name in table:
                         into[name] = table[name]
-            if not plain.complete:
-                # what O left undecided and A did not reach: unknown, not "holds"
-                exp.complete = False
-                exp.stopped = plain.stopped
+            for name in sym.undecided:
+                if name not in plain.violations and name not in plain.covered and not plain.complete:
+                    # O's witness was not A's, and A's own search stopped short: unknown
+                    exp.open[name] = plain.stopped or f"stopped after {plain.states:,} states"
             exp.states += plain.states
     if dynamic and exp is None:
         exp = explore(prog, want=dynamic, **limits)
@@ -110,6 +110,8 @@ def _with_expect(r: PropertyResult, expected: str | None) -> PropertyResult:
 
 def _result(prog: Program, p: ir.Property, exp: Exploration) -> PropertyResult:
     kind, n = p.kind.value, prog.n
+    if p.name in exp.open:
+        return PropertyResult(p.name, kind, Verdict.UNKNOWN, "explicit", n, states=exp.states, reason=exp.open[p.name])
     if p.kind is ir.PropKind.COVER:
         found = exp.covered.get(p.name)
         if found is not None:

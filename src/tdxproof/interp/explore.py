@@ -43,6 +43,7 @@ class Exploration:
     max_depth: int = 0
     model_error: tuple[ModelError, Schedule] | None = None
     stopped: str = ""         # why the search ended before the state space did: "decided", a limit
+    open: dict[str, str] = field(default_factory=dict)   # undecided whatever `complete` says: why
     trail: tuple | None = None   # keep_trail: (states, parents) to map a witness back (engines/symmetric.py)
 
 

@@ -233,10 +233,7 @@ def analyse(prog: Any) -> Symmetry | NotSymmetric:
     rets = {f.name: f.ret for f in model.functions}
     for name, body in _bodies(model):
         for s in walk_stmts(body):
-            bad = _stmt_flow(s)
-            if bad is None and isinstance(s, ir.Return) and s.value is not None and _cpu(s.value) \
-                    and not isinstance(rets.get(name), ir.CpuType):
-                bad = NotSymmetric("returns a CPU number as a value that is not a `cpu`", s.span)
+            bad = _stmt_flow(s, rets.get(name))
             if bad is not None:
                 return bad
             exprs.extend(walk_exprs(s))
@@ -277,32 +274,68 @@ def _expr_ok(e: ir.Expr, allowed: set[int]) -> NotSymmetric | None:
             elif op in ("+", "-"):
                 return NotSymmetric("computes with a CPU number", e.span)
         case ir.VarRef(var=var, index=i) if var.per_cpu and i is not None:
-            if not _cpu(i) and not (isinstance(i, ir.Lit) and i.value == 0):
+            if not _cpu_ok(i):
+                if isinstance(i, ir.Lit):
+                    return NotSymmetric(f"names CPU {i.value}", e.span)
                 return NotSymmetric(f"indexes `{var.name}` by a value that is not a CPU", e.span)
         case ir.Unary(op="-", operand=x) if _cpu(x):
             return NotSymmetric("computes with a CPU number", e.span)
+        case ir.CondExpr(then=t, other=o) if (_cpu(t) or _cpu(o)) and not (_cpu_ok(t) and _cpu_ok(o)):
+            return NotSymmetric("mixes a CPU number with another value", e.span)
     return None
 
 
-def _stmt_flow(s: ir.Stmt) -> NotSymmetric | None:
-    """A CPU number may only flow into a `cpu`: renaming must find every copy."""
-    def into(target_type: ir.Type, value: ir.Expr, span: Any) -> NotSymmetric | None:
-        if _cpu(value) and not isinstance(target_type, ir.CpuType):
-            return NotSymmetric("stores a CPU number where it is not a `cpu`", span)
-        return None
+def _cpu_ok(e: ir.Expr) -> bool:
+    """A value fit for a `cpu` place: a CPU (not a number made one), CPU 0, `any`."""
+    match e:
+        case ir.AnyValue():
+            return True
+        case ir.Lit(value=v):
+            return v == 0
+        case ir.CondExpr(then=t, other=o):
+            return _cpu_ok(t) and _cpu_ok(o)
+    return _cpu(e)
 
+
+def _flow(want: ir.Type | None, value: ir.Expr | None, span: Any) -> NotSymmetric | None:
+    """NOTE: renaming must find every copy of a CPU number: one flows only between
+    `cpu` places, and no other number becomes one (a literal names a CPU)."""
+    if want is None or value is None:
+        return None
+    if isinstance(want, ir.CpuType):
+        if not _cpu_ok(value):
+            if isinstance(value, ir.Lit):
+                return NotSymmetric(f"names CPU {value.value}", span)
+            return NotSymmetric("makes a CPU number of a value that is not a `cpu`", span)
+    elif _cpu(value):
+        return NotSymmetric("stores a CPU number where it is not a `cpu`", span)
+    return None
+
+
+def _stmt_flow(s: ir.Stmt, ret: ir.Type | None) -> NotSymmetric | None:
+    """Every place a value moves into, against the type of the place."""
     match s:
-        case ir.Assign(target=t, value=v) if not isinstance(v, ir.AnyValue):
-            return into(t.type, v, s.span)
-        case ir.Call(callee=c, args=args, kthread=k):
+        case ir.Assign(target=t, value=v):
+            return _flow(t.type, v, s.span)
+        case ir.Return(value=v) if v is not None:
+            return _flow(ret, v, s.span)
+        case ir.Ipi(cpu=c):
+            return _flow(ir.CPU, c, s.span)
+        case ir.Call(callee=c, args=args, result=res, kthread=k, kthread_cpu=kc):
             ft = getattr(c, "type", None)
             if isinstance(ft, ir.FnType):
                 for pt, a in zip(ft.params, args):
-                    bad = into(pt, a, s.span)
+                    bad = _flow(pt, a, s.span)
                     if bad is not None:
                         return bad
+                if res is not None:
+                    if isinstance(ft.ret, ir.CpuType) != isinstance(res.type, ir.CpuType):
+                        return NotSymmetric("stores a CPU number where it is not a `cpu`" if isinstance(
+                            ft.ret, ir.CpuType) else "makes a CPU number of a value that is not a `cpu`", s.span)
                 if k is not None and isinstance(ft.ret, ir.CpuType):
                     return NotSymmetric("kthread work returns a CPU number (not supported yet)", s.span)
+            if kc is not None:
+                return _flow(ir.CPU, kc, s.span)
     return None
 
 
@@ -429,8 +462,9 @@ class Canon:
     # -- orbits
     def _sigs(self, state: tuple) -> list[tuple]:
         """Per CPU, as a number, what renaming does not change: its per-CPU variables (a CPU
-        number as 0 for the boot CPU, 1 for itself, 2 for another) and the status,
-        place and locks of its kthreads. Memoised per globals vector and per
+        number as 0 for the boot CPU, 1 for itself, 2 for another), the status,
+        place, locks and CPU-typed locals (so seen) of its kthreads, and where the
+        actors' CPU-typed locals name it. Memoised per globals vector and per
         vector of contexts (the search's interned objects; the memo keeps them
         alive, so an id() is never another object's)."""
         g, ctxs = state
@@ -447,15 +481,37 @@ class Canon:
             hit = self._gmemo[id(g)] = (g, per)
         hc = self._cmemo.get(id(ctxs))
         if hc is None or hc[0] is not ctxs:
+            n = self.n
+            refs: list[list] = [[] for _ in range(n)]   # where the actors name each CPU
+            for i in self.actors:
+                for depth, f in enumerate(ctxs[i][0]):
+                    cm = self.code_map[f[0]]
+                    if f[3] > 0:
+                        refs[f[3]].append((i, depth, -1))
+                    if cm is not None:
+                        for s in cm[0]:
+                            v = f[2][s]
+                            if v:
+                                refs[v].append((i, depth, s))
             per = []
-            for c in range(self.n):
+            for c in range(n):
                 cs = []
                 for base in self.kbases:
                     ctx = ctxs[base + c]
-                    cs.append((ctx[3], ctx[2], ctx[1], tuple((f[0], f[1]) for f in ctx[0])))
+                    cs.append((ctx[3], ctx[2], ctx[1], tuple(self._frame_sig(f, c) for f in ctx[0])))
+                cs.append(tuple(refs[c]))
                 per.append(self._ids.setdefault(tuple(cs), len(self._ids)))
             hc = self._cmemo[id(ctxs)] = (ctxs, per)
         return [a | b for a, b in zip(hit[1], hc[1])]
+
+    def _frame_sig(self, f: tuple, c: int) -> tuple:
+        """A kthread frame of CPU c, with the CPU numbers in it as seen from c."""
+        cm = self.code_map[f[0]]
+        if cm is None:
+            return (f[0], f[1], f[3] == c)
+        loc = f[2]
+        cpus = tuple(0 if loc[s] == 0 else 1 if loc[s] == c else 2 for s in cm[0])
+        return (f[0], f[1], f[3] == c, cpus)
 
     def candidates(self, state: tuple) -> list[tuple[int, ...]]:
         """The renamings that sort every class by signature. Tied CPUs that are

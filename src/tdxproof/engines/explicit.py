@@ -73,6 +73,8 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
         if exp is not None and sym.undecided:
             # O's witness has no reference schedule of its length: A's own search decides these
             stats["symmetry"] += f"; searched without it: {', '.join(sorted(sym.undecided))}"
+            if timeout_s is not None:   # one budget for both searches
+                limits["timeout_s"] = max(0.1, timeout_s - exp.seconds)
             plain = explore(prog, want=sym.undecided, **limits)
             if plain.model_error is not None:
                 raise ModelErrorAt(*plain.model_error)

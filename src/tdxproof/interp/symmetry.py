@@ -493,6 +493,13 @@ class Canon:
                             v = f[2][s]
                             if v:
                                 refs[v].append((i, depth, s))
+                        for s in cm[2]:   # a loop's passed sets: which ones hold the CPU
+                            b = f[2][s]
+                            if b:
+                                for c in range(1, n):
+                                    m = (b >> c) & 1 | ((b >> (n + c)) & 1) << 1 | ((b >> (2 * n + c)) & 1) << 2
+                                    if m:
+                                        refs[c].append((i, depth, s, m))
             per = []
             for c in range(n):
                 cs = []

@@ -54,7 +54,7 @@ def search_symmetric(prog: Program, model: ir.Model, want: set[str], **limits: A
         return SymmetricRun(None, f"not applied: a CPU loop's condition changed while it ran{where}")
     if exp.model_error is not None:
         return SymmetricRun(None, "not applied: the any-order search met a run-time model error")
-    mapper = _Mapper(prog, progo, canon, exp)
+    mapper = _Mapper(prog, progo, canon, exp, limits.get("progress"))
     with no_cyclic_gc():    # the search's states are still alive: a full collection per few steps otherwise
         out, undecided = _map_all(model, mapper, exp)
     exp.trail = None
@@ -76,8 +76,9 @@ def _map_all(model: ir.Model, mapper: "_Mapper", exp: Exploration) -> tuple[Expl
 
 
 class _Mapper:
-    def __init__(self, prog: Program, progo: Program, canon: Canon, exp: Exploration):
+    def __init__(self, prog: Program, progo: Program, canon: Canon, exp: Exploration, progress: Any = None):
         self.prog, self.progo, self.canon, self.exp = prog, progo, canon, exp
+        self.progress = progress   # the search's progress line, kept alive while witnesses are mapped
         self.extra = [o.nlocals - a.nlocals for a, o in zip(prog.codes, progo.codes)]
         self.kthreads = [j for j in range(len(prog.contexts)) if j not in set(canon.actors)]
 
@@ -201,6 +202,8 @@ class _Mapper:
             budget[0] -= 1
             if budget[0] < 0:
                 return None
+            if self.progress is not None and budget[0] % 500 == 0:
+                self.progress(self.exp.states, i)
             if i == last:
                 if not event:
                     return accept(init, steps)

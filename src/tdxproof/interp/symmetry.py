@@ -565,10 +565,43 @@ class Canon:
         """Every swap of two CPUs of `grp` fixes the state (the adjacent swaps
         generate them all)."""
         for a, b in zip(grp, grp[1:]):
+            if self._twins(state, a, b):
+                continue
             p = list(self.ident)
             p[a], p[b] = b, a
             if self.permute(state, tuple(p)) != state:
                 return False
+        return True
+
+    def _twins(self, state: tuple, a: int, b: int) -> bool:
+        """Swapping a and b (equal signatures) fixes the state, seen cheaply on the
+        raw values; False: it cannot tell (the caller renames and compares). Equal
+        signatures already say that no actor's CPU local, IPI or loop set tells
+        them apart; what is left: the per-CPU values, the CPU numbers in globals,
+        the kthreads, and hand-offs waiting on their kthreads."""
+        g, ctxs = state
+        for off in self.blocks:
+            if g[off + a] != g[off + b]:
+                return False
+        for i in self.cpu_cells:
+            if g[i] == a or g[i] == b:
+                return False
+        for base in self.kbases:
+            ca = ctxs[base + a]
+            if ca != ctxs[base + b]:
+                return False
+            for f in ca[0]:
+                if self.code_map[f[0]] is not None or f[3] >= 0:
+                    return False
+        for i in self.actors:
+            for f in ctxs[i][0]:
+                cm = self.code_map[f[0]]
+                if cm is not None:
+                    for s in cm[1]:
+                        t = f[2][s]
+                        for base in self.kbases:
+                            if t == base + a or t == base + b:
+                                return False
         return True
 
     def canonical(self, state: tuple) -> tuple:

@@ -574,11 +574,8 @@ class Canon:
         return True
 
     def _twins(self, state: tuple, a: int, b: int) -> bool:
-        """Swapping a and b (equal signatures) fixes the state, seen cheaply on the
-        raw values; False: it cannot tell (the caller renames and compares). Equal
-        signatures already say that no actor's CPU local, IPI or loop set tells
-        them apart; what is left: the per-CPU values, the CPU numbers in globals,
-        the kthreads, and hand-offs waiting on their kthreads."""
+        """Swapping a and b fixes the state, seen cheaply on the raw values; False:
+        it cannot tell (the caller renames and compares)."""
         g, ctxs = state
         for off in self.blocks:
             if g[off + a] != g[off + b]:
@@ -593,16 +590,35 @@ class Canon:
             for f in ca[0]:
                 if self.code_map[f[0]] is not None or f[3] >= 0:
                     return False
-        for i in self.actors:
-            for f in ctxs[i][0]:
-                cm = self.code_map[f[0]]
-                if cm is not None:
-                    for s in cm[1]:
-                        t = f[2][s]
-                        for base in self.kbases:
-                            if t == base + a or t == base + b:
-                                return False
+        for ctx in ctxs:
+            for f in ctx[0]:
+                if self._mentions(f, a, b):
+                    return False
         return True
+
+    def _mentions(self, f: tuple, a: int, b: int) -> bool:
+        """Whether swapping a and b changes this frame."""
+        if f[3] == a or f[3] == b:
+            return True
+        cm = self.code_map[f[0]]
+        if cm is None:
+            return False
+        loc = f[2]
+        for s in cm[0]:
+            if loc[s] == a or loc[s] == b:
+                return True
+        for s in cm[1]:
+            t = loc[s]
+            for base in self.kbases:
+                if t == base + a or t == base + b:
+                    return True
+        n = self.n
+        for s in cm[2]:
+            v = loc[s]
+            for grp in range(3):
+                if (v >> (grp * n + a)) & 1 != (v >> (grp * n + b)) & 1:
+                    return True
+        return False
 
     def canonical(self, state: tuple) -> tuple:
         g, ctxs = state

@@ -70,23 +70,8 @@ def verify_explicit(model: ir.Model, *, cpus: int | None = None, properties: set
         sym = search_symmetric(prog, model, dynamic, **limits)
         stats["symmetry"] = sym.note
         exp = sym.exploration
-        if exp is not None and sym.undecided:
-            # O's witness has no reference schedule of its length: A's own search decides these
-            stats["symmetry"] += f"; searched without it: {', '.join(sorted(sym.undecided))}"
-            if timeout_s is not None:   # one budget for both searches
-                limits["timeout_s"] = max(0.1, timeout_s - exp.seconds)
-            plain = explore(prog, want=sym.undecided, **limits)
-            if plain.model_error is not None:
-                raise ModelErrorAt(*plain.model_error)
-            for name in sym.undecided:
-                for table, into in ((plain.violations, exp.violations), (plain.covered, exp.covered)):
-                    if name in table:
-                        into[name] = table[name]
-            for name in sym.undecided:
-                if name not in plain.violations and name not in plain.covered and not plain.complete:
-                    # O's witness was not A's, and A's own search stopped short: unknown
-                    exp.open[name] = plain.stopped or f"stopped after {plain.states:,} states"
-            exp.states += plain.states
+        if exp is not None and exp.model_error is not None:
+            raise ModelErrorAt(*exp.model_error)
     if dynamic and exp is None:
         exp = explore(prog, want=dynamic, **limits)
         if exp.model_error is not None:

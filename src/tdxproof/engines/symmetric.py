@@ -12,7 +12,7 @@ The schedule found has length L, is replayed and checked on the reference
 interpreter, and L is A's shortest, since A's shortest is never shorter than O's.
 A property whose O witness has no such A schedule, and every property when O
 met a loop whose order mattered (OrderSeen) or a run-time model error, goes to
-the plain search; the caller (engines/explicit.py) runs it.
+the plain search (the former here, the latter by the caller, engines/explicit.py).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ DFS_BUDGET = 200_000   # A states tried while mapping one witness back
 @dataclass
 class SymmetricRun:
     exploration: Exploration | None     # None: the plain search must decide everything
+                                        # (`states` counts orbits)
     note: str                           # what was reduced, or why not
-    undecided: set[str] = field(default_factory=set)   # properties the plain search must decide
+    undecided: set[str] = field(default_factory=set)   # properties the plain search decided
 
 
 def search_symmetric(prog: Program, model: ir.Model, want: set[str], **limits: Any) -> SymmetricRun:
@@ -58,7 +59,30 @@ def search_symmetric(prog: Program, model: ir.Model, want: set[str], **limits: A
     with no_cyclic_gc():    # the search's states are still alive: a full collection per few steps otherwise
         out, undecided = _map_all(model, mapper, exp)
     exp.trail = None
-    return SymmetricRun(out, sym.describe(), undecided)
+    note = sym.describe()
+    if undecided:
+        note += f"; searched without it: {', '.join(sorted(undecided))}"
+        _decide_plainly(prog, out, undecided, limits)
+    return SymmetricRun(out, note, undecided)
+
+
+def _decide_plainly(prog: Program, out: Exploration, undecided: set[str], limits: dict) -> None:
+    """O's witness of these has no reference schedule of its length: the plain
+    search decides them (one timeout for both searches); what it leaves open is
+    unknown, and only that."""
+    if limits.get("timeout_s") is not None:
+        limits = dict(limits, timeout_s=max(0.1, limits["timeout_s"] - out.seconds))
+    plain = explore(prog, want=undecided, **limits)
+    if plain.model_error is not None:
+        out.model_error = plain.model_error
+        return
+    for name in undecided:
+        for table, into in ((plain.violations, out.violations), (plain.covered, out.covered)):
+            if name in table:
+                into[name] = table[name]
+        if name not in plain.violations and name not in plain.covered and not plain.complete:
+            out.open[name] = plain.stopped or f"stopped after {plain.states:,} states"
+    out.seconds += plain.seconds
 
 
 def _map_all(model: ir.Model, mapper: "_Mapper", exp: Exploration) -> tuple[Exploration, set[str]]:

@@ -117,38 +117,30 @@ class _Mapper:
     def _forget(self, s: tuple) -> tuple:
         """An O state with the loops' hidden locals forgotten (0)."""
         codes = self.progo.codes
-        ctxs = []
-        for ctx in s[1]:
-            frames = ctx[0]
-            if any(codes[f[0]].bits for f in frames):
-                fr = []
-                for f in frames:
-                    bits = codes[f[0]].bits
-                    if bits:
-                        loc = list(f[2])
-                        for b in bits:
-                            loc[b] = 0
-                        f = (f[0], f[1], tuple(loc), f[3], f[4])
-                    fr.append(f)
-                ctx = (tuple(fr),) + ctx[1:]
-            ctxs.append(ctx)
-        return (s[0], tuple(ctxs))
+        return self._reshape(s, lambda code, pc: codes[code].bits, 0)
 
     def _shape(self, s: tuple) -> tuple:
         """An A state in O's shape: the hidden locals added (0) and the locals O
         has dead there forgotten (a loop's variable at its advance)."""
         codes = self.progo.codes
+        return self._reshape(s, lambda code, pc: codes[code].dead[pc], 1)
+
+    def _reshape(self, s: tuple, zero, grow: int) -> tuple:
+        """Each frame's locals, `grow`n to O's count if asked, with zero(code, pc) zeroed."""
         ctxs = []
         for ctx in s[1]:
             frames = ctx[0]
             if frames:
                 fr = []
                 for f in frames:
-                    code = f[0]
-                    loc = list(f[2]) + [0] * self.extra[code]
-                    for i in codes[code].dead[f[1]]:
-                        loc[i] = 0
-                    fr.append((code, f[1], tuple(loc), f[3], f[4]))
+                    code, pc = f[0], f[1]
+                    slots = zero(code, pc)
+                    if slots or (grow and self.extra[code]):
+                        loc = list(f[2]) + [0] * (self.extra[code] * grow)
+                        for i in slots:
+                            loc[i] = 0
+                        f = (code, pc, tuple(loc), f[3], f[4])
+                    fr.append(f)
                 ctx = (tuple(fr),) + ctx[1:]
             ctxs.append(ctx)
         return (s[0], tuple(ctxs))

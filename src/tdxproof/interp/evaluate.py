@@ -160,9 +160,7 @@ def _builtin(prog: Any, op: ir.BuiltinOp, args: list[Fn], mode: str | None) -> F
             n = prog.n
             return lambda m: n
         case ir.BuiltinOp.PKG:
-            fc = args[0]
-            pkg = [prog.model.package_of(c) if c < prog.model.cpus else c * prog.model.packages // prog.n
-                   for c in range(prog.n)]
+            fc, pkg = args[0], prog.pkg
             return lambda m: pkg[fc(m)]
     raise AssertionError(op)
 

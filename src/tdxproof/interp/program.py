@@ -103,6 +103,9 @@ class Program:
     def __init__(self, model: ir.Model, cpus: int | None = None, any_order: bool = False):
         self.model = model
         self.n = cpus if cpus is not None else model.cpus
+        # topology_physical_package_id() of each CPU (pkg(c)); past the policy's `cpus`
+        # the packages are spread evenly
+        self.pkg = [model.package_of(c) if c < model.cpus else c * model.packages // self.n for c in range(self.n)]
         # NOTE(any-order): docs/symmetry.md's semantics O, for the symmetric search
         # only: a `for cpu` loop visits its CPUs in any order, keeping the CPUs it
         # passed in a hidden local (interp/symmetry.py, step._x_for_any)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from tdxproof.model import ir
+from tdxproof.model.blocks import model_bodies
+from tdxproof.model.cfg import Op
 from tdxproof.model.wellformed import sub_exprs, walk_exprs, walk_stmts
 
 _ORDER_OPS = ("<", "<=", ">", ">=")
@@ -100,13 +102,6 @@ def _is_pkg_eq(e: ir.Expr, q: ir.QVar, k: ir.Local) -> bool:
     return sorted(map(str, sides)) == sorted(map(str, [("Q", q.id), ("L", k.slot)]))
 
 
-def _bodies(model: ir.Model) -> Iterator[tuple[str, tuple[ir.Stmt, ...]]]:
-    for f in model.functions:
-        yield f.name, f.body
-    for a in model.actors:
-        yield f"actor {a.name}", a.body
-
-
 def loop_orders(model: ir.Model) -> dict[int, LoopOrder]:
     """For each `for cpu` loop that reads `j < k` of its own or its enclosing
     loop's variable in one of the two shapes argued sound in docs/symmetry.md, what
@@ -137,7 +132,7 @@ def loop_orders(model: ir.Model) -> dict[int, LoopOrder]:
                 case ir.Atomic(body=b) | ir.ForRange(body=b) | ir.Pick(body=b) | ir.Ipi(body=b):
                     visit(b, stack)
 
-    for _, body in _bodies(model):
+    for _, body in model_bodies(model):
         visit(body, [])
     return out
 
@@ -231,7 +226,7 @@ def analyse(prog: Any) -> Symmetry | NotSymmetric:
             return NotSymmetric(f"actor `{a.name}` runs on a non-boot CPU", a.span)
     exprs: list[ir.Expr] = []
     rets = {f.name: f.ret for f in model.functions}
-    for name, body in _bodies(model):
+    for name, body in model_bodies(model):
         for s in walk_stmts(body):
             bad = _stmt_flow(s, rets.get(name))
             if bad is not None:
@@ -248,7 +243,7 @@ def analyse(prog: Any) -> Symmetry | NotSymmetric:
             bad = _expr_ok(e, allowed)
             if bad is not None:
                 return bad
-    pkg = [model.package_of(c) if c < model.cpus else c * model.packages // n for c in range(n)]
+    pkg = prog.pkg
     classes = tuple(tuple(c for c in range(1, n) if pkg[c] == p) for p in sorted(set(pkg)))
     classes = tuple(c for c in classes if c)
     sym = Symmetry(classes)
@@ -376,7 +371,7 @@ class Canon:
             else:
                 locs = actor_locals.get(cid, ())
             cpu_slots = tuple(sorted({lc.slot for lc in locs if isinstance(lc.type, ir.CpuType)}))
-            targets = tuple(nd.hidden for nd in code.cfg.nodes if nd.op.name == "CALLIN")
+            targets = tuple(nd.hidden for nd in code.cfg.nodes if nd.op is Op.CALLIN)
             bits = tuple(code.bits)
             self.code_map.append((cpu_slots, targets, bits) if cpu_slots or targets or bits else None)
         self.memo: dict[tuple[int, int], tuple] = {}

@@ -52,7 +52,7 @@ Held = dict[str, int]
 SYNC = (ir.Await, ir.Require, ir.Atomic, ir.Ipi, ir.Hold)
 
 
-def _bodies(model: ir.Model) -> list[tuple[str, tuple[ir.Stmt, ...]]]:
+def model_bodies(model: ir.Model) -> list[tuple[str, tuple[ir.Stmt, ...]]]:
     return [(f.name, f.body) for f in model.functions] + [(f"actor {a.name}", a.body) for a in model.actors]
 
 
@@ -84,7 +84,7 @@ def _abs(entry: Held, paths: set) -> Held:
 def must_held(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> dict[int, Held]:
     """Absolute must-held locks before every statement reachable from an actor;
     statements of code no actor reaches are absent."""
-    entry: dict[str, Held | None] = {name: None for name, _ in _bodies(model)}
+    entry: dict[str, Held | None] = {name: None for name, _ in model_bodies(model)}
     for a in model.actors:
         entry[f"actor {a.name}"] = {}
     # callers before callees: the call graph is acyclic
@@ -99,10 +99,10 @@ def must_held(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> dict[i
             visit(callee)
         order.append(n)
 
-    for name, _ in _bodies(model):
+    for name, _ in model_bodies(model):
         visit(name)
     order.reverse()
-    bodies = dict(_bodies(model))
+    bodies = dict(model_bodies(model))
     held: dict[int, Held] = {}
     for owner in order:
         if owner not in bodies:
@@ -225,7 +225,7 @@ def _ipi_classes(model: ir.Model, graph: "CallGraph") -> set[str]:
     """The lock classes whose acquire operations IPI handlers (`ipi` bodies) reach."""
     fns = {f.name: f for f in model.functions}
     todo: list[str] = []
-    for owner, body in _bodies(model):
+    for owner, body in model_bodies(model):
         for s in walk_stmts(body):
             if isinstance(s, ir.Ipi):
                 for inner in walk_stmts(s.body):
@@ -290,13 +290,13 @@ def compute_blocks(model: ir.Model, graph: "CallGraph", la: "LockAnalysis") -> t
     runs = executors(model, graph)
     single = {f"actor {a.name}" for a in model.actors if a.copies == 1}
     touched_by: dict[str, set[str]] = defaultdict(set)
-    for owner, body in _bodies(model):
+    for owner, body in model_bodies(model):
         for st in walk_stmts(body):
             reads, writes, _ = _access(st)
             for v in reads | writes:
                 touched_by[v] |= runs.get(owner, set())
     private = {v for v, who in touched_by.items() if len(who) == 1 and who <= single}
-    stmts = [(owner, s) for owner, body in _bodies(model) for s in walk_stmts(body)]
+    stmts = [(owner, s) for owner, body in model_bodies(model) for s in walk_stmts(body)]
     # which locks protect each variable
     protect: dict[str, set[str] | None] = defaultdict(lambda: None)
     for _, s in stmts:

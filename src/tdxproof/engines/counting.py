@@ -211,45 +211,15 @@ class _StableCanon(Canon):
     the order first seen: the canonical state of an orbit is then the same in
     every run, so a certificate (a set of them) can be checked by another."""
 
-    def _sigs(self, state: tuple) -> list[tuple]:
-        g, ctxs = state
-        hit = self._gmemo.get(id(g))
-        if hit is None or hit[0] is not g:
-            per = []
-            for c in range(self.n):
-                per.append(tuple((0 if g[off + c] == 0 else 1 if g[off + c] == c else 2) if is_cpu
-                                 else g[off + c] for off, is_cpu in self.sig_vars))
-            hit = self._gmemo[id(g)] = (g, per)
-        hc = self._cmemo.get(id(ctxs))
-        if hc is None or hc[0] is not ctxs:
-            n = self.n
-            refs: list[list] = [[] for _ in range(n)]
-            for i in self.actors:
-                for depth, f in enumerate(ctxs[i][0]):
-                    cm = self.code_map[f[0]]
-                    if f[3] > 0:
-                        refs[f[3]].append((i, depth, -1))
-                    if cm is not None:
-                        for s in cm[0]:
-                            if f[2][s]:
-                                refs[f[2][s]].append((i, depth, s))
-                        for s in cm[2]:
-                            b = f[2][s]
-                            if b:
-                                for c in range(1, n):
-                                    m = (b >> c) & 1 | ((b >> (n + c)) & 1) << 1 | ((b >> (2 * n + c)) & 1) << 2
-                                    if m:
-                                        refs[c].append((i, depth, s, m))
-            per = []
-            for c in range(n):
-                cs = []
-                for base in self.kbases:
-                    ctx = ctxs[base + c]
-                    cs.append((ctx[3], ctx[2], ctx[1], tuple(self._frame_sig(f, c) for f in ctx[0])))
-                cs.append(tuple(refs[c]))
-                per.append(tuple(cs))
-            hc = self._cmemo[id(ctxs)] = (ctxs, per)
-        return [(a, b) for a, b in zip(hit[1], hc[1])]
+    def _own(self, vals: tuple) -> tuple:
+        return vals
+
+    def _seen(self, cs: tuple) -> tuple:
+        return cs
+
+    @staticmethod
+    def _join(a: tuple, b: tuple) -> tuple:
+        return (a, b)
 
 
 @dataclass

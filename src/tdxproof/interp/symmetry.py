@@ -472,7 +472,7 @@ class Canon:
                 for off, is_cpu in self.sig_vars:
                     v = g[off + c]
                     vals.append((0 if v == 0 else 1 if v == c else 2) if is_cpu else v)
-                per.append(self._ids.setdefault(tuple(vals), len(self._ids)) << 32)
+                per.append(self._own(tuple(vals)))
             hit = self._gmemo[id(g)] = (g, per)
         hc = self._cmemo.get(id(ctxs))
         if hc is None or hc[0] is not ctxs:
@@ -502,9 +502,21 @@ class Canon:
                     ctx = ctxs[base + c]
                     cs.append((ctx[3], ctx[2], ctx[1], tuple(self._frame_sig(f, c) for f in ctx[0])))
                 cs.append(tuple(refs[c]))
-                per.append(self._ids.setdefault(tuple(cs), len(self._ids)))
+                per.append(self._seen(tuple(cs)))
             hc = self._cmemo[id(ctxs)] = (ctxs, per)
-        return [a | b for a, b in zip(hit[1], hc[1])]
+        return [self._join(a, b) for a, b in zip(hit[1], hc[1])]
+
+    # how the two halves of a signature are kept and joined: numbered in the order
+    # first seen (cheap to sort); engines/counting.py keeps them as values
+    def _own(self, vals: tuple) -> Any:
+        return self._ids.setdefault(vals, len(self._ids)) << 32
+
+    def _seen(self, cs: tuple) -> Any:
+        return self._ids.setdefault(cs, len(self._ids))
+
+    @staticmethod
+    def _join(a: Any, b: Any) -> Any:
+        return a | b
 
     def _frame_sig(self, f: tuple, c: int) -> tuple:
         """A kthread frame of CPU c, with the CPU numbers in it as seen from c."""

@@ -350,7 +350,9 @@ class Abstraction:
                 out.append(self._ctx(at, ctxs[base1 + c], mp, n1, n2))
         return to.succ.canonical((tuple(g2), tuple(out)))
 
-    def _ctx(self, at: _At, ctx: tuple, mp: dict, n1: int, n2: int) -> tuple:
+    def _ctx(self, at: _At, ctx: tuple, mp: dict, n1: int, n2: int, pairs: list | None = None) -> tuple:
+        """A context with CPU c as mp[c]; a loop set's member c becomes i for
+        each (c, i) of `pairs` (mp's, unless given: a copy joins its original)."""
         if not ctx[0]:
             return ctx
         frames = []
@@ -370,7 +372,7 @@ class Abstraction:
                 for sl in bits:
                     b, nb = loc[sl], 0
                     for grp in range(3):
-                        for c, i in mp.items():
+                        for c, i in (pairs if pairs is not None else mp.items()):
                             if (b >> (grp * n1 + c)) & 1:
                                 nb |= 1 << (grp * n2 + i)
                     loc[sl] = nb
@@ -417,44 +419,18 @@ class Abstraction:
                 g2[o2 + i] = (i if v == c else v) if is_cpu else v
         for lk, f, is_cpu in self.fields:
             g2[p2.field_off[(lk, f)]] = g[p1.field_off[(lk, f)]]
+        # CPU numbers as they were (the originals keep theirs); loop sets with
+        # every copy where its original is
         ident = {c: c for c in range(at.n)}
-        out = [self._ctx_copy(at, ctxs[i], ident, keep, at.n, n2) for i in range(self.nactors)]
+        pairs = [(c, i) for i, c in enumerate(keep)]
+        out = [self._ctx(at, ctxs[i], ident, at.n, n2, pairs) for i in range(self.nactors)]
         for base1 in at.canon.kbases:
             for i, c in enumerate(keep):
-                out.append(self._ctx_copy(at, ctxs[base1 + c], ident, keep, at.n, n2))
+                out.append(self._ctx(at, ctxs[base1 + c], ident, at.n, n2, pairs))
         copies: dict[int, list[int]] = {c: [c] for c in reps}
         for i in range(at.n, n2):
             copies[keep[i]].append(i)
         return to, to.succ.canonical((tuple(g2), tuple(out))), copies
-
-    def _ctx_copy(self, at: _At, ctx: tuple, ident: dict, keep: list[int], n1: int, n2: int) -> tuple:
-        """A context of the materialised state: CPU numbers as they were (the
-        originals keep theirs), loop sets with every copy where its original is."""
-        if not ctx[0]:
-            return ctx
-        frames = []
-        for code, pc, loc, ipi, saved in ctx[0]:
-            cm = at.canon.code_map[code]
-            if cm is not None:
-                loc = list(loc)
-                cpu_slots, targets, bits = cm
-                for sl in targets:
-                    t = loc[sl]
-                    for k, base in enumerate(at.canon.kbases):
-                        if base <= t < base + n1:
-                            loc[sl] = self.nactors + k * n2 + (t - base)
-                            break
-                for sl in bits:
-                    b, nb = loc[sl], 0
-                    for grp in range(3):
-                        for i, c in enumerate(keep):
-                            if (b >> (grp * n1 + c)) & 1:
-                                nb |= 1 << (grp * n2 + i)
-                    loc[sl] = nb
-                loc = tuple(loc)
-            frames.append((code, pc, loc, ipi, saved))
-        return (tuple(frames),) + ctx[1:]
-
 
 # ---------------------------------------------------------------- the search
 @dataclass

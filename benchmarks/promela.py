@@ -1,28 +1,38 @@
 """tdxproof beside SPIN, on the same state graph.
 
     python benchmarks/promela.py POLICY:N [POLICY:N ...]      # one Markdown row per engine and run
-    python benchmarks/promela.py --emit POLICY:N > model.pml   # just the Promela model
+    python benchmarks/promela.py --only spin POLICY:N ...     # SPIN's rows alone (or: --only tdxproof)
+    python benchmarks/promela.py --emit POLICY:N DIR          # just the model: DIR/model.pml, DIR/steps.c
+    TDX_SPIN_OPT=-O1 python benchmarks/promela.py ...         # gcc's optimisation level (default -O0)
 
 Why generate the Promela model rather than write one by hand: a hand-written model
 of a design is a second model, with its own granularity and its own bugs, and a
 ratio of two searches over different graphs measures the models as much as the
 checkers. This exporter writes the *encoding* of the policy (encode/system.py: the
-block paths Z3 sees, one `d_step` each) as one Promela process, so SPIN and
-tdxproof search the same states with the same transitions: the state counts must
-agree, and so must the set of violated properties (both are printed). SPIN is not
-a better judge of the semantics here, only of speed.
+block paths Z3 sees) as Promela: one process per context, one location per
+program counter (a kthread, whose pc its waker resets, is one loop over its
+steps instead), one `d_step` per block path, its guard and updates in C
+(`steps.c`, included into SPIN's pan.c). So SPIN and tdxproof search the same
+states with the same transitions: SPIN's count is tdxproof's plus one (the
+state before `init` starts the processes), and the violated properties are the
+same (both are printed; tests/engines/test_promela.py checks it). SPIN is not a
+better judge of the semantics here, only of speed.
 
 What the model checks, in one exhaustive run (as SPIN users check a design: every
-safety property at once): each step's checks (`fires_in_steps` properties), every
-invariant in every state, and the deadlock condition (NOTE(deadlock): a non-empty
-set of blocked contexts that wait only on each other or on finished actors),
-computed by the model after each step. A violation is recorded, once per property,
-by embedded C (`c_code`), and the search goes on, so the time is that of the whole
-state space, like tdxproof's full verdict without early stop. Cover properties are
-not checked (a reachability goal, not a safety property).
+safety property at once): each step's checks (`fires_in_steps` properties and
+run-time model errors), every invariant in every state, and the deadlock
+condition (NOTE(deadlock): a non-empty set of blocked contexts that wait only on
+each other or on finished actors), computed after each step. A violation is
+printed once per property by embedded C and the search goes on, so the time is
+that of the whole state space, like tdxproof's full verdict. Cover properties
+are not checked (a reachability goal, not a safety property); every location is
+an end state, since deadlocks are the model's own check.
 
-SPIN settings: `spin -a`, `gcc -O2 -DSAFETY -DNOREDUCE` (one process: there is no
-interleaving left to reduce), `./pan -m5000000 -w24`; depth-first, SPIN's default.
+SPIN settings: `spin -a`, `gcc -O0 -DSAFETY -DNOREDUCE` (partial-order reduction
+off: tdxproof's blocks already merge the invisible steps, and SPIN cannot see
+through embedded C), `./pan -m5000000 -w24` (`-w27` from N=4); depth-first,
+SPIN's default. `-O0`: the steps' C is megabytes, and -O1 halves the search but
+compiles 5-7x longer (RESULTS run 14). The seconds do not include the export.
 """
 
 from __future__ import annotations
@@ -56,33 +66,27 @@ _SIGNED = {z3.Z3_OP_SLEQ: "<=", z3.Z3_OP_SLT: "<", z3.Z3_OP_SGEQ: ">=", z3.Z3_OP
 _ARITH = {z3.Z3_OP_BADD: "+", z3.Z3_OP_BSUB: "-", z3.Z3_OP_BMUL: "*"}
 
 
-class _Pml:
-    """Z3 terms -> Promela expressions. Values are unsigned below 2**width, as in
-    encode/concrete.py; Promela evaluates in C ints, so arithmetic is masked."""
+class _C:
+    """Z3 terms -> C over SPIN's state vector (`now.x`), shared subterms in
+    temporaries (inlining a DAG into one expression can grow it exponentially).
+    Values are unsigned below 2**width, as in encode/concrete.py; C evaluates in
+    ints, so arithmetic is masked."""
 
-    def __init__(self, names: dict[str, str], c: bool = False):
-        self.names = names          # `online[1]@0` -> Promela variable (C: `now.` it)
-        self.c = c                  # C (embedded code) rather than Promela
+    def __init__(self, names: dict[str, str]):
+        self.names = names          # `online[1]@0` -> `now.v_online_1_`
         self.memo: dict[int, str] = {}
         self.ctx = None
-        self.lines: list[str] | None = None   # statements mode: shared subterms in hidden temporaries
-        self.temps: list[str] = []
-
-    def __call__(self, e: z3.ExprRef) -> str:
-        """One expression (a guard: it must be free of statements)."""
-        self.ctx, self.lines, self.memo = e.ctx_ref(), None, {}
-        return self._walk(e.as_ast())
+        self.lines: list[str] = []
+        self.temps = 0
 
     def statements(self, terms: list[z3.ExprRef]) -> tuple[list[str], list[str]]:
-        """(assignments to temporaries, one expression per term): inlining a DAG
-        into one expression can grow it exponentially (the deadlock condition)."""
+        """(declarations of temporaries, one expression per term)."""
         self.lines, self.memo = [], {}
         exprs = []
         for e in terms:
             self.ctx = e.ctx_ref()
             exprs.append(self._walk(e.as_ast()))
-        lines, self.lines = self.lines, None
-        return lines, exprs
+        return self.lines, exprs
 
     def _width(self, a) -> int:
         sort = SORT(self.ctx, a)
@@ -92,10 +96,10 @@ class _Pml:
         key = ID(self.ctx, a)
         if key not in self.memo:
             out = self._term(a)
-            if self.lines is not None and not re.fullmatch(r"(now\.)?[A-Za-z_][A-Za-z0-9_]*|-?[0-9]+", out):
-                name = f"t{len(self.temps)}"
-                self.temps.append(name)
-                self.lines.append(f"{'int ' if self.c else ''}{name} = {out}")
+            if not re.fullmatch(r"(now\.)?[A-Za-z_][A-Za-z0-9_]*|-?[0-9]+", out):
+                name = f"t{self.temps}"
+                self.temps += 1
+                self.lines.append(f"int {name} = {out}")
                 out = name
             self.memo[key] = out
         return self.memo[key]
@@ -156,10 +160,10 @@ class _Pml:
         if k == z3.Z3_OP_SIGN_EXT:
             w = self._width(kids[0])
             return self._ite(f"{args[0]} >= {1 << (w - 1)}", f"{args[0]} + {mask - ((1 << w) - 1)}", args[0])
-        raise NotImplementedError(f"Promela for {z3.FuncDeclRef(d, z3.main_ctx())}")
+        raise NotImplementedError(f"C for {z3.FuncDeclRef(d, z3.main_ctx())}")
 
     def _ite(self, c: str, a: str, b: str) -> str:
-        return f"({c} ? {a} : {b})" if self.c else f"({c} -> {a} : {b})"
+        return f"({c} ? {a} : {b})"
 
 
 def _ident(name: str) -> str:
@@ -186,12 +190,13 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
     for name in v.names:
         w = v.widths[name]
         out.append(f"unsigned {idents[name]} : {w};   /* {name} */")
-    cc = _Pml({f"{name}@0": f"now.{idents[name]}" for name in v.names}, c=True)
+    cc = _C({f"{name}@0": f"now.{idents[name]}" for name in v.names})
+    assert len(number) <= 64
 
-    def report(prop: str, c: bool = False) -> str:
+    def report(prop: str) -> str:
+        """Print the property's name the first time it fails (the search goes on)."""
         k = number[prop]
-        code = f"if (!tdx_seen[{k}]) {{ tdx_seen[{k}] = 1; printf(\"tdxproof-violated: {prop}\\n\"); }}"
-        return code if c else f"c_code {{ {code} }}"
+        return f"if (!tdx_seen[{k}]) {{ tdx_seen[{k}] = 1; printf(\"tdxproof-violated: {prop}\\n\"); }}"
 
     # the state checks, after every step and in the initial states: one C function
     # (a Promela `inline` would be copied into each of the thousands of steps)
@@ -220,7 +225,7 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
                     terms.append(w)
     lines, exprs = cc.statements(terms)
     checks = ["void tdx_checks(void) {"] + [f"  {x};" for x in lines]
-    checks += [f"  if (!{x}) {{ {report(name, True)} }}" for name, x in zip(state_props, exprs)]
+    checks += [f"  if (!{x}) {{ {report(name)} }}" for name, x in zip(state_props, exprs)]
     if dead is not None:
         # NOTE(deadlock): drop the blocked contexts that wait on one outside the set
         # and not finished, until nothing changes; any left is a deadlock
@@ -235,7 +240,7 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
             if why:
                 checks.append(f"    if (on[{c.index}] && ({' || '.join(why)})) {{ on[{c.index}] = 0; ch = 1; }}")
         checks.append("  }")
-        checks.append(f"  for (i = 0; i < {k}; i++) if (on[i]) {{ {report(dead, True)} break; }}")
+        checks.append(f"  for (i = 0; i < {k}; i++) if (on[i]) {{ {report(dead)} break; }}")
     checks.append("}")
     # initial states: enumerated, as the compiled engine does
     inits = ConcreteSystem.build(enc).initial()
@@ -279,7 +284,7 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
             names = list(p.updates)
             lines, exprs = cc.statements([cond for _, cond in items] + [p.updates[name] for name in names])
             body = [f"  {x};" for x in lines]
-            body += [f"  if (!{x}) {{ {report(name, True)} }}" for (name, _), x in zip(items, exprs)]
+            body += [f"  if (!{x}) {{ {report(name)} }}" for (name, _), x in zip(items, exprs)]
             news = exprs[len(items):]
             body += [f"  int n{j} = {x};" for j, x in enumerate(news)]   # simultaneous: read all, then write
             body += [f"  now.{idents[name]} = n{j};" for j, name in enumerate(names)]
@@ -341,7 +346,8 @@ def spin(model: ir.Model, n: int, keep: Path | None = None) -> dict:
         subprocess.run(["gcc", OPT, "-DSAFETY", "-DNOREDUCE", "-DMEMLIM=16000", "-w", "-o", "pan", "pan.c"],
                        cwd=work, check=True, capture_output=True)
         t2 = time.monotonic()
-        proc = subprocess.Popen(["./pan", "-m5000000", "-w24"], cwd=work, stdout=subprocess.PIPE,
+        # the hash table: 2^24 slots for N <= 3, 2^27 for the millions of states beyond
+        proc = subprocess.Popen(["./pan", "-m5000000", "-w24" if n <= 3 else "-w27"], cwd=work, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         log = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -379,17 +385,22 @@ def main(argv: list[str]) -> int:
         (Path(argv[2]) / "model.pml").write_text(text)
         (Path(argv[2]) / "steps.c").write_text(steps)
         return 0
+    only = None
+    if argv[:1] == ["--only"]:      # --only spin|tdxproof POLICY:N ...
+        only, argv = argv[1], argv[2:]
     print("| policy | N | checker | seconds | of which search | states | peak MiB | violated |")
     print("|---|---|---|---|---|---|---|---|")
     for arg in argv:
         policy, n = arg.rsplit(":", 1)
         name = Path(policy).stem
-        for label, extra in (("tdxproof", []), ("tdxproof --symmetry off", ["--symmetry", "off"])):
+        for label, extra in (("tdxproof", []), ("tdxproof --symmetry off", ["--symmetry", "off"])) * (only != "spin"):
             r = tdxproof(policy, int(n), extra)
             print(f"| {name} | {n} | {label} | {r['seconds']:.1f} | | {r['states']:,} | {r['mib']:.0f} | "
                   f"{', '.join(r['violated']) or '-'} |", flush=True)
+        if only == "tdxproof":
+            continue
         r = spin(lower_policy(policy)[0], int(n))
-        print(f"| {name} | {n} | SPIN 6.5.2 | {r['seconds']:.1f} (spin {r['spin']:.1f}, gcc {r['gcc']:.1f}) "
+        print(f"| {name} | {n} | SPIN 6.5.2 {OPT} | {r['seconds']:.1f} (spin {r['spin']:.1f}, gcc {r['gcc']:.1f}) "
               f"| {r['search']:.1f} | {r['states']:,} | {r['mib']:.0f} | {', '.join(r['violated']) or '-'} |",
               flush=True)
     return 0

@@ -4,6 +4,7 @@
     python benchmarks/promela.py --only spin POLICY:N ...     # SPIN's rows alone (or: --only tdxproof)
     python benchmarks/promela.py --emit POLICY:N DIR          # just the model: DIR/model.pml, DIR/steps.c
     TDX_SPIN_OPT=-O1 python benchmarks/promela.py ...         # gcc's optimisation level (default -O0)
+    TDX_SPIN_CFLAGS=-DCOLLAPSE python benchmarks/promela.py ...   # more of pan's options
 
 Why generate the Promela model rather than write one by hand: a hand-written model
 of a design is a second model, with its own granularity and its own bugs, and a
@@ -58,6 +59,7 @@ from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
 
 ROOT = Path(__file__).resolve().parent.parent
+CFLAGS = os.environ.get("TDX_SPIN_CFLAGS", "").split()   # e.g. -DCOLLAPSE: lossless state compression
 OPT = os.environ.get("TDX_SPIN_OPT", "-O0")   # gcc's: the least total time here (RESULTS run 14)
 
 _BIN = {z3.Z3_OP_BAND: "&", z3.Z3_OP_BOR: "|", z3.Z3_OP_BXOR: "^", z3.Z3_OP_ULEQ: "<=", z3.Z3_OP_ULT: "<",
@@ -343,7 +345,7 @@ def spin(model: ir.Model, n: int, keep: Path | None = None) -> dict:
         pan = (work / "pan.c").read_text()
         (work / "pan.c").write_text(pan.replace("\nTDX_STEPS_C\n", '\n#include "steps.c"\n', 1))
         t1 = time.monotonic()
-        subprocess.run(["gcc", OPT, "-DSAFETY", "-DNOREDUCE", "-DMEMLIM=16000", "-w", "-o", "pan", "pan.c"],
+        subprocess.run(["gcc", OPT, "-DSAFETY", "-DNOREDUCE", "-DMEMLIM=20000", *CFLAGS, "-w", "-o", "pan", "pan.c"],
                        cwd=work, check=True, capture_output=True)
         t2 = time.monotonic()
         # the hash table: 2^24 slots for N <= 3, 2^27 for the millions of states beyond

@@ -45,7 +45,53 @@ def test_every_concrete_state_of_small_n_is_in_the_abstraction():
             assert (counting.ab_n(ab, a), a) in out.reached
 
 
-def test_per_cpu_choice_of_initial_values_is_outside_the_fragment():
-    m = lower_policy("policies/upstream-fixed.tdx", cpus=3)[0]
-    m2 = lower_policy("policies/upstream-fixed.tdx", cpus=2)[0]
-    assert "a choice per CPU" in counting.fragment(m, m2)
+# CPUs that may start offline, as the thread's policies have them
+# (policies/upstream.tdx:23): a walk over the online ones
+ONLINE = 'import "locks.tdx";\ncpus 3;\n' + """
+    var online[cpu c]: bool = c == 0 || any;
+    var done[cpu c]: bool = false;
+    var all_done: bool = false;
+    lock m: mutex;
+    actor setup {
+        mutex_lock(m);
+        for cpu k where online[k] { done[k] = true; }
+        all_done = true;
+        mutex_unlock(m);
+    }
+    actor undo repeat {
+        mutex_lock(m);
+        pick cpu c where c != 0 { if !all_done { done[c] = false; } }
+        mutex_unlock(m);
+    }
+    invariant online-done: all_done -> forall cpu c: online[c] -> done[c];
+    invariant every-cpu-done: all_done -> forall cpu c: done[c];
+"""
+
+
+def _online(tmp_path):
+    path = tmp_path / "online.tdx"
+    path.write_text(ONLINE)
+    return lower_policy(str(path), cpus=3)[0], lower_policy(str(path), cpus=2)[0]
+
+
+def test_initial_values_chosen_per_cpu_give_every_mix_of_initial_classes(tmp_path):
+    m, m2 = _online(tmp_path)
+    assert counting.fragment(m, m2) is None
+    out = counting.search(m, _props(m))
+    assert out.complete and out.why is None
+    # what holds is not broken; what fails once a CPU starts offline is
+    assert "online-done" not in out.broken and "every-cpu-done" in out.broken
+    proved = [p for p in _props(m) if p.name != "every-cpu-done"]
+    assert counting.recheck(m, proved, out.reached) is None
+    # every state of N = 2..4 (one CPU online and one offline among them) is covered
+    ab = counting.Abstraction(m)
+    out = counting.search(m, proved, abstraction=ab)
+    for n in (2, 3, 4):
+        exp = explore(Program(m, n, any_order=True), keep_trail=True)
+        at = ab.at(n)
+        for s in exp.trail[0]:
+            a = ab.abstract(at, at.succ.canonical(s))
+            assert (counting.ab_n(ab, a), a) in out.reached
+    # a certificate without the initial mix of an online and an offline CPU is refused
+    mixed = [key for key in counting.initial(ab) if key[0] > 2]
+    assert mixed and "initial" in counting.recheck(m, proved, out.reached - set(mixed))

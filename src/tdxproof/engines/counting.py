@@ -44,12 +44,12 @@ The certificate is the set of abstract states: `recheck()` checks, with fresh
 objects, that it contains the initial abstraction, is closed under the
 abstract step, and holds no bad state or step.
 
-Where it stands: a first slice, not yet called by `--cpus any` (engines/
-every_n.py). It proves the loop models of benchmarks/models/ in well under a
-second; the thread's policies are outside its fragment (`online` is a choice
-per CPU at the start), and with that check lifted upstream-fixed's
-abstraction passed 1.17 M states in 900 s without closing (benchmarks/
-RESULTS.md, run 13).
+Where it stands: not yet called by `--cpus any` (engines/every_n.py). It
+proves the loop models of benchmarks/models/ in well under a second; the
+thread's policies are inside its fragment since initial values chosen per CPU
+are (`initial()`), but upstream-fixed's abstraction passed 488,000 states in
+240 s without closing: few named CPUs, many mixes of up to 5 classes
+(docs/every-n.md; benchmarks/RESULTS.md, run 15).
 """
 
 from __future__ import annotations

@@ -216,10 +216,10 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
     leave: list[tuple[int, int, int]] = []
     if dead is not None:
         assert all(b.c.index == i for i, b in enumerate(enc.blocks))
-        first = len(terms)
-        terms += [z3.simplify(b.blocked(s0)[0]) for b in enc.blocks]
-        for b in enc.blocks:
-            waits = b.blocked(s0)[1]
+        base = len(terms)
+        blocked = [b.blocked(s0) for b in enc.blocks]
+        terms += [z3.simplify(x) for x, _ in blocked]
+        for b, (_, waits) in zip(enc.blocks, blocked):
             for o in v.contexts:
                 w = waits.get(o.index)
                 if w is not None and not z3.is_false(w := z3.simplify(w)):
@@ -233,7 +233,7 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
         # and not finished, until nothing changes; any left is a deadlock
         k = len(v.contexts)
         checks.append(f"  int on[{k}], ch = 1, i;")
-        checks += [f"  on[{i}] = {exprs[first + i]};" for i in range(k)]
+        checks += [f"  on[{i}] = {exprs[base + i]};" for i in range(k)]
         checks.append("  while (ch) {")
         checks.append("    ch = 0;")
         for c in v.contexts:
@@ -257,9 +257,11 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
     by_ctx: dict[int, list[tuple[int, object]]] = {}
     for i, (ci, p) in enumerate(enc.paths):
         by_ctx.setdefault(ci, []).append((i, p))
-    # a kthread's program counter is reset by the context that wakes it: such a
-    # context is one loop over its steps, each testing the pc (first, it is cheap)
+    # a kthread's program counter is reset by the context that wakes it, and a
+    # `repeat K` actor's last step goes back to its entry or ends, by its count:
+    # such a context is one loop over its steps, each testing the pc (first: it is cheap)
     woken = {o.index for ci, p in enc.paths for o in v.contexts if o.index != ci and v.pc(o) in p.updates}
+    woken |= {ci for ci, p in enc.paths if not z3.is_bv_value(z3.simplify(p.updates[v.pc(v.contexts[ci])]))}
     procs: list[str] = []
     for c in v.contexts:
         paths = by_ctx.get(c.index, [])
@@ -271,9 +273,9 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
         lines, (g,) = cc.statements([z3.And(shared) if shared else z3.BoolVal(True)])
         checks += [f"int c{c.index}(void) {{"] + [f"  {x};" for x in lines] + [f"  return {g};", "}"]
         starts: dict[int, list[str]] = {}
-        first = {st[pos[v.pc(c)]] for st in inits}
-        assert len(first) == 1, f"{c.name} starts at several program counters"
-        targets = set(first)
+        entry = {st[pos[v.pc(c)]] for st in inits}
+        assert len(entry) == 1, f"{c.name} starts at several program counters"
+        targets = set(entry)
         for i, p in paths:
             rest = [x for x in conj[i] if x.get_id() not in common]
             if any(z3.is_false(x) for x in rest):
@@ -291,7 +293,8 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
             body += [f"  int n{j} = {x};" for j, x in enumerate(news)]   # simultaneous: read all, then write
             body += [f"  now.{idents[name]} = n{j};" for j, name in enumerate(names)]
             checks += [f"void u{i}(void) {{"] + body + ["  tdx_checks();", "}"]
-            to = z3.simplify(p.updates[v.pc(c)]).as_long()   # constant: the encoding inlines every call
+            to = z3.simplify(p.updates[v.pc(c)])
+            to = to.as_long() if c.index not in woken else None   # constant: the encoding inlines every call
             targets.add(to)
             # `(g())`: SPIN takes a bare call in c_expr for a side effect
             step = f"d_step {{ c_expr {{ (now.{idents[v.pc(c)]} == {p.start} && c{c.index}() && g{i}()) }} " \
@@ -301,7 +304,7 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
         if c.index in woken:
             procs += ["endL:", "  do"] + [x for at in sorted(starts) for x in starts[at]] + ["  od", "}"]
             continue
-        procs.append(f"  goto endL{next(iter(first))};")
+        procs.append(f"  goto endL{next(iter(entry))};")
         # every location is a valid end state: deadlocks are the model's own check
         for at in sorted(set(starts) | targets):
             if at in starts:
@@ -356,12 +359,14 @@ def spin(model: ir.Model, n: int, keep: Path | None = None) -> dict:
         t3 = time.monotonic()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    stored = re.search(r"(\d+) states, stored", log)
+    stored = re.search(r"(\S+) states, stored", log)     # pan prints %9.8g: 1.2345679e+08 past 10^8
     return {"seconds": t3 - t0, "spin": t1 - t0, "gcc": t2 - t1, "search": t3 - t2,
-            "states": int(stored.group(1)) if stored else None, "mib": usage.ru_maxrss / 1024,
+            "states": int(float(stored.group(1))) if stored else None, "mib": usage.ru_maxrss / 1024,
             "violated": sorted(set(re.findall(r"tdxproof-violated: (\S+)", log))),
             "depth": re.search(r"depth reached (\d+)", log).group(1) if "depth reached" in log else "",
             "errors": re.search(r"errors: (\d+)", log).group(1) if "errors:" in log else "?",
+            # pan stops short of the whole graph when it runs out of memory or stack
+            "complete": not any(x in log for x in ("out of memory", "search depth too small", "aborted")),
             "log": log}
 
 
@@ -371,18 +376,32 @@ def tdxproof(policy: str, n: int, extra: list[str]) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "tdxproof", "verify", policy, "--cpus", str(n), "--format",
                              "json", *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = proc.stdout.read()
-    _, _, usage = os.wait4(proc.pid, 0)
+    _, status, usage = os.wait4(proc.pid, 0)
     secs = time.monotonic() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):       # 0 holds, 1 violated; anything else is no verdict to compare
+        raise SystemExit(f"tdxproof verify {policy} --cpus {n}: exit {code}")
     doc = json.loads(out)
     return {"seconds": secs, "states": doc.get("states") or 0, "mib": usage.ru_maxrss / 1024,
             "violated": sorted(r["name"] for r in doc["results"] if r["verdict"] == "violated"
                                and r["kind"] not in ("static", "lockdep"))}
 
 
+def at(policy: str, n: int) -> ir.Model:
+    """The policy lowered at N=n, as `tdxproof verify --cpus n` lowers it (per-CPU
+    actors are expanded there)."""
+    return lower_policy(policy, cpus=n)[0]
+
+
+def _stop(log: str) -> str:
+    return next((ln.strip() for ln in log.splitlines() if "out of memory" in ln or "too small" in ln
+                 or "aborted" in ln), "?")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--emit"]:     # --emit POLICY:N DIR: model.pml and steps.c into DIR
         policy, n = argv[1].rsplit(":", 1)
-        text, steps, _ = export(lower_policy(policy)[0], int(n))
+        text, steps, _ = export(at(policy, int(n)), int(n))
         Path(argv[2]).mkdir(parents=True, exist_ok=True)
         (Path(argv[2]) / "model.pml").write_text(text)
         (Path(argv[2]) / "steps.c").write_text(steps)
@@ -401,9 +420,10 @@ def main(argv: list[str]) -> int:
                   f"{', '.join(r['violated']) or '-'} |", flush=True)
         if only == "tdxproof":
             continue
-        r = spin(lower_policy(policy)[0], int(n))
+        r = spin(at(policy, int(n)), int(n))
+        stored = f"{r['states']:,}" if r["complete"] else f"{r['states']:,}, stopped: {_stop(r['log'])}"
         print(f"| {name} | {n} | SPIN 6.5.2 {OPT} | {r['seconds']:.1f} (spin {r['spin']:.1f}, gcc {r['gcc']:.1f}) "
-              f"| {r['search']:.1f} | {r['states']:,} | {r['mib']:.0f} | {', '.join(r['violated']) or '-'} |",
+              f"| {r['search']:.1f} | {stored} | {r['mib']:.0f} | {', '.join(r['violated']) or '-'} |",
               flush=True)
     return 0
 

@@ -28,13 +28,29 @@ def _promela():
     return mod
 
 
-@pytest.mark.parametrize("path", ["examples/kvm-lock-cycle/kvm-6.10.tdx",      # a deadlock
-                                  "examples/therm-throt-poll-work/therm_throt-5.5.tdx",   # work queues, IPIs
-                                  "examples/padata-cpumask/padata-5.2-fixed.tdx"])
-def test_spin_searches_the_same_states_and_finds_the_same_violations(path):
-    model = lower_policy(str(ROOT / path))[0]
+# a `repeat K` actor: its last step goes back to its entry or ends, by its count
+REPEAT = 'import "locks.tdx";\ncpus 2;\n' + """
+    var x: int[0..3] = 0;
+    actor a repeat 2 { x = x + 1; }
+    invariant small: x <= 1;
+"""
+
+
+@pytest.mark.parametrize("path, n", [("examples/kvm-lock-cycle/kvm-6.10.tdx", None),      # a deadlock
+                                     ("examples/therm-throt-poll-work/therm_throt-5.5.tdx", None),   # work, IPIs
+                                     ("examples/padata-cpumask/padata-5.2-fixed.tdx", None),
+                                     # per-CPU actors, at an N past the policy's `cpus 2`
+                                     ("examples/therm-throt-poll-work/therm_throt-5.5.tdx", 3),
+                                     ("repeat", None)])
+def test_spin_searches_the_same_states_and_finds_the_same_violations(path, n, tmp_path):
+    if path == "repeat":
+        (tmp_path / "repeat.tdx").write_text(REPEAT)
+        path = tmp_path / "repeat.tdx"
+    promela = _promela()
+    model = promela.at(str(ROOT / path), n) if n is not None else lower_policy(str(ROOT / path))[0]
     ours = verify_compiled(model)
-    got = _promela().spin(model, model.cpus)
+    got = promela.spin(model, model.cpus)
+    assert got["complete"]
     assert got["states"] == ours.states + 1, got["log"][-800:]
     violated = {r.name for r in ours.results if r.verdict is Verdict.VIOLATED and r.kind not in ("static", "lockdep")}
     assert set(got["violated"]) == violated

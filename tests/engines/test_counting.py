@@ -47,25 +47,9 @@ def test_every_concrete_state_of_small_n_is_in_the_abstraction():
 
 # CPUs that may start offline, as the thread's policies have them
 # (policies/upstream.tdx:23): a walk over the online ones
-ONLINE = 'import "locks.tdx";\ncpus 3;\n' + """
-    var online[cpu c]: bool = c == 0 || any;
-    var done[cpu c]: bool = false;
-    var all_done: bool = false;
-    lock m: mutex;
-    actor setup {
-        mutex_lock(m);
-        for cpu k where online[k] { done[k] = true; }
-        all_done = true;
-        mutex_unlock(m);
-    }
-    actor undo repeat {
-        mutex_lock(m);
-        pick cpu c where c != 0 { if !all_done { done[c] = false; } }
-        mutex_unlock(m);
-    }
-    invariant online-done: all_done -> forall cpu c: online[c] -> done[c];
-    invariant every-cpu-done: all_done -> forall cpu c: done[c];
-"""
+ONLINE = open(LOOP).read().replace("    var done[cpu c]", "    var online[cpu c]: bool = c == 0 || any;\n    var done[cpu c]") \
+    .replace("for cpu k {", "for cpu k where online[k] {") \
+    + "    invariant online-done: all_done -> forall cpu c: online[c] -> done[c];\n"
 
 
 def _online(tmp_path):

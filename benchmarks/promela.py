@@ -366,7 +366,8 @@ def spin(model: ir.Model, n: int, keep: Path | None = None) -> dict:
             "depth": re.search(r"depth reached (\d+)", log).group(1) if "depth reached" in log else "",
             "errors": re.search(r"errors: (\d+)", log).group(1) if "errors:" in log else "?",
             # pan stops short of the whole graph when it runs out of memory or stack
-            "complete": not any(x in log for x in ("out of memory", "search depth too small", "aborted")),
+            "complete": not any(x in log for x in ("out of memory", "MEMLIM bound", "search depth too small",
+                                                   "aborted", "Search not completed", "hash table full")),
             "log": log}
 
 
@@ -394,8 +395,8 @@ def at(policy: str, n: int) -> ir.Model:
 
 
 def _stop(log: str) -> str:
-    return next((ln.strip() for ln in log.splitlines() if "out of memory" in ln or "too small" in ln
-                 or "aborted" in ln), "?")
+    return next((ln.strip() for ln in log.splitlines() if any(x in ln for x in (
+        "out of memory", "MEMLIM bound", "too small", "aborted", "not completed", "table full"))), "?")
 
 
 def main(argv: list[str]) -> int:

@@ -79,3 +79,13 @@ def test_initial_values_chosen_per_cpu_give_every_mix_of_initial_classes(tmp_pat
     # a certificate without the initial mix of an online and an offline CPU is refused
     mixed = [key for key in counting.initial(ab) if key[0] > 2]
     assert mixed and "initial" in counting.recheck(m, proved, out.reached - set(mixed))
+
+
+def test_too_many_initial_classes_is_a_reason_not_a_proof(tmp_path):
+    path = tmp_path / "many.tdx"
+    path.write_text(open(LOOP).read().replace("    var done[cpu c]", "    var level[cpu c]: int[0..7] = any;\n"
+                                                                  "    var done[cpu c]"))
+    m = lower_policy(str(path), cpus=3)[0]
+    out = counting.search(m, _props(m))
+    assert not out.complete and "classes" in out.why
+    assert "classes" in counting.recheck(m, _props(m), set())

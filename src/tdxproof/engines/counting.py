@@ -519,7 +519,7 @@ def search(model: ir.Model, props: list[ir.Property], *, max_states: int = MAX_S
                 if out.why is not None:
                     break
             else:
-                out.complete = True
+                out.complete = out.why is None   # not when the initial states already failed
     except OrderSeen as exc:
         out.why = f"a CPU loop's condition changed while it ran{_pos(exc.span)}: the any-order reading " \
                   "does not stand for the kernel's order"

@@ -50,11 +50,10 @@ from pathlib import Path
 
 import z3
 
-from tdxproof.encode.concrete import ConcreteSystem
+from tdxproof.encode.concrete import ConcreteSystem, _Compiler
 from tdxproof.encode.system import Encoding, encode
 from tdxproof.encode.vocab import DONE, MODEL_ERROR
-from tdxproof.encode.z3raw import (ARG, AST_KIND, BV_SIZE, DECL, DECL_NAME, ID, INT_PARAM, KIND, NUM_ARGS, NUMERAL,
-                                    SORT, SORT_KIND, SYMBOL)
+from tdxproof.encode.z3raw import ARG, AST_KIND, DECL, DECL_NAME, INT_PARAM, KIND, NUMERAL, SYMBOL
 from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
 
@@ -68,49 +67,24 @@ _SIGNED = {z3.Z3_OP_SLEQ: "<=", z3.Z3_OP_SLT: "<", z3.Z3_OP_SGEQ: ">=", z3.Z3_OP
 _ARITH = {z3.Z3_OP_BADD: "+", z3.Z3_OP_BSUB: "-", z3.Z3_OP_BMUL: "*"}
 
 
-class _C:
-    """Z3 terms -> C over SPIN's state vector (`now.x`), shared subterms in
-    temporaries (inlining a DAG into one expression can grow it exponentially).
-    Values are unsigned below 2**width, as in encode/concrete.py; C evaluates in
-    ints, so arithmetic is masked."""
+class _C(_Compiler):
+    """Z3 terms -> C over SPIN's state vector (`now.x`): concrete.py's compiler
+    (shared subterms in temporaries: inlining a DAG into one expression can grow
+    it exponentially) with C for its Python. Values are unsigned below 2**width;
+    C evaluates in ints, so arithmetic is masked."""
 
-    def __init__(self, names: dict[str, str]):
-        self.names = names          # `online[1]@0` -> `now.v_online_1_`
-        self.memo: dict[int, str] = {}
-        self.ctx = None
-        self.lines: list[str] = []
-        self.temps = 0
+    TEMP = "int {name} = {out}"
 
     def statements(self, terms: list[z3.ExprRef]) -> tuple[list[str], list[str]]:
         """(declarations of temporaries, one expression per term)."""
         self.lines, self.memo = [], {}
-        exprs = []
-        for e in terms:
-            self.ctx = e.ctx_ref()
-            exprs.append(self._walk(e.as_ast()))
+        exprs = [self.term(e) for e in terms]
         return self.lines, exprs
 
-    def _width(self, a) -> int:
-        sort = SORT(self.ctx, a)
-        return BV_SIZE(self.ctx, sort) if SORT_KIND(self.ctx, sort) == z3.Z3_BV_SORT else 0
-
-    def _walk(self, a) -> str:
-        key = ID(self.ctx, a)
-        if key not in self.memo:
-            out = self._term(a)
-            if not re.fullmatch(r"(now\.)?[A-Za-z_][A-Za-z0-9_]*|-?[0-9]+", out):
-                name = f"t{self.temps}"
-                self.temps += 1
-                self.lines.append(f"int {name} = {out}")
-                out = name
-            self.memo[key] = out
-        return self.memo[key]
-
-    def _term(self, a) -> str:
+    def _term(self, a, n: int) -> str:
         ctx = self.ctx
         if AST_KIND(ctx, a) == z3.Z3_NUMERAL_AST:
             return NUMERAL(ctx, a).decode()
-        n = NUM_ARGS(ctx, a)
         d = DECL(ctx, a)
         k = KIND(ctx, d)
         if k == z3.Z3_OP_TRUE:
@@ -118,7 +92,7 @@ class _C:
         if k == z3.Z3_OP_FALSE:
             return "0"
         if k == z3.Z3_OP_UNINTERPRETED and n == 0:
-            return self.names[SYMBOL(ctx, DECL_NAME(ctx, d)).decode()]
+            return self.index[SYMBOL(ctx, DECL_NAME(ctx, d)).decode()]
         kids = [ARG(ctx, a, i) for i in range(n)]
         args = [self._walk(x) for x in kids]
         mask = (1 << self._width(a)) - 1
@@ -172,9 +146,9 @@ def _ident(name: str) -> str:
     return "v_" + re.sub(r"[^A-Za-z0-9]", "_", name)
 
 
-def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
+def export(model: ir.Model, n: int) -> tuple[str, str]:
     """(the Promela model of the policy's encoding at N=n, the C file `steps.c` it
-    includes, the property names it reports, by number)."""
+    includes)."""
     enc: Encoding = encode(model, n)
     v = enc.vocab
     idents: dict[str, str] = {}
@@ -328,21 +302,22 @@ def export(model: ir.Model, n: int) -> tuple[str, str, list[str]]:
     out += [f"  run P{c.index}();" for c in v.contexts]
     out.append("  }")
     out.append("}")
-    return "\n".join(out) + "\n", "\n".join(checks) + "\n", [p.name for p in props] + ["model-error"]
+    return "\n".join(out) + "\n", "\n".join(checks) + "\n"
 
 
-def spin(model: ir.Model, n: int, keep: Path | None = None) -> dict:
+# what pan prints when it stops short of the whole graph (memory, stack, hash table)
+_STOPS = ("out of memory", "MEMLIM bound", "search depth too small", "aborted", "Search not completed",
+          "hash table full")
+
+
+def spin(model: ir.Model, n: int) -> dict:
     """Export, compile and run; seconds are wall time of export excluded, SPIN's
     generation, gcc and the search included (each also given apart)."""
-    text, steps, _ = export(model, n)
+    text, steps = export(model, n)
     work = Path(tempfile.mkdtemp(prefix="tdxproof-spin-"))
     try:
         (work / "model.pml").write_text(text)
         (work / "steps.c").write_text(steps)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            shutil.copy(work / "model.pml", keep)
-            shutil.copy(work / "steps.c", keep)
         t0 = time.monotonic()
         subprocess.run(["spin", "-a", "model.pml"], cwd=work, check=True, capture_output=True)
         pan = (work / "pan.c").read_text()
@@ -363,11 +338,7 @@ def spin(model: ir.Model, n: int, keep: Path | None = None) -> dict:
     return {"seconds": t3 - t0, "spin": t1 - t0, "gcc": t2 - t1, "search": t3 - t2,
             "states": int(float(stored.group(1))) if stored else None, "mib": usage.ru_maxrss / 1024,
             "violated": sorted(set(re.findall(r"tdxproof-violated: (\S+)", log))),
-            "depth": re.search(r"depth reached (\d+)", log).group(1) if "depth reached" in log else "",
-            "errors": re.search(r"errors: (\d+)", log).group(1) if "errors:" in log else "?",
-            # pan stops short of the whole graph when it runs out of memory or stack
-            "complete": not any(x in log for x in ("out of memory", "MEMLIM bound", "search depth too small",
-                                                   "aborted", "Search not completed", "hash table full")),
+            "stopped": next((ln.strip() for ln in log.splitlines() if any(x in ln for x in _STOPS)), None),
             "log": log}
 
 
@@ -394,15 +365,10 @@ def at(policy: str, n: int) -> ir.Model:
     return lower_policy(policy, cpus=n)[0]
 
 
-def _stop(log: str) -> str:
-    return next((ln.strip() for ln in log.splitlines() if any(x in ln for x in (
-        "out of memory", "MEMLIM bound", "too small", "aborted", "not completed", "table full"))), "?")
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--emit"]:     # --emit POLICY:N DIR: model.pml and steps.c into DIR
         policy, n = argv[1].rsplit(":", 1)
-        text, steps, _ = export(at(policy, int(n)), int(n))
+        text, steps = export(at(policy, int(n)), int(n))
         Path(argv[2]).mkdir(parents=True, exist_ok=True)
         (Path(argv[2]) / "model.pml").write_text(text)
         (Path(argv[2]) / "steps.c").write_text(steps)
@@ -422,7 +388,7 @@ def main(argv: list[str]) -> int:
         if only == "tdxproof":
             continue
         r = spin(at(policy, int(n)), int(n))
-        stored = f"{r['states']:,}" if r["complete"] else f"{r['states']:,}, stopped: {_stop(r['log'])}"
+        stored = f"{r['states']:,}" + (f", stopped: {r['stopped']}" if r["stopped"] else "")
         print(f"| {name} | {n} | SPIN 6.5.2 {OPT} | {r['seconds']:.1f} (spin {r['spin']:.1f}, gcc {r['gcc']:.1f}) "
               f"| {r['search']:.1f} | {stored} | {r['mib']:.0f} | {', '.join(r['violated']) or '-'} |",
               flush=True)

@@ -65,6 +65,8 @@ def _s(x: int, w: int) -> int:
 class _Compiler:
     """Z3 DAG -> straight-line Python, one temporary per shared subterm."""
 
+    TEMP = "    {name} = {out}"    # how a temporary is written (benchmarks/promela.py writes C)
+
     def __init__(self, index: dict[str, int]):
         self.index = index          # `online[1]@0` -> position in the state tuple
         self.lines: list[str] = []
@@ -89,7 +91,7 @@ class _Compiler:
         out = self._term(a, n)
         if n > 0 and not out.isidentifier():
             name = f"t{len(self.memo)}"
-            self.lines.append(f"    {name} = {out}")
+            self.lines.append(self.TEMP.format(name=name, out=out))
             out = name
         self.memo[key] = out
         return out

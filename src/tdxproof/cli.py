@@ -60,6 +60,10 @@ class CpusType(click.ParamType):
 # --symmetry auto: from this many CPUs (at 3 the group has two elements and the
 # any-order search's own cost outweighs it; benchmarks/RESULTS.md run 12)
 SYMMETRY_AUTO_CPUS = 4
+# `--engine auto`: the exhaustive search up to this N (upstream-fixed at N=5: 157 s, 4.3 GiB
+# with symmetry; N=6 does not fit this machine), past it nothing of N is enumerated
+AUTO_EXPLICIT_CPUS = 5
+AUTO_LEARN_AT = 3
 
 
 def _lower(path: str, cpus: int | None):
@@ -86,7 +90,9 @@ def _lower(path: str, cpus: int | None):
                    "depth k\", never \"proved\"); `kind`: an inductive invariant learned against the "
                    "reachable states, \"proved\" only once it re-checks (violations replayed as for the "
                    "others); `lift`: kind's lemmas learned at --learn-at CPUs, lifted to --cpus and proved "
-                   "inductive there with Z3, without enumerating that N's states. `auto` uses explicit.")
+                   "inductive there with Z3, without enumerating that N's states. `auto`: explicit up to "
+                   f"{AUTO_EXPLICIT_CPUS} CPUs; past that no state of N is listed: N0 (--learn-at, default "
+                   f"{AUTO_LEARN_AT}) is searched, its schedules replayed at N, and what holds there goes to lift.")
 @click.option("--learn-at", "learn_at", type=click.IntRange(1, 64), default=None,
               help="lift: the number of CPUs to learn lemmas at (default: the policy's `cpus`).")
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
@@ -200,8 +206,28 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
     _check_properties(model, properties)
     progress = _progress() if sys.stderr.isatty() else None
     note = " (reference interpreter, exhaustive search)"
+    if engine == "auto" and model.cpus > AUTO_EXPLICIT_CPUS:
+        engine = "past"
     try:
-        if engine == "bmc":
+        if engine == "past":
+            # no state of N is listed: N0 searched, its schedules replayed at N, the rest proved at N by lift
+            from tdxproof.engines.lift import verify_past_search
+            from tdxproof.model.lower import lower_policy
+            n = model.cpus
+            small = lower_policy(model.path, cpus=learn_at)[0]
+            base = learn_at if learn_at is not None else min(small.cpus, AUTO_LEARN_AT, n)
+            if base > n:
+                raise UsageFailure(f"--learn-at {base} is more CPUs than --cpus {n}")
+            if base != small.cpus:
+                small = lower_policy(model.path, cpus=base)[0]
+            note = (f" (N={n} is past what is searched exhaustively, N <= {AUTO_EXPLICIT_CPUS}: N={base} searched, "
+                    f"its schedules replayed at N={n}; what holds there lifted to N={n} and proved with Z3)")
+            run = verify_past_search(model, small, properties=set(properties) or None, max_states=max_states,
+                                     timeout_s=timeout, memory_budget=memory,
+                                     progress=_say() if sys.stderr.isatty() else None,
+                                     certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
+                                     if certificate else None)
+        elif engine == "bmc":
             from tdxproof.engines.bmc import verify_bmc
             note = f" (Z3, bounded to depth {depth})"
             run = verify_bmc(model, cpus=cpus, properties=set(properties) or None, max_depth=depth,

@@ -92,6 +92,37 @@ def test_cli_lift(tmp_path):
     assert r.exit_code == 2 and "more CPUs than --cpus" in r.output
 
 
+def test_cpus_16_on_upstream_searches_no_state_of_16(tmp_path, monkeypatch):
+    # issue 9: past N=5 the default engine lists no state of N. upstream's
+    # violations are found at N0 and their schedules replayed at 16 (the extra
+    # CPUs offline from the start); the only search is N0's
+    import json
+
+    from tdxproof.engines import explicit
+
+    searched: list = []
+    real = explicit.verify_explicit
+    monkeypatch.setattr(explicit, "verify_explicit",
+                        lambda model, **kw: searched.append(kw.get("cpus")) or real(model, **kw))
+    policy = str(Path(__file__).resolve().parents[2] / "policies" / "upstream.tdx")
+    r = CliRunner().invoke(cli, ["verify", policy, "--cpus", "16", "--learn-at", "2", "--format", "json",
+                                 "--property", "all-online-capable", "--property", "mce-page-lookup",
+                                 "--property", "lock-graph"])
+    assert r.exit_code == 1, r.output
+    run = json.loads(r.stdout)
+    assert searched == [2] and run["cpus"] == 16 and run["states"] == 0, (searched, run["stats"])
+    assert run["stats"]["states_at_base"] < 100_000
+    got = {x["name"]: x for x in run["results"]}
+    assert got["lock-graph"]["verdict"] == "static"
+    for name in ("all-online-capable", "mce-page-lookup"):
+        assert got[name]["verdict"] == "violated" and got[name]["cpus"] == 16
+        assert "schedule found at N=2; a shorter one at N=16 is not excluded" in got[name]["reason"]
+    # the text names the route, and the witness starts from a state of 16 CPUs
+    r = CliRunner().invoke(cli, ["verify", policy, "--cpus", "16", "--learn-at", "2", "--property", "mce-page-lookup"])
+    assert "N=16 is past what is searched exhaustively" in r.output
+    assert "initially: online = [true" + ", false" * 15 + "]" in r.output, r.output
+
+
 # ---------------------------------------------------------------- --cpus any
 
 def test_cpus_any_reports_the_smallest_n_and_never_proves(tmp_path):

@@ -24,7 +24,7 @@ from tdxproof.engines.explicit import check_witness, model_error_at
 from tdxproof.encode.solver import Sat, Unknown, check, make_solver
 from tdxproof.engines.static import check_static
 from tdxproof.interp.program import Program
-from tdxproof.interp.state import initial_states
+from tdxproof.interp.state import InitialIndex, initial_states
 from tdxproof.model import ir
 from tdxproof.results import PropertyResult, RunResult, Schedule, Step, Verdict
 
@@ -62,7 +62,13 @@ def schedule_of(enc: Encoding, prog: Program, paths: list[int], init_value: Call
         steps.append(Step(enc.vocab.contexts[ci].name, ", ".join(path.labels) if path.labels else None))
     values = [init_value(enc.vocab.cells[(var.name, i)])
               for var in enc.model.vars for i in range(enc.vocab.var_cells(var))]
-    init = next((j for j, st in enumerate(initial_states(prog)) if list(st[0][:len(values)]) == values), None)
+    codec = InitialIndex(prog)
+    if codec.usable:      # computed, not listed (2^(N-1) initial states at N CPUs)
+        init = codec.index(tuple(values) + (0,) * (prog.nglobals - len(values)))
+        if init is not None and list(codec.state(init)[0][:len(values)]) != values:
+            init = None
+    else:
+        init = next((j for j, st in enumerate(initial_states(prog)) if list(st[0][:len(values)]) == values), None)
     if init is None:
         raise InternalError("an initial state of the encoding is not one of the reference semantics")
     return Schedule(init, tuple(steps))

@@ -48,6 +48,7 @@ from tdxproof.engines.induction import (Certificate, Lemma, Learned, _and, _bad,
 from tdxproof.diagnostics import InternalError
 from tdxproof.encode.solver import Sat, Unknown, check, make_solver, values
 from tdxproof.interp.program import Program
+from tdxproof.interp.state import embed_initial
 from tdxproof.model import ir
 from tdxproof.model.cfg import control_flow
 from tdxproof.results import Proof, PropertyResult, RunResult, Verdict
@@ -478,7 +479,7 @@ def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] 
     results: dict[str, PropertyResult] = {}
     prog = Program(model, n)
     for name, r in small.results.items():
-        results[name] = _at_n(model, prog, r, n, n0)
+        results[name] = _at_n(model, small_model, prog, r, n, n0)
     stats: dict = {"learned_at": n0, "states_at_base": len(small.exp.states), "paths": 0}
     todo = small.todo
     if todo and (not small.exp.complete or not hasattr(small.got, "lemmas")):
@@ -494,6 +495,52 @@ def verify_lift(model: ir.Model, small_model: ir.Model, *, properties: set[str] 
     if todo:
         got = _prove_at(model, small, todo, n, timeout_s, say, stats, certificate_out)
         results.update(got)
+    ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
+    stats["seconds"] = time.monotonic() - t0
+    return RunResult(model.path, n, "lift", ordered, states=0, complete=True, stats=stats)
+
+
+def verify_past_search(model: ir.Model, small_model: ir.Model, *, properties: set[str] | None = None,
+                       max_states: int = 2_000_000, timeout_s: float | None = None,
+                       memory_budget: int | None = None, progress: Callable[[str], None] | None = None,
+                       certificate_out: Callable[[Certificate], None] | None = None) -> RunResult:
+    """`--cpus N` past what an exhaustive search reaches (the default engine's
+    route from N > cli.AUTO_EXPLICIT_CPUS): no state of N is listed. N0's
+    exhaustive search on the reference interpreter decides what fails there,
+    each schedule replayed at N (`_at_n`: N0's initial state on N0's CPUs, the
+    others at their first value); what holds at N0 goes to `verify_lift`, which
+    learns at N0 and proves at N with Z3 or says why it cannot."""
+    from tdxproof.engines.explicit import verify_explicit
+    from tdxproof.engines.static import check_static
+
+    t0 = time.monotonic()
+    say = progress or (lambda msg: None)
+    n, n0 = model.cpus, small_model.cpus
+    props = [p for p in model.properties if properties is None or p.name in properties]
+    expects = {e.prop: e.verdict for e in model.expects}
+    say(f"searching N={n0} exhaustively")
+    first = verify_explicit(small_model, cpus=n0, properties={p.name for p in props}, max_states=max_states,
+                            memory_budget=memory_budget, timeout_s=timeout_s)
+    prog = Program(model, n)
+    results: dict[str, PropertyResult] = {}
+    hold: set[str] = set()
+    for r in first.results:
+        p = _prop(model, r.name)
+        if p.kind in ir.STATIC_KINDS:
+            results[r.name] = check_static(model, p, n)
+        elif r.verdict in (Verdict.VIOLATED, Verdict.COVERED):
+            results[r.name] = _at_n(model, small_model, prog, r, n, n0)
+        elif r.verdict in (Verdict.HOLDS_EXHAUSTIVE, Verdict.UNREACHABLE):
+            hold.add(r.name)
+        else:
+            results[r.name] = PropertyResult(r.name, r.kind, Verdict.UNKNOWN, "lift", n,
+                                             reason=f"N={n0} was not searched to the end: {r.reason}")
+    stats: dict = {"searched_at": n0, "states_at_base": first.states}
+    if hold:
+        run = verify_lift(model, small_model, properties=hold, max_states=max_states, timeout_s=timeout_s,
+                          progress=progress, certificate_out=certificate_out)
+        results.update((r.name, r) for r in run.results)
+        stats.update((k, v) for k, v in run.stats.items() if k != "seconds")
     ordered = tuple(replace(results[p.name], expected=expects.get(p.name)) for p in props)
     stats["seconds"] = time.monotonic() - t0
     return RunResult(model.path, n, "lift", ordered, states=0, complete=True, stats=stats)
@@ -560,20 +607,23 @@ def _symbolic_at(model: ir.Model, small_model: ir.Model, small: Learned, todo: l
             for p in proved}
 
 
-def _at_n(model: ir.Model, prog: Program, r: PropertyResult, n: int, n0: int) -> PropertyResult:
+def _at_n(model: ir.Model, small_model: ir.Model, prog: Program, r: PropertyResult, n: int, n0: int) -> PropertyResult:
     """A verdict found at N0 said at N: a schedule of N0 is one of N too (the
     extra CPUs' kthreads never run); it is replayed at N before it is shown."""
     if r.schedule is None or n == n0:
         return replace(r, engine="lift")
     p = _prop(model, r.name)
+    # the same initial state on N0's CPUs, N's further CPUs at their first value
+    init = embed_initial(Program(small_model, n0), r.schedule.init, prog)
+    sched = replace(r.schedule, init=init) if init is not None else r.schedule
     try:
-        check_witness(prog, p, r.schedule)
+        check_witness(prog, p, sched)
     except (InternalError, ValueError, KeyError, IndexError):
         # e.g. a `for cpu` loop has more CPUs to walk at N: the schedule is not one of N
         return PropertyResult(r.name, r.kind, Verdict.UNKNOWN, "lift", n,
                               reason=f"{r.verdict.value} at N={n0} ({len(r.schedule)} steps; `--cpus {n0}` shows "
                               f"them); that schedule is not one of N={n}, and N={n} was not searched")
-    return replace(r, engine="lift", cpus=n,
+    return replace(r, engine="lift", cpus=n, schedule=sched,
                    reason=f"schedule found at N={n0}; a shorter one at N={n} is not excluded" if
                    r.verdict is Verdict.VIOLATED else None)
 

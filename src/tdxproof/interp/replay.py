@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tdxproof.interp.program import Program
-from tdxproof.interp.state import State, initial_states
+from tdxproof.interp.state import InitialIndex, State, initial_states
 from tdxproof.interp.step import Blocked, Outcome, run_context
 from tdxproof.results import Schedule
 
@@ -26,11 +26,22 @@ class Replayed:
     contexts: tuple[int, ...]
 
 
+def initial_state(prog: Program, idx: int) -> State:
+    """Initial state number `idx`, computed rather than listed where it can be."""
+    codec = InitialIndex(prog)
+    try:
+        if codec.usable:
+            return codec.state(idx)
+        inits = initial_states(prog)
+        if 0 <= idx:
+            return inits[idx]
+    except IndexError:
+        pass
+    raise ReplayMismatch(f"no initial state #{idx}")
+
+
 def replay(prog: Program, schedule: Schedule) -> Replayed:
-    inits = initial_states(prog)
-    if not 0 <= schedule.init < len(inits):
-        raise ReplayMismatch(f"no initial state #{schedule.init}")
-    s = inits[schedule.init]
+    s = initial_state(prog, schedule.init)
     names = {c.name: i for i, c in enumerate(prog.contexts)}
     states, outs, spans, cis = [s], [], [], []
     for n, step in enumerate(schedule.steps):

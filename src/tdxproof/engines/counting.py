@@ -301,22 +301,23 @@ class Abstraction:
     def sig(self, at: _At, s: tuple, c: int) -> tuple:
         """The class of a CPU nothing names: its own state, CPU numbers as
         0 (the boot CPU) or 1 (itself)."""
+        return self.sigs(at, s, (c,))[c]
+
+    def sigs(self, at: _At, s: tuple, cpus) -> dict[int, tuple]:
+        """`sig` of each CPU of `cpus`, the state's loop sets read once."""
         prog, canon, n = at.prog, at.canon, at.n
         g, ctxs = s
-        vals = []
-        for name, is_cpu in self.percpu:
-            v = g[prog.var_off[name] + c]
-            vals.append((0 if v == 0 else 1) if is_cpu else v)
-        ks = tuple(ctxs[base + c] for base in canon.kbases)
-        member = []
-        for ctx in ctxs:
-            for f in ctx[0]:
-                cm = canon.code_map[f[0]]
-                if cm is not None:
-                    for sl in cm[2]:
-                        b = f[2][sl]
-                        member.append((b >> c) & 1 | ((b >> (n + c)) & 1) << 1 | ((b >> (2 * n + c)) & 1) << 2)
-        return (tuple(vals), ks, tuple(member))
+        offs = [(prog.var_off[name], is_cpu) for name, is_cpu in self.percpu]
+        sets = [f[2][sl] for ctx in ctxs for f in ctx[0] if (cm := canon.code_map[f[0]]) is not None
+                for sl in cm[2]]
+        kb = canon.kbases
+        out = {}
+        for c in cpus:
+            vals = tuple(((0 if g[off + c] == 0 else 1) if is_cpu else g[off + c]) for off, is_cpu in offs)
+            ks = tuple(ctxs[base + c] for base in kb)
+            member = tuple((b >> c) & 1 | ((b >> (n + c)) & 1) << 1 | ((b >> (2 * n + c)) & 1) << 2 for b in sets)
+            out[c] = (vals, ks, member)
+        return out
 
     # -- moving between N
     def project(self, at: _At, s: tuple, keep: list[int]) -> tuple:
@@ -342,10 +343,12 @@ class Abstraction:
             v = g[p1.field_off[(lk, f)]]
             g2[p2.field_off[(lk, f)]] = mp[v] if is_cpu else v
         n1 = at.n
-        out = [self._ctx(at, ctxs[i], mp, n1, n2) for i in range(self.nactors)]
-        for base1, base2 in zip(at.canon.kbases, to.canon.kbases):
-            for i, c in enumerate(keep):
-                out.append(self._ctx(at, ctxs[base1 + c], mp, n1, n2))
+        ctx_of = self._ctx
+        out = [ctx_of(at, ctxs[i], mp, n1, n2) for i in range(self.nactors)]
+        for base1 in at.canon.kbases:
+            for c in keep:
+                ctx = ctxs[base1 + c]
+                out.append(ctx_of(at, ctx, mp, n1, n2) if ctx[0] else ctx)   # an idle kthread names no CPU
         return to.succ.canonical((tuple(g2), tuple(out)))
 
     def _ctx(self, at: _At, ctx: tuple, mp: dict, n1: int, n2: int, pairs: list | None = None) -> tuple:
@@ -378,14 +381,18 @@ class Abstraction:
             frames.append((code, pc, loc, mp[ipi] if ipi >= 0 else ipi, saved))
         return (tuple(frames),) + ctx[1:]
 
-    def abstract(self, at: _At, s: tuple, drop: frozenset = frozenset()) -> tuple:
+    def abstract(self, at: _At, s: tuple, drop: frozenset = frozenset(), named: set[int] | None = None,
+                 sigs: dict[int, tuple] | None = None) -> tuple:
         """The abstract state of `s` (a canonical state of some N), without the
-        unnamed CPUs in `drop`."""
-        named = self.named(at, s)
+        unnamed CPUs in `drop` (`named` and `sigs` of `s`, if known)."""
+        if named is None:
+            named = self.named(at, s)
+        if sigs is None:
+            sigs = self.sigs(at, s, [c for c in range(1, at.n) if c not in named])
         reps: dict[tuple, int] = {}
         for c in range(1, at.n):
             if c not in named and c not in drop:
-                reps.setdefault(self.sig(at, s, c), c)
+                reps.setdefault(sigs[c], c)
         keep = [0] + sorted(named - {0}) + [reps[k] for k in sorted(reps)]
         if len(keep) < FIRST:
             keep.append(next(c for c in range(1, at.n) if c not in keep))
@@ -591,8 +598,10 @@ def successors(ab: Abstraction, at: _At, a: tuple, k: int, out: Counted, prop_na
                 name = prop_names[ev]
                 if name in names and name not in out.broken:
                     out.broken[name] = f"a step of the abstraction with {mat.n} CPUs breaks it"
-            for t2, drop in _variants(ab, mat, m, t, copies):
-                a2 = ab.abstract(mat, t2, drop)
+            named = ab.named(mat, t)
+            sigs = ab.sigs(mat, t, [c for c in range(1, mat.n) if c not in named])
+            for drop in _variants(named, sigs, copies):
+                a2 = ab.abstract(mat, t, drop, named, sigs)
                 res_keys.append((ab_n(ab, a2), a2))
     if blocked and deadlocks:
         if deadlocked(m, blocked):
@@ -601,10 +610,11 @@ def successors(ab: Abstraction, at: _At, a: tuple, k: int, out: Counted, prop_na
     return res_keys
 
 
-def _variants(ab: Abstraction, mat: _At, m: tuple, t: tuple, copies: dict[int, list[int]]):
+def _variants(named: set[int], sigs: dict[int, tuple], copies: dict[int, list[int]]):
     """For each class a step chose from: its unchosen copies kept (the class
-    had more CPUs), or dropped (it had exactly those chosen)."""
-    named = ab.named(mat, t)
+    had more CPUs), or dropped (it had exactly those chosen). The CPUs to drop
+    from the successor (`named`, `sigs`: its named CPUs and classes), one set
+    per variant."""
     options: list[list[frozenset]] = []
     for c, cs in copies.items():
         groups: dict[tuple, list[int]] = {}
@@ -613,7 +623,7 @@ def _variants(ab: Abstraction, mat: _At, m: tuple, t: tuple, copies: dict[int, l
             if x in named:
                 chosen = True
                 continue
-            groups.setdefault(ab.sig(mat, t, x), []).append(x)
+            groups.setdefault(sigs[x], []).append(x)
         if not chosen and len(groups) == 1:
             continue          # every copy alike: untouched, or all passed at once
         opts = [frozenset()]
@@ -621,11 +631,10 @@ def _variants(ab: Abstraction, mat: _At, m: tuple, t: tuple, copies: dict[int, l
             opts.append(frozenset(grp))
         options.append(opts)
     if not options:
-        yield t, frozenset()
+        yield frozenset()
         return
     for combo in itertools.product(*options):
-        drop = frozenset().union(*combo)
-        yield t, drop
+        yield frozenset().union(*combo)
 
 
 def digest(reached: set) -> str:

@@ -198,3 +198,15 @@ def test_a_lifted_certificate_rechecks_at_its_n_and_a_mutated_one_fails(tmp_path
     bad.write_text("\n".join(cut) + "\n")
     r = CliRunner().invoke(cli, ["recheck", str(p), str(bad)])
     assert r.exit_code == 1 and "the lemmas are inductive: fails" in r.output, r.output
+
+
+def test_houdini_at_n_gives_up_past_its_time_budget():
+    # the per-N route is bounded like the symbolic one: unknown, never hours
+    import pytest
+    import z3
+
+    from tdxproof.engines.lift import AtN, _Undecided
+
+    enc = encode(tdx(LOOP), 3)
+    with pytest.raises(_Undecided, match="time budget of 0 s"):
+        AtN(enc, None, budget_s=0.0).bad_state(z3.BoolVal(True))

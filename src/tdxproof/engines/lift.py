@@ -315,9 +315,14 @@ class AtN:
     """The instances at N in one incremental solver: `a_i` makes instance i an
     assumption about state 0, `b_i` says it fails in state 1."""
 
-    def __init__(self, enc: Encoding, timeout_s: float | None, say: Callable[[str], None] = lambda msg: None):
+    def __init__(self, enc: Encoding, timeout_s: float | None, say: Callable[[str], None] = lambda msg: None,
+                 budget_s: float | None = None):
+        from tdxproof.engines.param import BUDGET_S
         self.enc = enc
         self.say = say
+        # the whole Houdini run at N, as on the symbolic route: past it, unknown
+        self.budget_s = BUDGET_S if budget_s is None else budget_s
+        self.deadline = time.monotonic() + self.budget_s
         self.s0, self.s1 = enc.state(0), enc.state(1)
         self.names0 = [f"{n}@0" for n in enc.vocab.names]
         self.solver = make_solver(timeout_s, logic=None)
@@ -353,6 +358,9 @@ class AtN:
     def _ask(self, query: z3.BoolRef) -> Sat | Unknown | z3.ModelRef:
         self.calls += 1
         t = time.monotonic()
+        if t > self.deadline:
+            return Unknown(f"Houdini at N={self.enc.vocab.n} passed its time budget of {self.budget_s:g} s "
+                           f"after {self.calls - 1:,} solver calls")
         live = [a for a, ok in zip(self.act, self.alive) if ok]
         r = check(self.solver, query, *live)
         self.solver_s += time.monotonic() - t

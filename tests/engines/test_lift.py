@@ -123,6 +123,15 @@ def test_cpus_16_on_upstream_searches_no_state_of_16(tmp_path, monkeypatch):
     assert "initially: online = [true" + ", false" * 15 + "]" in r.output, r.output
 
 
+def test_past_five_cpus_what_holds_at_n0_is_proved_by_lift(tmp_path):
+    p = tmp_path / "loop.tdx"
+    p.write_text(LOOP)
+    r = CliRunner().invoke(cli, ["verify", str(p), "--cpus", "6", "--property", "every-cpu-done"])
+    assert r.exit_code == 0, r.output
+    assert "N=6 is past what is searched exhaustively" in r.output
+    assert "every-cpu-done  proved (N=6" in r.output, r.output
+
+
 # ---------------------------------------------------------------- --cpus any
 
 def test_cpus_any_reports_the_smallest_n_and_never_proves(tmp_path):

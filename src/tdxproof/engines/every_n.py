@@ -23,6 +23,7 @@ from typing import Callable
 
 from tdxproof.engines.cutoff import EveryN, prove_every_n
 from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
+from tdxproof.engines.lockgraph import check_recursive_read
 from tdxproof.engines.trace import attach_traces
 from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
@@ -70,6 +71,13 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     stats: dict = {"every_n": True, "upto": last}
     proofs: dict[str, PropertyResult] = {}
     todo = [p for p in models[last].properties if p.name in held and p.name not in found]
+    if prove:
+        # a task's own locks on every code path: a verdict for every N without a search
+        for p in list(todo):
+            r = check_recursive_read(models[last], p) if p.kind is ir.PropKind.EVENT else None
+            if r is not None:
+                found[p.name] = replace(r, expected=held[p.name][1].expected)
+                todo.remove(p)
     if todo and prove:
         proofs, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
                                      max_states=max_states, timeout_s=timeout_s,

@@ -80,6 +80,9 @@ class LockGraph:
         self._assigned: dict[str, set[int]] = {}    # per function: the local slots it writes
         # per (held, taken, held shared, taken as a recursive read): the edge with the shortest chain
         self.typed: dict[tuple[str, str, bool, bool], Edge] = {}
+        # acquires whose lock, and held locks whose name, the walk could not resolve:
+        # the graph leaves them out, a proof from it cannot (check_recursive_read)
+        self.unresolved: list[Span] = []
         self._walk()
 
     # ---- what a call does to locks
@@ -117,6 +120,8 @@ class LockGraph:
                     held = set(v.held)
                     for name, mode in rel:
                         held.add((self._bind(name, v.fn, binding), mode))
+                    if any(n is None for n, _ in held):
+                        self.unresolved.append(s.span)
                     held = frozenset((n, m) for n, m in held if n is not None)
                     for callee in self.graph.targets(v.fn, s.callee):
                         self._call(s, callee, v, binding, held, chain, entry, roots)
@@ -166,6 +171,8 @@ class LockGraph:
                 mode = g.mode if g.role == "acquire" else wait_mode
                 recursive = mode == "read" and self.classes.get(lock) in RECURSIVE_READ
                 self._edges(held, lock, mode, recursive, chain, s.span, entry)
+            else:
+                self.unresolved.append(s.span)
             return
         if g.role == "release":
             return
@@ -364,3 +371,63 @@ def _value(e: ir.Expr, consts: dict[int, int]) -> int | None:
                 return 1
             return 0 if va == 0 and vb == 0 else None
     return None
+
+
+# ---------------------------------------------------------------- no-recursive-read on every path
+def check_recursive_read(model: ir.Model, prop: ir.Property) -> PropertyResult | None:
+    """`no-recursive-read` for every N and every interleaving at once, from the
+    lock graph's walk of every code path, or None when this check cannot say.
+
+    The event fires at `check P: !held(self)` in a read acquire, when the
+    acquiring task already holds `self`. A task's held locks change only by its
+    own steps (an IPI handler runs in its sender's context, on its sender's
+    holds), so they are those of its code path: the walk's held set at the call
+    (the callers' holds and `held_at`, plus, for kthread work, the locks lockdep
+    sees it run under, which only adds). No read acquire of a lock in that set
+    on any path: no schedule fires the event, whatever N and whatever the data
+    (every branch is taken as possible). Needed as well: every root -- an
+    actor's body, a kthread's work -- ends with nothing held, or a later
+    iteration or work would start holding it; every lock the walk meets has a
+    name; no lock-class operation holds a lock outside an acquire."""
+    from tdxproof.diagnostics import Diagnostics
+    from tdxproof.model.wellformed import LockAnalysis
+
+    fns = {f.name: f for f in model.functions}
+    checked: set[str] = set()         # the lock classes whose read acquire checks the event
+    for f in model.functions:
+        for st in walk_stmts(f.body):
+            if isinstance(st, ir.Check) and st.prop == prop.name:
+                if not (f.role == "acquire" and f.mode == "read" and f.lock_class is not None and f.params
+                        and _not_held_self(st.cond, f.params[0])):
+                    return None
+                checked.add(f.lock_class)
+            if isinstance(st, ir.Hold) and f.role is None:
+                return None
+    if not checked or prop.name == ir.EXIT_EVENT:
+        return None     # fired by something other than a `check` of that shape (no-lock-at-exit: by the engines)
+    la = LockAnalysis(model, CallGraph(model), Diagnostics())
+    la._release_site = {}
+    roots = [(a.body, f"actor {a.name}", ()) for a in model.actors]
+    for f in model.functions:
+        for st in walk_stmts(f.body):
+            if isinstance(st, ir.Call) and st.kthread is not None and isinstance(st.callee, ir.FnRef):
+                g = fns[st.callee.name]
+                roots.append((g.body, g.name, g.params))
+    for body, name, params in roots:
+        if any(h or r for h, r in la._body(body, name, params)):
+            return None
+    g = LockGraph(model)
+    if g.unresolved:
+        return None
+    for e in g.typed.values():
+        if e.held == e.lock and e.mode == "read" and g.classes.get(e.lock) in checked:
+            return None
+    return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", 0,
+                          reason="no code path takes a read lock its task holds")
+
+
+def _not_held_self(e: ir.Expr, self_param: ir.Local) -> bool:
+    match e:
+        case ir.Unary(op="!", operand=ir.Builtin(op=ir.BuiltinOp.HELD, args=(ir.LocalRef(local=loc),), mode=None)):
+            return loc.slot == self_param.slot
+    return False

@@ -28,7 +28,10 @@ def verdict_words(r: PropertyResult) -> str:
         case Verdict.HOLDS_EXHAUSTIVE:
             return f"holds (exhaustive, N={r.cpus})"
         case Verdict.HOLDS_STATIC:
-            return "holds (static, lock graph)" if r.kind == "lockdep" else "holds (static, call graph)"
+            if r.kind == "lockdep":
+                return "holds (static, lock graph)"
+            # an event shown on every code path (engines/lockgraph.py, check_recursive_read)
+            return f"holds (static, every N: {r.reason})" if r.reason else "holds (static, call graph)"
         case Verdict.VIOLATED:
             if r.schedule is None:
                 return "violated (lock graph)" if r.kind == "lockdep" else "violated (call chain)"

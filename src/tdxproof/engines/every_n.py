@@ -42,11 +42,21 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     found: dict[str, PropertyResult] = {}
     models = Models(path)
     held: dict[str, tuple[int, PropertyResult]] = {}
-    order: list[str] = []
-    open_props = properties
+    first = models[FIRST]
+    order: list[str] = [p.name for p in first.properties if properties is None or p.name in properties]
+    expects = {e.prop: e.verdict for e in first.expects}
+    if prove:
+        # a task's own locks on every code path: a verdict for every N, no search needed
+        for p in first.properties:
+            r = check_recursive_read(first, p) if p.name in order and p.kind is ir.PropKind.EVENT else None
+            if r is not None:
+                found[p.name] = replace(r, expected=expects.get(p.name))
+    open_props = {name for name in order if name not in found}
     last = FIRST
     states = 0
     for n in range(FIRST, max(upto, FIRST) + 1):
+        if not open_props:
+            break
         model = models[n]
         try:
             run = attach_traces(model, verify_explicit(model, cpus=n, properties=open_props, max_states=max_states,
@@ -55,8 +65,6 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
             exc.cpus = n      # type: ignore[attr-defined]
             raise
         last, states = n, states + run.states
-        if not order:
-            order = [r.name for r in run.results]
         for r in run.results:
             if r.verdict in (Verdict.VIOLATED, Verdict.COVERED, Verdict.HOLDS_STATIC):
                 found[r.name] = replace(r, reason=f"smallest N={n}" if r.verdict is not Verdict.HOLDS_STATIC
@@ -71,13 +79,6 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     stats: dict = {"every_n": True, "upto": last}
     proofs: dict[str, PropertyResult] = {}
     todo = [p for p in models[last].properties if p.name in held and p.name not in found]
-    if prove:
-        # a task's own locks on every code path: a verdict for every N without a search
-        for p in list(todo):
-            r = check_recursive_read(models[last], p) if p.kind is ir.PropKind.EVENT else None
-            if r is not None:
-                found[p.name] = replace(r, expected=held[p.name][1].expected)
-                todo.remove(p)
     if todo and prove:
         proofs, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
                                      max_states=max_states, timeout_s=timeout_s,

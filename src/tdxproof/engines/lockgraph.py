@@ -405,14 +405,17 @@ def check_recursive_read(model: ir.Model, prop: ir.Property) -> PropertyResult |
                 return None
     if not checked or prop.name == ir.EXIT_EVENT:
         return None     # fired by something other than a `check` of that shape (no-lock-at-exit: by the engines)
-    la = LockAnalysis(model, CallGraph(model), Diagnostics())
+    graph = CallGraph(model)
+    la = LockAnalysis(model, graph, Diagnostics())
     la._release_site = {}
     roots = [(a.body, f"actor {a.name}", ()) for a in model.actors]
-    for f in model.functions:
-        for st in walk_stmts(f.body):
-            if isinstance(st, ir.Call) and st.kthread is not None and isinstance(st.callee, ir.FnRef):
-                g = fns[st.callee.name]
-                roots.append((g.body, g.name, g.params))
+    owners = [(f"actor {a.name}", a.body) for a in model.actors] + [(f.name, f.body) for f in model.functions]
+    for owner, body in owners:
+        for st in walk_stmts(body):
+            if isinstance(st, ir.Call) and st.kthread is not None:
+                for name in graph.targets(owner, st.callee):     # a work passed as a pointer too
+                    g = fns[name]
+                    roots.append((g.body, g.name, g.params))
     for body, name, params in roots:
         if any(h or r for h, r in la._body(body, name, params)):
             return None

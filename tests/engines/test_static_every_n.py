@@ -1,6 +1,8 @@
-"""`no-recursive-read` on every code path (engines/lockgraph.py,
-check_recursive_read): a verdict for every N and every interleaving, given only
-where the lock graph's walk shows no read acquire of a lock its task holds."""
+"""Lock rules on every code path (engines/lockgraph.py, check_every_path): a
+verdict for every N and every interleaving, given only where the code shows it:
+`no-recursive-read` where the lock graph's walk finds no read acquire of a lock
+its task holds, `no-lock-at-exit` where every body and kthread work releases
+what it takes."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from helpers import tdx
 
 from tdxproof.engines.explicit import verify_explicit
-from tdxproof.engines.lockgraph import check_recursive_read
+from tdxproof.engines.lockgraph import check_every_path, check_recursive_read
 from tdxproof.model.lower import lower_policy
 from tdxproof.results import Verdict
 
@@ -18,22 +20,26 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "policies").glob("*.tdx"))
 
 
-def _static(model):
-    p = next(p for p in model.properties if p.name == "no-recursive-read")
-    return check_recursive_read(model, p)
+RULES = {"no-recursive-read": "no code path takes a read lock its task holds",
+         "no-lock-at-exit": "every task body and kthread work releases what it takes, on every code path"}
+
+
+def _static(model, name="no-recursive-read"):
+    return check_every_path(model, next(p for p in model.properties if p.name == name))
 
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.stem)
-def test_static_only_where_the_search_finds_no_recursive_read(path):
+def test_static_only_where_the_search_finds_no_violation(path):
     # the policies' `expect` clauses are checked against the explicit engine by
     # `tdxproof check` (tests/test_cli.py, proofs/): static holds only where that
     # search holds, and on every thread policy where it holds
     model = lower_policy(str(path), cpus=2)[0]
-    expected = next((e.verdict for e in model.expects if e.prop == "no-recursive-read"), "holds")
-    r = _static(model)
-    assert (r is not None) == (expected == "holds"), (path.stem, expected, r)
-    if r is not None:
-        assert r.verdict is Verdict.HOLDS_STATIC and "no code path takes a read lock its task holds" in r.reason
+    for name, why in RULES.items():
+        expected = next((e.verdict for e in model.expects if e.prop == name), "holds")
+        r = _static(model, name)
+        assert (r is not None) == (expected == "holds"), (path.stem, name, expected, r)
+        if r is not None:
+            assert r.verdict is Verdict.HOLDS_STATIC and r.reason == why
 
 
 NESTED = 'import "kernel-6.16.tdx";\ncpus 2;\nactor a { cpus_read_lock(); cpus_read_lock(); cpus_read_unlock(); cpus_read_unlock(); }\n'
@@ -42,19 +48,26 @@ LEAK = 'import "kernel-6.16.tdx";\ncpus 2;\nactor a repeat 2 { cpus_read_lock();
 CLEAN = 'import "kernel-6.16.tdx";\ncpus 2;\nactor a repeat 2 { cpus_read_lock(); cpus_read_unlock(); }\n'
 
 
-@pytest.mark.parametrize("text,static,dynamic", [(NESTED, False, Verdict.VIOLATED), (LEAK, False, Verdict.VIOLATED),
-                                                 (CLEAN, True, Verdict.HOLDS_EXHAUSTIVE)])
-def test_a_recursive_read_or_a_leaked_hold_takes_the_static_verdict_away(text, static, dynamic):
+@pytest.mark.parametrize("name,text,static,dynamic", [
+    ("no-recursive-read", NESTED, False, Verdict.VIOLATED),
+    ("no-recursive-read", LEAK, False, Verdict.VIOLATED),
+    ("no-recursive-read", CLEAN, True, Verdict.HOLDS_EXHAUSTIVE),
+    ("no-lock-at-exit", LEAK, False, Verdict.VIOLATED),
+    ("no-lock-at-exit", CLEAN, True, Verdict.HOLDS_EXHAUSTIVE),
+])
+def test_a_recursive_read_or_a_leaked_hold_takes_the_static_verdict_away(name, text, static, dynamic):
     model = tdx(text)
-    assert (_static(model) is not None) == static
-    run = verify_explicit(model, cpus=2, properties={"no-recursive-read"})
+    assert (_static(model, name) is not None) == static
+    run = verify_explicit(model, cpus=2, properties={name})
     assert run.results[0].verdict is dynamic
 
 
-def test_an_event_the_engines_fire_is_not_given_a_static_verdict():
+def test_the_recursive_read_rule_is_not_read_into_another_event():
     model = tdx(CLEAN)
     p = next(p for p in model.properties if p.name == "no-lock-at-exit")
     assert check_recursive_read(model, p) is None
+    for name in ("no-kernel-bug", "locks-asserted", "no-deadlock"):
+        assert _static(model, name) is None
 
 
 def test_cpus_any_says_it_for_every_n(tmp_path):
@@ -66,6 +79,8 @@ def test_cpus_any_says_it_for_every_n(tmp_path):
     p.write_text(CLEAN)
     r = CliRunner().invoke(cli, ["verify", str(p), "--cpus", "any", "--property", "no-recursive-read",
                                  "--property", "no-lock-at-exit"])
+    assert r.exit_code == 0, r.output
     lines = {ln.split()[0]: ln for ln in r.output.splitlines() if ln.startswith("  ")}
-    assert "holds (static, every N: no code path takes a read lock its task holds)" in lines["no-recursive-read"]
-    assert "static" not in lines["no-lock-at-exit"], r.output
+    for name, why in RULES.items():
+        assert f"holds (static, every N: {why})" in lines[name], r.output
+    assert "explored 0 states" in r.output

@@ -23,7 +23,7 @@ from typing import Callable
 
 from tdxproof.engines.cutoff import EveryN, prove_every_n
 from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
-from tdxproof.engines.lockgraph import check_recursive_read
+from tdxproof.engines.lockgraph import check_every_path
 from tdxproof.engines.trace import attach_traces
 from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
@@ -48,7 +48,7 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     if prove:
         # a task's own locks on every code path: a verdict for every N, no search needed
         for p in first.properties:
-            r = check_recursive_read(first, p) if p.name in order and p.kind is ir.PropKind.EVENT else None
+            r = check_every_path(first, p) if p.name in order else None
             if r is not None:
                 found[p.name] = replace(r, expected=expects.get(p.name))
     open_props = {name for name in order if name not in found}

@@ -519,7 +519,7 @@ def verify_past_search(model: ir.Model, small_model: ir.Model, *, properties: se
     others at their first value); what holds at N0 goes to `verify_lift`, which
     learns at N0 and proves at N with Z3 or says why it cannot."""
     from tdxproof.engines.explicit import verify_explicit
-    from tdxproof.engines.lockgraph import check_recursive_read
+    from tdxproof.engines.lockgraph import check_every_path
     from tdxproof.engines.static import check_static
 
     t0 = time.monotonic()
@@ -540,7 +540,7 @@ def verify_past_search(model: ir.Model, small_model: ir.Model, *, properties: se
         elif r.verdict in (Verdict.VIOLATED, Verdict.COVERED):
             results[r.name] = _at_n(model, small_model, prog, r, n, n0)
         elif r.verdict in (Verdict.HOLDS_EXHAUSTIVE, Verdict.UNREACHABLE):
-            static = check_recursive_read(model, p) if p.kind is ir.PropKind.EVENT else None
+            static = check_every_path(model, p)
             if static is not None:      # every N, from every code path: nothing to prove at N
                 results[r.name] = replace(static, cpus=n)
             else:

@@ -373,38 +373,30 @@ def _value(e: ir.Expr, consts: dict[int, int]) -> int | None:
     return None
 
 
-# ---------------------------------------------------------------- no-recursive-read on every path
-def check_recursive_read(model: ir.Model, prop: ir.Property) -> PropertyResult | None:
-    """`no-recursive-read` for every N and every interleaving at once, from the
-    lock graph's walk of every code path, or None when this check cannot say.
+# ---------------------------------------------------------------- lock rules on every path
+def check_every_path(model: ir.Model, prop: ir.Property) -> PropertyResult | None:
+    """A task-local lock rule decided for every N and every interleaving from
+    the code alone (`no-recursive-read`, `no-lock-at-exit`), or None."""
+    if prop.kind is not ir.PropKind.EVENT:
+        return None
+    if prop.name == ir.EXIT_EVENT:
+        return check_lock_at_exit(model, prop)
+    return check_recursive_read(model, prop)
 
-    The event fires at `check P: !held(self)` in a read acquire, when the
-    acquiring task already holds `self`. A task's held locks change only by its
-    own steps (an IPI handler runs in its sender's context, on its sender's
-    holds), so they are those of its code path: the walk's held set at the call
-    (the callers' holds and `held_at`, plus, for kthread work, the locks lockdep
-    sees it run under, which only adds). No read acquire of a lock in that set
-    on any path: no schedule fires the event, whatever N and whatever the data
-    (every branch is taken as possible). Needed as well: every root -- an
-    actor's body, a kthread's work -- ends with nothing held, or a later
-    iteration or work would start holding it; every lock the walk meets has a
-    name; no lock-class operation holds a lock outside an acquire."""
+
+def _balanced(model: ir.Model) -> bool:
+    """Every root -- an actor's body, a kthread's work (handed off by name or
+    as a pointer) -- ends, on every code path, holding nothing it took and
+    having released nothing it did not; and no lock-class operation holds a
+    lock outside an acquire (LockAnalysis, which computes these, reads holds
+    only off the acquire and release roles)."""
     from tdxproof.diagnostics import Diagnostics
     from tdxproof.model.wellformed import LockAnalysis
 
     fns = {f.name: f for f in model.functions}
-    checked: set[str] = set()         # the lock classes whose read acquire checks the event
     for f in model.functions:
-        for st in walk_stmts(f.body):
-            if isinstance(st, ir.Check) and st.prop == prop.name:
-                if not (f.role == "acquire" and f.mode == "read" and f.lock_class is not None and f.params
-                        and _not_held_self(st.cond, f.params[0])):
-                    return None
-                checked.add(f.lock_class)
-            if isinstance(st, ir.Hold) and f.role is None:
-                return None
-    if not checked or prop.name == ir.EXIT_EVENT:
-        return None     # fired by something other than a `check` of that shape (no-lock-at-exit: by the engines)
+        if f.role is None and any(isinstance(st, ir.Hold) for st in walk_stmts(f.body)):
+            return False
     graph = CallGraph(model)
     la = LockAnalysis(model, graph, Diagnostics())
     la._release_site = {}
@@ -416,9 +408,46 @@ def check_recursive_read(model: ir.Model, prop: ir.Property) -> PropertyResult |
                 for name in graph.targets(owner, st.callee):     # a work passed as a pointer too
                     g = fns[name]
                     roots.append((g.body, g.name, g.params))
-    for body, name, params in roots:
-        if any(h or r for h, r in la._body(body, name, params)):
-            return None
+    return not any(h or r for body, name, params in roots for h, r in la._body(body, name, params))
+
+
+def check_lock_at_exit(model: ir.Model, prop: ir.Property) -> PropertyResult | None:
+    """`no-lock-at-exit` (fired where a body or a work ends with its context
+    holding a lock, interp/step.py): a context's holds are its own path's, a
+    body or a work starts with none when every earlier one ended with none, so
+    roots balanced on every path (`_balanced`) is the rule for every N."""
+    if not _balanced(model):
+        return None
+    return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", 0,
+                          reason="every task body and kthread work releases what it takes, on every code path")
+
+
+def check_recursive_read(model: ir.Model, prop: ir.Property) -> PropertyResult | None:
+    """`no-recursive-read` for every N and every interleaving at once, from the
+    lock graph's walk of every code path, or None when this check cannot say.
+
+    The event fires at `check P: !held(self)` in a read acquire, when the
+    acquiring task already holds `self`. A task's held locks change only by its
+    own steps (an IPI handler runs in its sender's context, on its sender's
+    holds), so they are those of its code path: the walk's held set at the call
+    (the callers' holds and `held_at`, plus, for kthread work, the locks lockdep
+    sees it run under, which `held()` counts too). No read acquire of a lock in
+    that set on any path: no schedule fires the event, whatever N and whatever
+    the data (every branch is taken as possible). Needed as well: the roots are
+    balanced (`_balanced`: else a later iteration or work starts holding a
+    lock) and every lock the walk meets has a name."""
+    checked: set[str] = set()         # the lock classes whose read acquire checks the event
+    for f in model.functions:
+        for st in walk_stmts(f.body):
+            if isinstance(st, ir.Check) and st.prop == prop.name:
+                if not (f.role == "acquire" and f.mode == "read" and f.lock_class is not None and f.params
+                        and _not_held_self(st.cond, f.params[0])):
+                    return None
+                checked.add(f.lock_class)
+    if not checked or prop.name == ir.EXIT_EVENT:
+        return None     # fired by something other than a `check` of that shape (no-lock-at-exit: by the engines)
+    if not _balanced(model):
+        return None
     g = LockGraph(model)
     if g.unresolved:
         return None

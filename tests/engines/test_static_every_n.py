@@ -21,7 +21,8 @@ POLICIES = sorted((ROOT / "policies").glob("*.tdx"))
 
 
 RULES = {"no-recursive-read": "no code path takes a read lock its task holds",
-         "no-lock-at-exit": "every task body and kthread work releases what it takes, on every code path"}
+         "no-lock-at-exit": "every task body and kthread work releases what it takes, on every code path",
+         "locks-asserted": "every code path that asserts a lock holds it"}
 
 
 def _static(model, name="no-recursive-read"):
@@ -62,11 +63,34 @@ def test_a_recursive_read_or_a_leaked_hold_takes_the_static_verdict_away(name, t
     assert run.results[0].verdict is dynamic
 
 
+HEAD = 'import "kernel-6.16.tdx";\ncpus 2;\nvar x: bool = any;\n'
+ASSERTS = {
+    # held by the caller
+    "caller": (HEAD + "fn g() { lockdep_assert_cpus_held(); }\n"
+               "actor a { cpus_read_lock(); g(); cpus_read_unlock(); }\n", True),
+    # not held on one path
+    "branch": (HEAD + "fn g() { lockdep_assert_cpus_held(); }\n"
+               "actor a { if x { cpus_read_lock(); g(); cpus_read_unlock(); } else { g(); } }\n", False),
+    # released by the callee before it asserts
+    "released": (HEAD + "fn g() { cpus_read_unlock(); lockdep_assert_cpus_held(); cpus_read_lock(); }\n"
+                 "actor a { cpus_read_lock(); g(); cpus_read_unlock(); }\n", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ASSERTS))
+def test_an_assert_is_shown_held_only_where_every_path_holds_the_lock(case):
+    text, static = ASSERTS[case]
+    model = tdx(text)
+    assert (_static(model, "locks-asserted") is not None) == static
+    run = verify_explicit(model, cpus=2, properties={"locks-asserted"})
+    assert run.results[0].verdict is (Verdict.HOLDS_EXHAUSTIVE if static else Verdict.VIOLATED)
+
+
 def test_the_recursive_read_rule_is_not_read_into_another_event():
     model = tdx(CLEAN)
     p = next(p for p in model.properties if p.name == "no-lock-at-exit")
     assert check_recursive_read(model, p) is None
-    for name in ("no-kernel-bug", "locks-asserted", "no-deadlock"):
+    for name in ("no-kernel-bug", "irqs-off-asserted", "no-deadlock"):
         assert _static(model, name) is None
 
 
@@ -77,8 +101,7 @@ def test_cpus_any_says_it_for_every_n(tmp_path):
 
     p = tmp_path / "clean.tdx"
     p.write_text(CLEAN)
-    r = CliRunner().invoke(cli, ["verify", str(p), "--cpus", "any", "--property", "no-recursive-read",
-                                 "--property", "no-lock-at-exit"])
+    r = CliRunner().invoke(cli, ["verify", str(p), "--cpus", "any"] + [x for name in RULES for x in ("--property", name)])
     assert r.exit_code == 0, r.output
     lines = {ln.split()[0]: ln for ln in r.output.splitlines() if ln.startswith("  ")}
     for name, why in RULES.items():

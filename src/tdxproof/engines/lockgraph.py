@@ -381,7 +381,23 @@ def check_every_path(model: ir.Model, prop: ir.Property) -> PropertyResult | Non
         return None
     if prop.name == ir.EXIT_EVENT:
         return check_lock_at_exit(model, prop)
-    return check_recursive_read(model, prop)
+    return check_recursive_read(model, prop) or check_asserted_held(model, prop)
+
+
+def _analysis(model: ir.Model):
+    """A fresh LockAnalysis with every function and actor body walked, so its
+    `paths_at` has each statement's path states (held since its function's
+    entry, released from the caller)."""
+    from tdxproof.diagnostics import Diagnostics
+    from tdxproof.model.wellformed import LockAnalysis
+
+    la = LockAnalysis(model, CallGraph(model), Diagnostics())
+    la._release_site = {}
+    for f in model.functions:
+        la.summary(f.name)
+    for a in model.actors:
+        la._body(a.body, f"actor {a.name}", ())
+    return la
 
 
 def _balanced(model: ir.Model) -> bool:
@@ -463,3 +479,102 @@ def _not_held_self(e: ir.Expr, self_param: ir.Local) -> bool:
         case ir.Unary(op="!", operand=ir.Builtin(op=ir.BuiltinOp.HELD, args=(ir.LocalRef(local=loc),), mode=None)):
             return loc.slot == self_param.slot
     return False
+
+
+def check_asserted_held(model: ir.Model, prop: ir.Property) -> PropertyResult | None:
+    """An event whose every `check` is `held(L)` for a named lock L
+    (`locks-asserted`, lockdep_assert_cpus_held()) for every N: at every such
+    check, on every code path that reaches it, its task surely holds L. A
+    must-walk from the roots (an actor's body holding nothing; a kthread's work
+    holding what lockdep sees it run under, which `held()` counts): the locks
+    surely held at a statement are those surely held at its function's entry,
+    less what the path released from the caller (a lock of an array, or one
+    passed through a parameter the walk cannot name, counts as releasing all of
+    its kind), plus the named locks the path took. None when a check is not of
+    that shape, a root is not balanced (`_balanced`), or a check may run
+    without L."""
+    locks = {lk.name for lk in model.locks if lk.array is None}
+    asserted: dict[int, str] = {}
+    for f in model.functions:
+        for st in walk_stmts(f.body):
+            if isinstance(st, ir.Check) and st.prop == prop.name:
+                c = st.cond
+                if not (isinstance(c, ir.Builtin) and c.op is ir.BuiltinOp.HELD and c.mode is None
+                        and len(c.args) == 1 and isinstance(c.args[0], ir.LockRef) and c.args[0].lock.name in locks):
+                    return None
+                asserted[st.sid] = c.args[0].lock.name
+    for a in model.actors:
+        if any(isinstance(st, ir.Check) and st.prop == prop.name for st in walk_stmts(a.body)):
+            return None     # in an actor's own body: not walked below
+    if not asserted or not _balanced(model):
+        return None
+    la = _analysis(model)
+    graph = CallGraph(model)
+    fns = {f.name: f for f in model.functions}
+    class_of = {lk.name: lk.array or lk.name for lk in model.locks}
+
+    def name_of(term, binding) -> str | None:
+        kind, v = term
+        if kind == "L":
+            return str(v)
+        if kind == "P":
+            return binding.get(v)
+        return None                      # an array's lock: which one is not known here
+
+    def surely(entry: frozenset, state, binding) -> frozenset:
+        h, r = state
+        out = set(entry)
+        for term, _ in r:
+            n = name_of(term, binding)
+            if n is not None:
+                out.discard(n)
+            elif term[0] == "A":
+                out = {x for x in out if class_of.get(x) != term[1]}
+            else:
+                out = set()
+        out |= {n for term, _ in h if (n := name_of(term, binding)) is not None}
+        return frozenset(out)
+
+    todo: list[tuple[str, tuple[ir.Stmt, ...], frozenset, tuple]] = []
+    for a in model.actors:
+        todo.append((f"actor {a.name}", a.body, frozenset(), ()))
+    owners = [(f"actor {a.name}", a.body) for a in model.actors] + [(f.name, f.body) for f in model.functions]
+    for owner, body in owners:
+        for st in walk_stmts(body):
+            if isinstance(st, ir.Call) and st.kthread is not None:
+                for name in graph.targets(owner, st.callee):
+                    todo.append((name, fns[name].body, frozenset(st.kthread.lockdep_held), ()))
+    seen: set = set()
+    while todo:
+        item = todo.pop()
+        if item in seen:
+            continue
+        seen.add(item)
+        owner, body, entry, bind_t = item
+        binding = dict(bind_t)
+        for st in walk_stmts(body):
+            at = la.paths_at.get(st.sid)
+            if at is None or at[0] != owner:
+                continue                 # no path reaches it (after a `return`)
+            states = at[1]
+            if st.sid in asserted:
+                if any(asserted[st.sid] not in surely(entry, x, binding) for x in states):
+                    return None
+                continue
+            if not isinstance(st, ir.Call) or st.kthread is not None:
+                continue
+            for callee in graph.targets(owner, st.callee):
+                g = fns.get(callee)
+                if g is None or g.role is not None:
+                    continue             # an acquire or release: in the path states already
+                sub = []
+                for prm, arg in zip(g.params, st.args):
+                    if isinstance(prm.type, ir.LockType):
+                        n = arg.lock.name if isinstance(arg, ir.LockRef) and arg.lock.array is None else \
+                            binding.get(arg.local.slot) if isinstance(arg, ir.LocalRef) else None
+                        if n is not None:
+                            sub.append((prm.slot, n))
+                for x in states:
+                    todo.append((callee, g.body, surely(entry, x, binding), tuple(sorted(sub))))
+    return PropertyResult(prop.name, prop.kind.value, Verdict.HOLDS_STATIC, "static", 0,
+                          reason="every code path that asserts a lock holds it")

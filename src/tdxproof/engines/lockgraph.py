@@ -499,9 +499,10 @@ def check_asserted_held(model: ir.Model, prop: ir.Property) -> PropertyResult | 
         for st in walk_stmts(f.body):
             if isinstance(st, ir.Check) and st.prop == prop.name:
                 c = st.cond
-                if not (isinstance(c, ir.Builtin) and c.op is ir.BuiltinOp.HELD and c.mode is None
-                        and len(c.args) == 1 and isinstance(c.args[0], ir.LockRef) and c.args[0].lock.name in locks):
-                    return None
+                shaped = (isinstance(c, ir.Builtin) and c.op is ir.BuiltinOp.HELD and c.mode is None
+                          and len(c.args) == 1 and isinstance(c.args[0], ir.LockRef) and c.args[0].lock.name in locks)
+                if f.role is not None or not shaped:
+                    return None         # (the walk below does not enter acquires and releases)
                 asserted[st.sid] = c.args[0].lock.name
     for a in model.actors:
         if any(isinstance(st, ir.Check) and st.prop == prop.name for st in walk_stmts(a.body)):

@@ -401,21 +401,54 @@ def _analysis(model: ir.Model):
 
 
 def _balanced(model: ir.Model) -> bool:
-    """Every root -- an actor's body, a kthread's work (handed off by name or
-    as a pointer) -- ends, on every code path, holding nothing it took and
-    having released nothing it did not; and no lock-class operation holds a
-    lock outside an acquire (LockAnalysis, which computes these, reads holds
-    only off the acquire and release roles)."""
-    from tdxproof.diagnostics import Diagnostics
-    from tdxproof.model.wellformed import LockAnalysis
-
+    """Whether the walks of a task's holds (LockAnalysis's `held_at` and path
+    states, the lock graph's) are the task's holds on every code path, and every
+    root -- an actor's body, a kthread's work (handed off by name or as a
+    pointer) -- ends holding nothing it took and having released nothing it
+    did not. The walks take a lock-class operation's role on trust (an acquire
+    holds `self`, a release unholds it), do not enter its body, apply no effect
+    for a call through a pointer, and name a held lock parameter by its name:
+    so every operation must do just what its role says (one `hold self` or
+    `unhold self` on every path, in its mode; calls only to code that touches
+    no lock), every function reachable through a pointer must leave the holds
+    as it found them, and no lock parameter may be named like a lock."""
     fns = {f.name: f for f in model.functions}
-    for f in model.functions:
-        if f.role is None and any(isinstance(st, ir.Hold) for st in walk_stmts(f.body)):
-            return False
     graph = CallGraph(model)
-    la = LockAnalysis(model, graph, Diagnostics())
-    la._release_site = {}
+    la = _analysis(model)
+    lock_names = {lk.name for lk in model.locks} | {lk.array for lk in model.locks if lk.array}
+    neutral: dict[str, bool] = {}
+
+    def touches_no_lock(name: str) -> bool:
+        if name not in neutral:
+            neutral[name] = False       # recursion is rejected by the lowering; be safe anyway
+            g = fns.get(name)
+            neutral[name] = g is not None and g.role is None and g.lock_class is None and all(
+                not isinstance(st, ir.Hold) and not (isinstance(st, ir.Call) and (
+                    st.kthread is not None or not isinstance(st.callee, ir.FnRef)
+                    or not touches_no_lock(st.callee.name)))
+                for st in walk_stmts(g.body))
+        return neutral[name]
+
+    for f in model.functions:
+        if any(isinstance(prm.type, ir.LockType) and prm.name in lock_names for prm in f.params):
+            return False
+        if f.lock_class is None:
+            continue
+        holds = [st for st in walk_stmts(f.body) if isinstance(st, ir.Hold)]
+        if f.role is None:
+            if holds:
+                return False
+        elif not (len(holds) == 1 and holds[0] in _straight(f.body) and holds[0].release == (f.role == "release")
+                  and holds[0].mode == f.mode and isinstance(holds[0].lock, ir.LocalRef) and f.params
+                  and holds[0].lock.local.slot == f.params[0].slot):
+            return False
+        for st in walk_stmts(f.body):
+            if isinstance(st, ir.Call) and (st.kthread is not None or not isinstance(st.callee, ir.FnRef)
+                                            or not touches_no_lock(st.callee.name)):
+                return False
+    for name in graph.address_taken:
+        if name in fns and la.summary(name) != {((), ())}:
+            return False
     roots = [(a.body, f"actor {a.name}", ()) for a in model.actors]
     owners = [(f"actor {a.name}", a.body) for a in model.actors] + [(f.name, f.body) for f in model.functions]
     for owner, body in owners:
@@ -425,6 +458,24 @@ def _balanced(model: ir.Model) -> bool:
                     g = fns[name]
                     roots.append((g.body, g.name, g.params))
     return not any(h or r for body, name, params in roots for h, r in la._body(body, name, params))
+
+
+def _straight(body: tuple[ir.Stmt, ...]) -> list[ir.Stmt]:
+    """The statements every path through `body` runs to, in order: its own and
+    those of its `atomic` blocks, up to the first that may branch, loop or
+    leave (an `await` or a false `require` may stop the task there, and then it
+    never returns from the operation either)."""
+    out: list[ir.Stmt] = []
+    for st in body:
+        if isinstance(st, ir.Atomic):
+            inner = _straight(st.body)
+            out += inner
+            if len(inner) != len(st.body):
+                return out
+        elif not isinstance(st, (ir.Assign, ir.Call, ir.Await, ir.Require, ir.Check, ir.Hold)):
+            return out
+        out.append(st)
+    return out
 
 
 def check_lock_at_exit(model: ir.Model, prop: ir.Property) -> PropertyResult | None:

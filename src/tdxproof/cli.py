@@ -78,8 +78,9 @@ def _lower(path: str, cpus: int | None):
 @cli.command(epilog=EXIT_HELP)
 @click.argument("policy", type=click.Path(dir_okay=False))
 @click.option("--cpus", type=CpusType(), help="Number of CPUs (overrides the policy's `cpus`); `any`: every "
-              "number (today: each N from 2 to the policy's `cpus` searched, a violation at the smallest N, "
-              "what holds there unknown for every N).")
+              "number (a task's own lock rules decided from the code; each N from 2 to the policy's `cpus` "
+              "searched, a violation at the smallest N; what holds there proved for every N where a "
+              "certificate re-checks, else unknown with the reason).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
 @click.option("--engine", type=click.Choice(["auto", "explicit", "compiled", "bmc", "kind", "lift"]), default="auto",
               show_default=True,

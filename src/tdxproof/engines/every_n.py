@@ -1,5 +1,10 @@
 """`--cpus any`: a verdict about every number of CPUs, as far as one exists today.
 
+First, a task's own lock rules (`no-recursive-read`, `no-lock-at-exit`,
+`locks-asserted`) are decided from the code alone where every code path shows
+them (engines/lockgraph.py, `check_every_path`): a verdict for every N, and no
+search of those properties.
+
 The policy is lowered and searched exhaustively at N = 2, 3, ... up to the
 policy's own `cpus` (types such as `int[0..nr_cpus]` depend on N, so each N
 is lowered afresh). A property violated (or a cover goal met) at some N gets

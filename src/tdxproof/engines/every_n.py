@@ -85,6 +85,10 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     proofs: dict[str, PropertyResult] = {}
     todo = [p for p in models[last].properties if p.name in held and p.name not in found]
     if todo and prove:
+        # the every-path verdicts stand; their properties still join the learning
+        # (its lemmas, and so what else it proves, as before they had those verdicts)
+        todo = [p for p in models[last].properties if p in todo or p.name in found and found[p.name].cpus == 0
+                and found[p.name].verdict is Verdict.HOLDS_STATIC and found[p.name].reason]
         proofs, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
                                      max_states=max_states, timeout_s=timeout_s,
                                      say=say or (lambda msg: None), stats=stats)

@@ -449,15 +449,23 @@ def _balanced(model: ir.Model) -> bool:
     for name in graph.address_taken:
         if name in fns and la.summary(name) != {((), ())}:
             return False
-    roots = [(a.body, f"actor {a.name}", ()) for a in model.actors]
+    return not any(h or r for name, g, _ in _roots(model, graph)
+                   for h, r in la._body(g.body, name, g.params if isinstance(g, ir.Function) else ()))
+
+
+def _roots(model: ir.Model, graph: CallGraph) -> list[tuple[str, ir.Actor | ir.Function, frozenset]]:
+    """What runs on its own: each actor's body (holding nothing at its start)
+    and each kthread work, handed off by name or as a pointer (holding what
+    lockdep sees its kthread run under). (owner name, actor or function, held)."""
+    fns = {f.name: f for f in model.functions}
+    out: list = [(f"actor {a.name}", a, frozenset()) for a in model.actors]
     owners = [(f"actor {a.name}", a.body) for a in model.actors] + [(f.name, f.body) for f in model.functions]
     for owner, body in owners:
         for st in walk_stmts(body):
             if isinstance(st, ir.Call) and st.kthread is not None:
-                for name in graph.targets(owner, st.callee):     # a work passed as a pointer too
-                    g = fns[name]
-                    roots.append((g.body, g.name, g.params))
-    return not any(h or r for body, name, params in roots for h, r in la._body(body, name, params))
+                for name in graph.targets(owner, st.callee):
+                    out.append((name, fns[name], frozenset(st.kthread.lockdep_held)))
+    return out
 
 
 def _straight(body: tuple[ir.Stmt, ...]) -> list[ir.Stmt]:
@@ -587,15 +595,7 @@ def check_asserted_held(model: ir.Model, prop: ir.Property) -> PropertyResult | 
         out |= {n for term, _ in h if (n := name_of(term, binding)) is not None}
         return frozenset(out)
 
-    todo: list[tuple[str, tuple[ir.Stmt, ...], frozenset, tuple]] = []
-    for a in model.actors:
-        todo.append((f"actor {a.name}", a.body, frozenset(), ()))
-    owners = [(f"actor {a.name}", a.body) for a in model.actors] + [(f.name, f.body) for f in model.functions]
-    for owner, body in owners:
-        for st in walk_stmts(body):
-            if isinstance(st, ir.Call) and st.kthread is not None:
-                for name in graph.targets(owner, st.callee):
-                    todo.append((name, fns[name].body, frozenset(st.kthread.lockdep_held), ()))
+    todo = [(name, root.body, held, ()) for name, root, held in _roots(model, graph)]
     seen: set = set()
     while todo:
         item = todo.pop()

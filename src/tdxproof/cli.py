@@ -82,7 +82,8 @@ def _lower(path: str, cpus: int | None):
               "searched, a violation at the smallest N; what holds there proved for every N where a "
               "certificate re-checks, else unknown with the reason).")
 @click.option("--property", "properties", multiple=True, metavar="NAME", help="Check only these properties.")
-@click.option("--engine", type=click.Choice(["auto", "explicit", "compiled", "bmc", "kind", "lift"]), default="auto",
+@click.option("--engine", type=click.Choice(["auto", "explicit", "compiled", "bmc", "kind", "lift", "views", "cutoff"]),
+              default="auto",
               show_default=True,
               help="`explicit`: exhaustive search on the reference interpreter; `compiled`: the same "
                    "search over the encoding compiled to Python (the encoder's semantics, a "
@@ -93,7 +94,10 @@ def _lower(path: str, cpus: int | None):
                    "others); `lift`: kind's lemmas learned at --learn-at CPUs, lifted to --cpus and proved "
                    "inductive there with Z3, without enumerating that N's states. `auto`: explicit up to "
                    f"{AUTO_EXPLICIT_CPUS} CPUs; past that no state of N is listed: N0 (--learn-at, default "
-                   f"{AUTO_LEARN_AT}) is searched, its schedules replayed at N, and what holds there goes to lift.")
+                   f"{AUTO_LEARN_AT}) is searched, its schedules replayed at N, and what holds there goes to lift. "
+                   "With --cpus any, what holds at every N searched is proved by `views` (one finite fixpoint "
+                   "of views of one CPU) and then `cutoff` (lemma templates checked up to a cutoff, the route "
+                   "--certificate writes); `auto` tries both, in that order.")
 @click.option("--learn-at", "learn_at", type=click.IntRange(1, 64), default=None,
               help="lift: the number of CPUs to learn lemmas at (default: the policy's `cpus`).")
 @click.option("--certificate", "certificate", type=click.Path(dir_okay=False), default=None,
@@ -136,8 +140,9 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
     from tdxproof.render.text import render_proof, render_summary, render_witness
 
     if cpus == "any":
-        if engine not in ("auto", "explicit"):
-            raise UsageFailure(f"--cpus any runs the explicit engine at each N, not `{engine}`")
+        if engine not in ("auto", "explicit", "views", "cutoff"):
+            raise UsageFailure(f"--cpus any runs the explicit engine at each N and proves by `views` or "
+                               f"`cutoff`, not `{engine}`")
         model, loaded = _lower(policy, None)
         _check_properties(model, properties)
         from tdxproof.engines.every_n import verify_every_n
@@ -147,6 +152,7 @@ def _verify(policy: str, cpus: int | None, properties: tuple[str, ...], engine: 
             run = verify_every_n(policy, model.cpus, properties=set(properties) or None, max_states=max_states,
                                  memory_budget=memory, progress=progress, timeout_s=timeout,
                                  say=_say() if progress is not None else None,
+                                 routes=(engine,) if engine in ("views", "cutoff") else ("views", "cutoff"),
                                  certificate_out=(lambda c: Path(certificate).write_text(c.to_json() + "\n"))
                                  if certificate else None)
         except ModelErrorAt as exc:
@@ -205,6 +211,8 @@ def _engine_run(model, loaded, cpus: int | None, properties: tuple[str, ...], en
     from tdxproof.engines.trace import attach_traces
 
     _check_properties(model, properties)
+    if engine in ("views", "cutoff"):
+        raise UsageFailure(f"`{engine}` proves a property for every number of CPUs: use it with --cpus any")
     progress = _progress() if sys.stderr.isatty() else None
     note = " (reference interpreter, exhaustive search)"
     if engine == "auto" and model.cpus > AUTO_EXPLICIT_CPUS:

@@ -579,14 +579,19 @@ def ab_n(ab: Abstraction, a: tuple) -> int:
 
 
 def successors(ab: Abstraction, at: _At, a: tuple, k: int, out: Counted, prop_names: list[str],
-               names: set[str], deadlocks: list) -> list[tuple[int, tuple]]:
-    """The abstract successors of `a`; what they break goes to `out.broken`."""
+               names: set[str], deadlocks: list,
+               only: Callable[[int, int, tuple], bool] | None = None) -> list[tuple[int, tuple]]:
+    """The abstract successors of `a`; what they break goes to `out.broken`.
+    `only(n, ci, ctx)`: which contexts of the materialised state (of n CPUs) step
+    (engines/views.py; not with `deadlocks`, which needs every context's)."""
     mat, m, copies = ab.materialise(at, a, k)
     ctxs = m[1]
     blocked: dict[int, Any] = {}
     res_keys: list[tuple[int, tuple]] = []
     for ci in range(len(ctxs)):
         if ctxs[ci][3] != RUN or not ctxs[ci][0]:
+            continue
+        if only is not None and not only(mat.n, ci, ctxs[ci]):
             continue
         res = mat.succ.step(m, ci)
         if type(res) is not list:

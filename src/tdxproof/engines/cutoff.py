@@ -70,6 +70,9 @@ class Fragment:
     prop_pos: dict[str, int] = field(default_factory=dict)   # a property assumed: its ∃ witnesses
     prop_neg: dict[str, int] = field(default_factory=dict)   # a property broken: its witnesses
     per_cpu_tasks: bool = False
+    # (automaton, function or "actor NAME") -> the most witnesses a block that
+    # starts in that function's code needs (engines/views.py steps by it)
+    by_owner: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def say(self, span, why: str) -> None:
         if all(w != why for _, w in self.problems):
@@ -326,7 +329,11 @@ def fragment(model: ir.Model, other: ir.Model) -> Fragment:
                 if auto.kind == "kthread" and blocked > 0:
                     frag.deadlock = None      # ∀ per-CPU tasks ∃ a holder: no small model
                 worst_block = max(worst_block, blocked)
-        frag.step = max(frag.step, _heaviest_block(auto, weight))
+        per_node: dict[int, int] = {}
+        frag.step = max(frag.step, _heaviest_block(auto, weight, per_node))
+        for node in auto.nodes:
+            key = (auto.name, node.owner)
+            frag.by_owner[key] = max(frag.by_owner.get(key, 0), per_node[node.id])
         if auto.kind != "kthread":
             dead_global += worst_block       # what its blocked condition names
     if frag.deadlock is not None:
@@ -351,7 +358,7 @@ def fragment(model: ir.Model, other: ir.Model) -> Fragment:
     return frag
 
 
-def _heaviest_block(auto, weight: dict[int, int]) -> int:
+def _heaviest_block(auto, weight: dict[int, int], per_node: dict[int, int] | None = None) -> int:
     """The most witnesses one block path of `auto` needs: the heaviest walk from
     any node that joins the statements after it by the rule the encoder's block
     paths follow (blocks.continue_phase, NOTE(blocks)). Every node is taken as a
@@ -388,7 +395,10 @@ def _heaviest_block(auto, weight: dict[int, int]) -> int:
         top = 0
         for n in nodes:
             kind = (n.first or "N") if n.mover in ("cut", "restart") else n.mover
-            top = max(top, best(n.id, phase_after(kind)))
+            b = best(n.id, phase_after(kind))
+            top = max(top, b)
+            if per_node is not None:
+                per_node[n.id] = b
         return top
     finally:
         sys.setrecursionlimit(old)

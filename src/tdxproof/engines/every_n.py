@@ -29,6 +29,7 @@ from typing import Callable
 from tdxproof.engines.cutoff import EveryN, prove_every_n
 from tdxproof.engines.explicit import ModelErrorAt, verify_explicit
 from tdxproof.engines.lockgraph import check_every_path
+from tdxproof.engines.views import prove as prove_by_views
 from tdxproof.engines.trace import attach_traces
 from tdxproof.model import ir
 from tdxproof.model.lower import lower_policy
@@ -41,7 +42,8 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
                    memory_budget: int | None = None, progress: Callable | None = None,
                    timeout_s: float | None = None, prove: bool = True,
                    certificate_out: Callable[[EveryN], None] | None = None,
-                   say: Callable[[str], None] | None = None) -> RunResult:
+                   say: Callable[[str], None] | None = None,
+                   routes: tuple[str, ...] = ("views", "cutoff")) -> RunResult:
     """`progress(states, depth, seconds, rss)`: the searches' progress line;
     `say(message)`: the proof's (both for a terminal)."""
     found: dict[str, PropertyResult] = {}
@@ -84,14 +86,20 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
     stats: dict = {"every_n": True, "upto": last}
     proofs: dict[str, PropertyResult] = {}
     todo = [p for p in models[last].properties if p.name in held and p.name not in found]
-    if todo and prove:
+    if todo and prove and "views" in routes:
+        # one finite fixpoint of views (engines/views.py); what it proves is done
+        proofs.update(prove_by_views(models, todo, timeout_s=timeout_s, say=say or (lambda msg: None),
+                                     stats=stats))
+        todo = [p for p in todo if p.name not in proofs]
+    if todo and prove and "cutoff" in routes:
         # the every-path verdicts stand; their properties still join the learning
         # (its lemmas, and so what else it proves, as before they had those verdicts)
         todo = [p for p in models[last].properties if p in todo or p.name in found and found[p.name].cpus == 0
                 and found[p.name].verdict is Verdict.HOLDS_STATIC and found[p.name].reason]
-        proofs, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
+        more, cert = prove_every_n(path, models, todo, learn_at=min(max(upto, FIRST + 1), 3),
                                      max_states=max_states, timeout_s=timeout_s,
                                      say=say or (lambda msg: None), stats=stats)
+        proofs.update(more)
         if cert is not None and certificate_out is not None:
             certificate_out(cert)
     for name, (n, r) in held.items():

@@ -17,6 +17,8 @@ def verdict_words(r: PropertyResult) -> str:
         case Verdict.PROVED:
             # for this N, every depth; the lemmas re-checked on the plain encoding.
             # cpus 0: for every N, by a cutoff (engines/cutoff.py)
+            if r.cpus == 0 and r.proof and r.engine == "views":
+                return f"proved (every N >= 2: {r.reason})"
             if r.cpus == 0 and r.proof:
                 return f"proved (every N >= 2: {r.reason}, {r.proof.lemmas:,} lemma templates)"
             if r.proof and r.reason and r.reason.startswith(f"N={r.cpus}: one encoding"):
@@ -79,6 +81,15 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
                    "counterexample needs")
             lines.append(f"for every N: {st['templates']:,} lemma templates (\"for all CPUs c < d\") learned at "
                          f"N={st['learned_at']}, {how} ({parts}; docs/every-n.md)")
+        if "views_parts" in st:
+            closed = "views_why" not in st or "breaks every" in st["views_why"]
+            lines.append(f"for every N: the view fixpoint {'closed' if closed else 'stopped'} after "
+                         f"{st['views_items']:,} (named part, classes) stepped, {st['views_parts']:,} named parts, "
+                         f"{st['views']:,} views, {st['views_seconds']} s"
+                         + (f", re-checked in {st['views_recheck_seconds']} s" if 'views_recheck_seconds' in st
+                            else "") + " (docs/every-n.md, \"Views of one CPU\")")
+        if st.get("views_why") and not st.get("every_n_why"):
+            lines.append(f"for every N: views: {st['views_why']}")
         if st.get("every_n_why"):
             why = st["every_n_why"].removeprefix("no proof for every N: ")
             lines.append(f"for every N: {'the rest have ' if proved else ''}no proof, {why} (docs/every-n.md)")

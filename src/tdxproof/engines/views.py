@@ -187,7 +187,9 @@ class _Views:
         look = observe is not None and r <= self.w.prop
         if r > 1 + self.need_g(gkey) and not look:
             return []
-        n, s = self.build(gkey, sub)
+        # materialised at once: a property reads a class's copies alike (counting's
+        # fragment), so it is observed there too
+        n, s = self.build(gkey, sub, self.k)
         if look:
             observe(n, s)
         return self.successors(n, s, r, broken, prop_names, names)
@@ -213,15 +215,15 @@ class _Views:
             t = ab.at(len(keep)).canon.canonical(t)
         return len(keep), t
 
-    def successors(self, n: int, s: tuple, r: int, broken: Counted, prop_names: list[str],
+    def successors(self, n: int, m: tuple, r: int, broken: Counted, prop_names: list[str],
                    names: set[str]) -> list[tuple[tuple, set]]:
-        """The views of the successors of `s` (one CPU per class, n CPUs), each
-        class materialised as in counting: (named part, classes) per successor.
+        """The views of the successors of `m` (n CPUs, each class materialised as
+        in counting): (named part, classes) per successor.
         Counting's variants (a class had exactly the CPUs chosen) are not needed:
         their views are those of the successor with the copies kept, but for
         (g', -), which every named part of two CPUs or more has anyway."""
         ab = self.ab
-        mat, m, _ = ab.materialise(ab.at(n), s, self.k)
+        mat = ab.at(n)
         ctxs = m[1]
         out = []
         for ci in range(len(ctxs)):
@@ -247,10 +249,14 @@ class _Views:
                 out.append(hit)
         return out
 
-    def build(self, gkey: tuple[int, tuple], classes: tuple) -> tuple[int, tuple]:
-        """The counting state with named part `gkey` and one CPU of each class."""
+    def build(self, gkey: tuple[int, tuple], classes: tuple, copies: int = 1) -> tuple[int, tuple]:
+        """The counting state with named part `gkey` and one CPU of each class;
+        with `copies`, that state materialised (counting's `materialise`: each
+        class `copies` times), not reduced by symmetry."""
         ab = self.ab
         n1, (g, ctxs) = gkey
+        if copies > 1:
+            classes = tuple(sig for sig in classes for _ in range(copies))
         n2 = n1 + len(classes)
         at1, to = ab.at(n1), ab.at(n2)
         p1, p2 = at1.prog, to.prog
@@ -301,7 +307,7 @@ class _Views:
             if changed:
                 out[ci] = (tuple(frames),) + ctx[1:]
         s = to.succ.canonical((tuple(g2), tuple(out)))
-        return n2, to.canon.canonical(s)
+        return n2, to.canon.canonical(s) if copies == 1 else s
 
 
 def search(model: ir.Model, props: list[ir.Property], w: Width, *, max_items: int = MAX_ITEMS,

@@ -105,3 +105,19 @@ def test_a_step_with_two_witnesses_of_different_classes_is_stepped_with_both(tmp
         # with room for one witness only, the views would miss it
         narrow = views.search(m, _props(m), views.Width(0, 1, {}))
         assert narrow.complete and prop not in narrow.broken
+
+
+def test_cpus_any_proves_by_views_first_and_views_needs_cpus_any():
+    from click.testing import CliRunner
+
+    from tdxproof.cli import cli
+    r = CliRunner().invoke(cli, ["verify", LOOP, "--cpus", "any", "--engine", "views"])
+    assert r.exit_code == 3, r.output       # no-deadlock: unknown, below
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("  every-cpu-done "))
+    assert "proved (every N >= 2: views of one CPU, " in line, line
+    assert "the view fixpoint closed after" in r.output and "re-checked in" in r.output
+    # no-deadlock is not a views property: with views alone it stays unknown, never proved
+    dl = next(ln for ln in r.output.splitlines() if ln.startswith("  no-deadlock "))
+    assert "unknown" in dl, dl
+    r = CliRunner().invoke(cli, ["verify", LOOP, "--cpus", "3", "--engine", "views"])
+    assert r.exit_code == 2 and "use it with --cpus any" in r.output, r.output

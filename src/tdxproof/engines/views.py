@@ -55,6 +55,7 @@ from typing import Callable
 from tdxproof.engines import counting
 from tdxproof.engines.counting import Abstraction, Counted, _TooMany, choices
 from tdxproof.interp.state import RUN
+from tdxproof.interp.step import Blocked, deadlocked
 from tdxproof.interp.evaluate import compile_expr
 from tdxproof.interp.explore import StateEnv, no_cyclic_gc, rss_bytes
 from tdxproof.interp.program import ModelError
@@ -76,6 +77,9 @@ class Width:
     step: int                      # the most witnesses of one block (cutoff.fragment)
     prop: int                      # the most witnesses of a property's failure
     by_owner: dict = field(default_factory=dict)   # (automaton, function) -> witnesses of a block there
+    # no task waits on a condition whose falsity an unnamed CPU witnesses: a
+    # deadlock then shows at the named part alone (`search`)
+    deadlock: bool = False
 
     @property
     def k(self) -> int:
@@ -97,7 +101,7 @@ def width(model: ir.Model, other: ir.Model, props: list[ir.Property]) -> tuple[W
         return None, f"{span}: {why}" if span is not None else why
     wit = _UnnamedWitness(model, frag)
     actors, kthreads = flatten(model)
-    step, by_owner = 0, {}
+    step, by_owner, waits = 0, {}, 0
     for auto in actors + list(kthreads.values()):
         weight: dict[int, int] = {}
         for node in auto.nodes:
@@ -105,6 +109,7 @@ def width(model: ir.Model, other: ir.Model, props: list[ir.Property]) -> tuple[W
             if s is None:
                 weight[node.id] = 0
                 continue
+            waits = max(waits, cutoff._blocked_witnesses(node, s, wit) or 0)
             # a blocked step has no successor: what "cannot run yet" names is not needed
             w = cutoff._node_witnesses(node, s, wit, frag) - int(bool(node.blocking))
             # `any` of a CPU chooses one
@@ -117,7 +122,7 @@ def width(model: ir.Model, other: ir.Model, props: list[ir.Property]) -> tuple[W
             key = (auto.name, node.owner)
             by_owner[key] = max(by_owner.get(key, 0), per_node[node.id])
     prop = max([1] + [frag.prop_neg.get(p.name, 0) for p in props])
-    return Width(step, prop, by_owner), None
+    return Width(step, prop, by_owner, deadlock=frag.deadlock is not None or waits == 0), None
 
 
 def _unnamed_witness_class():
@@ -160,6 +165,8 @@ class _Views:
         self.codes = [c.name for c in prog.codes]
         self._need_g: dict[tuple, int] = {}
         self._seen: dict[tuple, tuple] = {}
+        self.deadlocks = tuple(p.name for p in model.properties if p.kind is ir.PropKind.DEADLOCK) \
+            if w.deadlock else ()
 
     def need(self, n: int, ci: int, ctx: tuple) -> int:
         """The most witnesses a block of context `ci` (of a state of n CPUs) needs
@@ -192,7 +199,12 @@ class _Views:
         n, s = self.build(gkey, sub, self.k)
         if look:
             observe(n, s)
-        return self.successors(n, s, r, broken, prop_names, names)
+        # a deadlock at any N is one of its restriction to the named part (no
+        # wait's falsity needs an unnamed CPU, Width.deadlock; the blocked tasks,
+        # whom they wait for and the finished ones are all named): every context
+        # steps at r <= 1
+        dead = tuple(p for p in self.deadlocks if p in names) if r <= 1 else ()
+        return self.successors(n, s, r, broken, prop_names, names, dead)
 
     def split(self, n: int, a: tuple) -> tuple[tuple[int, tuple], set]:
         """The named part of state `a` (of n CPUs) and the classes of its other CPUs."""
@@ -216,7 +228,7 @@ class _Views:
         return len(keep), t
 
     def successors(self, n: int, m: tuple, r: int, broken: Counted, prop_names: list[str],
-                   names: set[str]) -> list[tuple[tuple, set]]:
+                   names: set[str], deadlocks: tuple[str, ...] = ()) -> list[tuple[tuple, set]]:
         """The views of the successors of `m` (n CPUs, each class materialised as
         in counting): (named part, classes) per successor.
         Counting's variants (a class had exactly the CPUs chosen) are not needed:
@@ -226,12 +238,15 @@ class _Views:
         mat = ab.at(n)
         ctxs = m[1]
         out = []
+        blocked: dict[int, object] = {}
         for ci in range(len(ctxs)):
             ctx = ctxs[ci]
             if ctx[3] != RUN or not ctx[0] or r > 1 + self.need(mat.n, ci, ctx):
                 continue
             res = mat.succ.step(m, ci)
             if type(res) is not list:
+                if isinstance(res, Blocked):
+                    blocked[ci] = res.waits
                 continue
             for _, t, events, _ in res:
                 for ev in events or ():
@@ -247,6 +262,9 @@ class _Views:
                         self._seen.clear()
                     self._seen[t] = hit
                 out.append(hit)
+        if deadlocks and blocked and deadlocked(m, blocked):
+            for p in deadlocks:
+                broken.broken.setdefault(p, f"a state built from the views, with {mat.n} CPUs, deadlocks")
         return out
 
     def build(self, gkey: tuple[int, tuple], classes: tuple, copies: int = 1) -> tuple[int, tuple]:
@@ -479,8 +497,8 @@ def prove(models, props: list[ir.Property], *, timeout_s: float | None, say: Cal
           stats: dict, learn_at: int = 3) -> dict[str, PropertyResult]:
     """The properties (invariants and step events; not deadlock) the view
     fixpoint proves for every N >= 2, with its certificate re-checked."""
-    props = [p for p in props if p.kind is ir.PropKind.INVARIANT or (p.fires_in_steps and
-                                                                      p.kind not in ir.STATIC_KINDS)]
+    props = [p for p in props if p.kind in (ir.PropKind.INVARIANT, ir.PropKind.DEADLOCK) or
+             (p.fires_in_steps and p.kind not in ir.STATIC_KINDS)]
     if not props:
         return {}
     m, other = models[learn_at], models[counting.FIRST]
@@ -488,6 +506,9 @@ def prove(models, props: list[ir.Property], *, timeout_s: float | None, say: Cal
     if w is None:
         stats["views_why"] = why
         return {}
+    if not w.deadlock:
+        # left to the cutoff route, with its reason
+        props = [p for p in props if p.kind is not ir.PropKind.DEADLOCK]
     budget = BUDGET_S if timeout_s is None else min(BUDGET_S, timeout_s)
 
     def progress(head, queued, parts, nviews, seconds, rss) -> None:

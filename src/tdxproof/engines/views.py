@@ -132,8 +132,10 @@ def _unnamed_witness_class():
         """Witnesses among the CPUs nothing names: a lock's holder is a task that
         holds something, so its CPU is named already (`holders(L) != 0` needs none)."""
 
-        def _holders(self, e):
-            return None if super()._holders(e) is None else False
+        def __call__(self, e, positive, under_forall=frozenset()):
+            if isinstance(e, ir.Binary) and super()._holders(e) is not None:
+                return 0
+            return super().__call__(e, positive, under_forall)
 
     return _Unnamed
 

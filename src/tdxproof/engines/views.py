@@ -492,7 +492,7 @@ def recheck(model: ir.Model, props: list[ir.Property], w: Width, table: dict[tup
     return None
 
 
-BUDGET_S = 600.0     # --cpus any: the fixpoint's share of the run, then the other routes
+BUDGET_S = 600.0     # --cpus any without --timeout: the fixpoint's share of the run, then the other routes
 
 
 def prove(models, props: list[ir.Property], *, timeout_s: float | None, say: Callable[[str], None],
@@ -511,7 +511,7 @@ def prove(models, props: list[ir.Property], *, timeout_s: float | None, say: Cal
     if not w.deadlock:
         # left to the cutoff route, with its reason
         props = [p for p in props if p.kind is not ir.PropKind.DEADLOCK]
-    budget = BUDGET_S if timeout_s is None else min(BUDGET_S, timeout_s)
+    budget = BUDGET_S if timeout_s is None else timeout_s     # --timeout gives the fixpoint more time
 
     def progress(head, queued, parts, nviews, seconds, rss) -> None:
         say(f"every N: views: {head:,} of {queued:,} items stepped, {parts:,} named parts, {nviews:,} views, "

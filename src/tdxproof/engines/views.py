@@ -64,7 +64,7 @@ from tdxproof.diagnostics import InternalError
 from tdxproof.model import ir
 from tdxproof.results import Proof, PropertyResult, Verdict
 
-MAX_ITEMS = 5_000_000
+MAX_ITEMS = 50_000_000
 
 
 class Unsupported(Exception):

@@ -578,36 +578,45 @@ def ab_n(ab: Abstraction, a: tuple) -> int:
     raise AssertionError("an abstract state of no known N")
 
 
-def successors(ab: Abstraction, at: _At, a: tuple, k: int, out: Counted, prop_names: list[str],
-               names: set[str], deadlocks: list,
-               only: Callable[[int, int, tuple], bool] | None = None) -> list[tuple[int, tuple]]:
-    """The abstract successors of `a`; what they break goes to `out.broken`.
-    `only(n, ci, ctx)`: which contexts of the materialised state (of n CPUs) step
-    (engines/views.py; not with `deadlocks`, which needs every context's)."""
-    mat, m, copies = ab.materialise(at, a, k)
+def stepped(mat: _At, m: tuple, broken: dict[str, str], prop_names: list[str], names: set[str], where: str,
+            skip: Callable[[int, tuple], bool] | None = None) -> tuple[list[tuple], dict[int, Any]]:
+    """Every running context's block from `m` (a state of `mat`): the successor
+    states, and the blocked contexts' wait sets. A check of `names` a step
+    fails goes to `broken` ("a step of {where} with n CPUs breaks it");
+    `skip(ci, ctx)`: contexts not to step (engines/views.py)."""
     ctxs = m[1]
     blocked: dict[int, Any] = {}
-    res_keys: list[tuple[int, tuple]] = []
+    succs: list[tuple] = []
     for ci in range(len(ctxs)):
-        if ctxs[ci][3] != RUN or not ctxs[ci][0]:
-            continue
-        if only is not None and not only(mat.n, ci, ctxs[ci]):
+        ctx = ctxs[ci]
+        if ctx[3] != RUN or not ctx[0] or (skip is not None and skip(ci, ctx)):
             continue
         res = mat.succ.step(m, ci)
         if type(res) is not list:
             if isinstance(res, Blocked):
                 blocked[ci] = res.waits
             continue
-        for choice, t, events, _ in res:
+        for _, t, events, _ in res:
             for ev in events or ():
                 name = prop_names[ev]
-                if name in names and name not in out.broken:
-                    out.broken[name] = f"a step of the abstraction with {mat.n} CPUs breaks it"
-            named = ab.named(mat, t)
-            sigs = ab.sigs(mat, t, [c for c in range(1, mat.n) if c not in named])
-            for drop in _variants(named, sigs, copies):
-                a2 = ab.abstract(mat, t, drop, named, sigs)
-                res_keys.append((ab_n(ab, a2), a2))
+                if name in names and name not in broken:
+                    broken[name] = f"a step of {where} with {mat.n} CPUs breaks it"
+            succs.append(t)
+    return succs, blocked
+
+
+def successors(ab: Abstraction, at: _At, a: tuple, k: int, out: Counted, prop_names: list[str],
+               names: set[str], deadlocks: list) -> list[tuple[int, tuple]]:
+    """The abstract successors of `a`; what they break goes to `out.broken`."""
+    mat, m, copies = ab.materialise(at, a, k)
+    succs, blocked = stepped(mat, m, out.broken, prop_names, names, "the abstraction")
+    res_keys: list[tuple[int, tuple]] = []
+    for t in succs:
+        named = ab.named(mat, t)
+        sigs = ab.sigs(mat, t, [c for c in range(1, mat.n) if c not in named])
+        for drop in _variants(named, sigs, copies):
+            a2 = ab.abstract(mat, t, drop, named, sigs)
+            res_keys.append((ab_n(ab, a2), a2))
     if blocked and deadlocks:
         if deadlocked(m, blocked):
             for p in deadlocks:

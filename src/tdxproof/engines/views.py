@@ -55,7 +55,7 @@ from typing import Callable
 from tdxproof.engines import counting
 from tdxproof.engines.counting import Abstraction, Counted, _TooMany, choices
 from tdxproof.interp.state import RUN
-from tdxproof.interp.step import Blocked, deadlocked
+from tdxproof.interp.step import deadlocked
 from tdxproof.interp.evaluate import compile_expr
 from tdxproof.interp.explore import StateEnv, no_cyclic_gc, rss_bytes
 from tdxproof.interp.program import ModelError
@@ -238,32 +238,20 @@ class _Views:
         (g', -), which every named part of two CPUs or more has anyway."""
         ab = self.ab
         mat = ab.at(n)
-        ctxs = m[1]
+        succs, blocked = counting.stepped(mat, m, broken.broken, prop_names, names,
+                                          "a state built from the views,",
+                                          lambda ci, ctx: r > 1 + self.need(mat.n, ci, ctx))
         out = []
-        blocked: dict[int, object] = {}
-        for ci in range(len(ctxs)):
-            ctx = ctxs[ci]
-            if ctx[3] != RUN or not ctx[0] or r > 1 + self.need(mat.n, ci, ctx):
-                continue
-            res = mat.succ.step(m, ci)
-            if type(res) is not list:
-                if isinstance(res, Blocked):
-                    blocked[ci] = res.waits
-                continue
-            for _, t, events, _ in res:
-                for ev in events or ():
-                    name = prop_names[ev]
-                    if name in names and name not in broken.broken:
-                        broken.broken[name] = f"a step of a state built from the views, with {mat.n} CPUs, breaks it"
-                hit = self._seen.get(t)
-                if hit is None:
-                    named = ab.named(mat, t)
-                    sigs = ab.sigs(mat, t, [c for c in range(1, mat.n) if c not in named])
-                    hit = (self._gkey(mat, t, named), set(sigs.values()))
-                    if len(self._seen) > 200_000:      # a bounded memo: successors repeat nearby
-                        self._seen.clear()
-                    self._seen[t] = hit
-                out.append(hit)
+        for t in succs:
+            hit = self._seen.get(t)
+            if hit is None:
+                named = ab.named(mat, t)
+                sigs = ab.sigs(mat, t, [c for c in range(1, mat.n) if c not in named])
+                hit = (self._gkey(mat, t, named), set(sigs.values()))
+                if len(self._seen) > 200_000:      # a bounded memo: successors repeat nearby
+                    self._seen.clear()
+                self._seen[t] = hit
+            out.append(hit)
         if deadlocks and blocked and deadlocked(m, blocked):
             for p in deadlocks:
                 broken.broken.setdefault(p, f"a state built from the views, with {mat.n} CPUs, deadlocks")

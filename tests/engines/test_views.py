@@ -144,3 +144,17 @@ def test_a_deadlock_is_broken_in_the_views_and_a_clean_model_is_not(tmp_path):
     w, out = _search(m, m2, dead)
     assert out.complete and not out.broken
     assert views.recheck(m, dead, w, out.table) is None
+
+
+def test_a_counter_of_cpus_is_unknown_with_the_views_reason_never_proved(tmp_path):
+    # holds at N = 2, 3 and fails at 4: the views meet the counter's overflow
+    from click.testing import CliRunner
+
+    from tdxproof.cli import cli
+    path = tmp_path / "count.tdx"
+    path.write_text('import "locks.tdx";\ncpus 3;\n    var seen: int[0..3] = 0;\n'
+                    '    actor walk { for cpu k where k != 0 { seen = seen + 1; } }\n    invariant few: seen <= 2;\n')
+    r = CliRunner().invoke(cli, ["verify", str(path), "--cpus", "any", "--engine", "views", "--property", "few"])
+    assert r.exit_code == 3 and "proved" not in r.output, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("  few "))
+    assert "no proof for every N: the view fixpoint did not close" in line and "outside int[0..3]" in line, line

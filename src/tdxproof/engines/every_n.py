@@ -91,6 +91,11 @@ def verify_every_n(path: str, upto: int, *, properties: set[str] | None = None, 
         proofs.update(prove_by_views(models, todo, timeout_s=timeout_s, say=say or (lambda msg: None),
                                      stats=stats))
         todo = [p for p in todo if p.name not in proofs]
+        if "cutoff" not in routes:
+            why = stats.get("views_why") or "the view fixpoint does not take this property"
+            for p in todo:
+                proofs[p.name] = PropertyResult(p.name, p.kind.value, Verdict.UNKNOWN, "views", 0,
+                                                reason=f"no proof for every N: {why}")
     if todo and prove and "cutoff" in routes:
         # the every-path verdicts stand; their properties still join the learning
         # (its lemmas, and so what else it proves, as before they had those verdicts)

@@ -87,9 +87,10 @@ def render_summary(run: RunResult, *, engine_note: str = "") -> str:
                          f"{st['views_items']:,} (named part, classes) stepped, {st['views_parts']:,} named parts, "
                          f"{st['views']:,} views, {st['views_seconds']} s"
                          + (f", re-checked in {st['views_recheck_seconds']} s" if 'views_recheck_seconds' in st
-                            else "") + " (docs/every-n.md, \"Views of one CPU\")")
-        if st.get("views_why") and not st.get("every_n_why"):
-            lines.append(f"for every N: views: {st['views_why']}")
+                            else "") + (f": {st['views_why'].removeprefix('the view fixpoint did not close: ')}"
+                                        if not closed else "") + " (docs/every-n.md, \"Views of one CPU\")")
+        elif st.get("views_why"):
+            lines.append(f"for every N: no view fixpoint, {st['views_why']}")
         if st.get("every_n_why"):
             why = st["every_n_why"].removeprefix("no proof for every N: ")
             lines.append(f"for every N: {'the rest have ' if proved else ''}no proof, {why} (docs/every-n.md)")

@@ -52,7 +52,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tdxproof.engines import counting
+from tdxproof.encode.flatten import flatten
+from tdxproof.engines import counting, cutoff
 from tdxproof.engines.counting import Abstraction, Counted, _TooMany, choices
 from tdxproof.interp.state import RUN
 from tdxproof.interp.step import deadlocked
@@ -62,6 +63,7 @@ from tdxproof.interp.program import ModelError
 from tdxproof.interp.symmetry import OrderSeen
 from tdxproof.diagnostics import InternalError
 from tdxproof.model import ir
+from tdxproof.model.wellformed import sub_exprs, walk_exprs
 from tdxproof.results import Proof, PropertyResult, Verdict
 
 MAX_ITEMS = 50_000_000
@@ -88,10 +90,6 @@ class Width:
 
 def width(model: ir.Model, other: ir.Model, props: list[ir.Property]) -> tuple[Width | None, str | None]:
     """The widths of the fixpoint's items; or why views do not apply."""
-    from tdxproof.engines import cutoff
-    from tdxproof.encode.flatten import flatten
-    from tdxproof.model.wellformed import sub_exprs, walk_exprs
-
     why = counting.fragment(model, other)
     if why is not None:
         return None, why
@@ -125,23 +123,15 @@ def width(model: ir.Model, other: ir.Model, props: list[ir.Property]) -> tuple[W
     return Width(step, prop, by_owner, deadlock=frag.deadlock is not None or waits == 0), None
 
 
-def _unnamed_witness_class():
-    from tdxproof.engines.cutoff import _Witness
+class _UnnamedWitness(cutoff._Witness):
+    """Witnesses among the CPUs nothing names: a lock's holder is a task that
+    holds something, so its CPU is named already (`holders(L)` needs none, in
+    either polarity)."""
 
-    class _Unnamed(_Witness):
-        """Witnesses among the CPUs nothing names: a lock's holder is a task that
-        holds something, so its CPU is named already (`holders(L) != 0` needs none)."""
-
-        def __call__(self, e, positive, under_forall=frozenset()):
-            if isinstance(e, ir.Binary) and super()._holders(e) is not None:
-                return 0
-            return super().__call__(e, positive, under_forall)
-
-    return _Unnamed
-
-
-def _UnnamedWitness(model, frag):
-    return _unnamed_witness_class()(model, frag)
+    def __call__(self, e, positive, under_forall=frozenset()):
+        if isinstance(e, ir.Binary) and self._holders(e) is not None:
+            return 0
+        return super().__call__(e, positive, under_forall)
 
 
 @dataclass

@@ -15,9 +15,13 @@ abstraction", VMCAI 2016, with the restriction argument of docs/every-n.md):
 for each g and each set S of at most K of its classes (non-empty when g names
 the boot CPU alone: N >= 2), the counting state (g, S) -- every class of S
 present, in any number -- is stepped by counting's own step, and the views of
-its successors are added. K = 1 + the most witnesses one block needs
-(cutoff.fragment: the CPUs it chooses, the witnesses of its conditions), at
-least the witnesses of a property's failure.
+its successors are added. K = 1 + the most witnesses among the unnamed CPUs
+one block needs (`width`: the cutoff route's walk of the CPUs it chooses and
+the witnesses of its conditions, a lock's holder counted as named and a
+blocked step as needing none), at least the witnesses of a property's
+failure; a context steps in (g, S) only if a block that starts in its current
+function may need |S| - 1. `no-deadlock` is checked at every item of at most
+one class when no wait needs an unnamed CPU (docs/every-n.md).
 
 Why this covers every N. Claim: for every reachable state s of any N, every
 view of s is in the fixpoint. A step s -> s' at N has at most K - 1 witnesses

@@ -70,9 +70,6 @@ class Fragment:
     prop_pos: dict[str, int] = field(default_factory=dict)   # a property assumed: its ∃ witnesses
     prop_neg: dict[str, int] = field(default_factory=dict)   # a property broken: its witnesses
     per_cpu_tasks: bool = False
-    # (automaton, function or "actor NAME") -> the most witnesses a block that
-    # starts in that function's code needs (engines/views.py steps by it)
-    by_owner: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def say(self, span, why: str) -> None:
         if all(w != why for _, w in self.problems):
@@ -329,11 +326,7 @@ def fragment(model: ir.Model, other: ir.Model) -> Fragment:
                 if auto.kind == "kthread" and blocked > 0:
                     frag.deadlock = None      # ∀ per-CPU tasks ∃ a holder: no small model
                 worst_block = max(worst_block, blocked)
-        per_node: dict[int, int] = {}
-        frag.step = max(frag.step, _heaviest_block(auto, weight, per_node))
-        for node in auto.nodes:
-            key = (auto.name, node.owner)
-            frag.by_owner[key] = max(frag.by_owner.get(key, 0), per_node[node.id])
+        frag.step = max(frag.step, _heaviest_block(auto, weight))
         if auto.kind != "kthread":
             dead_global += worst_block       # what its blocked condition names
     if frag.deadlock is not None:

@@ -239,9 +239,7 @@ class _Views:
         for t in succs:
             hit = self._seen.get(t)
             if hit is None:
-                named = ab.named(mat, t)
-                sigs = ab.sigs(mat, t, [c for c in range(1, mat.n) if c not in named])
-                hit = (self._gkey(mat, t, named), set(sigs.values()))
+                hit = self.split(mat.n, t)
                 if len(self._seen) > 200_000:      # a bounded memo: successors repeat nearby
                     self._seen.clear()
                 self._seen[t] = hit
